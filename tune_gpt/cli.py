@@ -1,0 +1,240 @@
+"""The `tune-gpt` command: parses arguments and calls library functions, nothing more.
+
+    tune-gpt search search_spaces/beginner.yaml          # the main job
+    tune-gpt validate search_spaces/beginner.yaml        # check a space, run nothing
+    tune-gpt train --batch_size=16 --max_iters=1000      # one run, nanoGPT-style overrides
+    tune-gpt estimate --n_layer=6 --n_embd=384 --block_size=256 --batch_size=64
+    tune-gpt sample out/ckpt.pt
+    tune-gpt report NAME                                 # re-write a search's report
+    tune-gpt ui                                          # MLflow UI on the search store
+
+Heavy libraries (torch, ray, mlflow) are imported inside the commands that need them, so
+`--help` and `validate` start instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from tune_gpt.errors import UserError
+
+
+def _knob_help() -> str:
+    from tune_gpt.config import KNOBS, TrainConfig, field_doc
+
+    defaults = TrainConfig()
+    lines = ["knobs (--key=value, nanoGPT's names):"]
+    for k in KNOBS:
+        lines.append(f"  --{k}={getattr(defaults, k)!s:<18} {field_doc(k)}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tune-gpt",
+        description="Tune small GPT training runs: Ray Tune + Optuna + ASHA, tracked in MLflow, "
+                    "summarised as tuning-strategy reports.")
+    from tune_gpt import __version__
+    p.add_argument("--version", action="version", version=f"tune-gpt {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    # --- search
+    s = sub.add_parser("search", help="run a hyperparameter search from a search-space YAML",
+                       description="Run a Ray Tune search (Optuna sampler, ASHA early stopping) "
+                                   "logged to MLflow, then write a tuning report.")
+    s.add_argument("space", help="search-space YAML (see search_spaces/)")
+    _add_search_flags(s)
+    s.add_argument("--resume", action="store_true",
+                   help="continue the interrupted search of the same name")
+
+    r = sub.add_parser("resume", help="continue an interrupted search by name")
+    r.add_argument("name", help="search name (a folder under the storage path)")
+    r.add_argument("--storage-path", default=None, help="where searches are kept (default ./runs)")
+    r.add_argument("--address", default=None, help="Ray cluster address")
+
+    v = sub.add_parser("validate", help="check a search-space YAML without running anything")
+    v.add_argument("space")
+    v.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a YAML key (dotted, e.g. budget.num_samples=4)")
+    v.add_argument("--profile", default=None, help="force a profile (cpu | gpu) instead of auto")
+
+    # --- single runs
+    t = sub.add_parser("train", help="one training run (nanoGPT-style --key=value overrides)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=_knob_help() if "train" in sys.argv[1:3] else None)
+    t.add_argument("config", nargs="?", help="optional YAML of knobs")
+    t.add_argument("--data", default=None, help="text file to train on (overrides dataset)")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt.pt")
+
+    e = sub.add_parser("estimate", help="parameters, tokens/iter, FLOPs and memory without training",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=_knob_help() if "estimate" in sys.argv[1:3] else None)
+    e.add_argument("config", nargs="?", help="optional YAML of knobs")
+    e.add_argument("--data", default=None, help="text file (its vocabulary size is used)")
+
+    g = sub.add_parser("sample", help="generate text from a trained checkpoint")
+    g.add_argument("checkpoint", help="ckpt.pt written by `tune-gpt train`")
+    g.add_argument("--start", default="\n", help="prompt text")
+    g.add_argument("--num-samples", type=int, default=1)
+    g.add_argument("--max-new-tokens", type=int, default=500)
+    g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--top-k", type=int, default=200)
+    g.add_argument("--seed", type=int, default=1337)
+    g.add_argument("--device", default="auto")
+
+    # --- results
+    rp = sub.add_parser("report", help="write the tuning report of a finished search")
+    rp.add_argument("search", help="search name, its storage folder, or an MLflow parent run id")
+    rp.add_argument("--storage-path", default=None)
+    rp.add_argument("--tracking-uri", default=None)
+    rp.add_argument("--lang", choices=("en", "zh"), default="en")
+    rp.add_argument("--out", default=None, help="report folder (default reports/<name>)")
+
+    u = sub.add_parser("ui", help="open the MLflow UI on the searches' tracking store")
+    u.add_argument("--tracking-uri", default=None)
+    u.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    u.add_argument("--port", type=int, default=5000)
+    u.add_argument("--serve", action="store_true",
+                   help="run a tracking server that trials on other nodes can log to")
+    return p
+
+
+def _add_search_flags(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--num-samples", type=int, default=None, help="trials to run")
+    s.add_argument("--max-iters", type=int, default=None, help="cap each trial's iterations")
+    s.add_argument("--data", default=None, help="text file or dataset name to train on")
+    s.add_argument("--name", default=None, help="search name (default: the space's name + time)")
+    s.add_argument("--seed", type=int, default=None, help="sampler and training seed")
+    s.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: sqlite store under the storage path)")
+    s.add_argument("--storage-path", default=None, help="where searches are kept (default ./runs)")
+    s.add_argument("--address", default=None, help="existing Ray cluster (default: local Ray)")
+    s.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a YAML key (dotted, e.g. budget.num_samples=4)")
+    s.add_argument("--profile", default=None, help="force a profile (cpu | gpu) instead of auto")
+    s.add_argument("--lang", choices=("en", "zh"), default="en", help="report language")
+    s.add_argument("--no-report", action="store_true", help="skip writing the report")
+
+
+# ----------------------------------------------------------------------------- commands
+
+def _cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from tune_gpt.config import load_train_config
+    from tune_gpt.train import train
+
+    values = {"dataset": args.data} if args.data else {}
+    cfg = load_train_config(args.config, extra, **values)
+    result = train(cfg, threads=args.threads, resume=args.resume, log=print, save=True)
+    print(result.summary())
+    return 0
+
+
+def _cmd_estimate(args: argparse.Namespace, extra: list[str]) -> int:
+    from tune_gpt.config import load_train_config
+    from tune_gpt.estimate import estimate_for_config
+
+    values = {"dataset": args.data} if args.data else {}
+    cfg = load_train_config(args.config, extra, **values)
+    print(estimate_for_config(cfg).format())
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from tune_gpt.sample import generate
+
+    for i, text in enumerate(generate(args.checkpoint, start=args.start,
+                                      num_samples=args.num_samples,
+                                      max_new_tokens=args.max_new_tokens,
+                                      temperature=args.temperature, top_k=args.top_k,
+                                      seed=args.seed, device=args.device)):
+        if i:
+            print("-" * 40)
+        print(text)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from tune_gpt.space import describe, load_space
+
+    space = load_space(args.space, sets=args.sets, profile=args.profile)
+    print(describe(space))
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from tune_gpt.search import SearchOptions, run_search
+
+    opts = SearchOptions(space=args.space, num_samples=args.num_samples, max_iters=args.max_iters,
+                         data=args.data, name=args.name, seed=args.seed,
+                         tracking_uri=args.tracking_uri, storage_path=args.storage_path,
+                         address=args.address, resume=args.resume, sets=args.sets,
+                         profile=args.profile, lang=args.lang, report=not args.no_report)
+    run_search(opts)
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from tune_gpt.search import resume_search
+
+    resume_search(args.name, storage_path=args.storage_path, address=args.address)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from tune_gpt.report import write_report_for
+
+    path = write_report_for(args.search, storage_path=args.storage_path,
+                            tracking_uri=args.tracking_uri, lang=args.lang, out=args.out)
+    print(f"report: {path}")
+    return 0
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from tune_gpt.tracking import run_ui
+
+    return run_ui(tracking_uri=args.tracking_uri, host=args.host, port=args.port,
+                  serve=args.serve)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # train/estimate take nanoGPT-style --key=value knobs that argparse does not know.
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if extra and args.command not in ("train", "estimate"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        if args.command == "train":
+            return _cmd_train(args, extra)
+        if args.command == "estimate":
+            return _cmd_estimate(args, extra)
+        if args.command == "sample":
+            return _cmd_sample(args)
+        if args.command == "validate":
+            return _cmd_validate(args)
+        if args.command == "search":
+            return _cmd_search(args)
+        if args.command == "resume":
+            return _cmd_resume(args)
+        if args.command == "report":
+            return _cmd_report(args)
+        if args.command == "ui":
+            return _cmd_ui(args)
+    except UserError as e:
+        print(f"tune-gpt {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tune-gpt {args.command}: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

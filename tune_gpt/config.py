@@ -1,0 +1,292 @@
+"""Training configuration: one typed dataclass with nanoGPT's knob names.
+
+A config comes from defaults, then an optional YAML file (keys map 1:1 onto the fields),
+then `--key=value` overrides in nanoGPT's style. Every value is type-checked and every
+rule is checked in `validate`, whose messages name the key the user wrote.
+
+    cfg = load_train_config("my.yaml", ["--batch_size=16", "--max_iters=1000"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from tune_gpt.errors import UserError, closest
+
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of one GPT training run. Defaults: nanoGPT's CPU recipe for shakespeare_char."""
+
+    # --- data ---
+    dataset: str = "shakespeare_char"
+    """Named dataset (shakespeare_char) or the path of any UTF-8 text file (char-level)."""
+    out_dir: str = "out"
+    """Where `tune-gpt train` writes its checkpoint (ckpt.pt)."""
+
+    # --- batch ---
+    batch_size: int = 12
+    """Sequences per micro-batch. Memory grows linearly with it."""
+    block_size: int = 64
+    """Context length in tokens. Attention cost grows with its square."""
+    gradient_accumulation_steps: int = 1
+    """Micro-batches summed before each optimizer step: same tokens/iter, less memory."""
+
+    # --- model ---
+    n_layer: int = 4
+    """Transformer blocks."""
+    n_head: int = 4
+    """Attention heads per block; n_embd must be divisible by it."""
+    n_embd: int = 128
+    """Embedding width (the model's hidden size)."""
+    dropout: float = 0.0
+    """Dropout probability in attention, MLP and embeddings (0 for pretraining speed)."""
+    bias: bool = False
+    """Biases in Linear and LayerNorm layers (False is slightly better and faster)."""
+
+    # --- optimizer (AdamW) ---
+    learning_rate: float = 1e-3
+    """Peak learning rate, reached after warmup."""
+    weight_decay: float = 0.1
+    """AdamW weight decay, applied to 2-D weights only (not biases, norms)."""
+    beta1: float = 0.9
+    """AdamW beta1."""
+    beta2: float = 0.99
+    """AdamW beta2 (0.99 suits small token counts per iteration)."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value; 0 disables clipping."""
+
+    # --- learning-rate schedule ---
+    warmup_iters: int = 100
+    """Linear warmup from 0 to learning_rate over this many iterations."""
+    decay_lr: bool = True
+    """Cosine-decay the learning rate from learning_rate to min_lr after warmup."""
+    lr_decay_iters: int = 2000
+    """Iteration where the cosine decay reaches min_lr (usually = max_iters)."""
+    min_lr: float = 1e-4
+    """Floor of the learning rate (usually learning_rate / 10)."""
+
+    # --- run length and evaluation ---
+    max_iters: int = 2000
+    """Optimizer steps to train."""
+    eval_interval: int = 250
+    """Evaluate train/val loss every this many iterations (and at the end)."""
+    eval_iters: int = 20
+    """Batches averaged per loss estimate at each evaluation."""
+    log_interval: int = 10
+    """Print a training-loss line every this many iterations."""
+
+    # --- system ---
+    dtype: str = "float32"
+    """float32 | bfloat16 | float16 (float16 uses a gradient scaler). Autocast on GPU."""
+    compile: bool = False
+    """torch.compile the model (faster on GPU; costs ~20 s of compile time first)."""
+    device: str = "auto"
+    """auto | cpu | cuda (auto picks CUDA when present)."""
+    seed: int = 1337
+    """Seed for model init and batch sampling."""
+
+    def tokens_per_iter(self) -> int:
+        """Tokens consumed by one optimizer step."""
+        return self.batch_size * self.block_size * self.gradient_accumulation_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _field_types() -> dict[str, type]:
+    # Annotations are strings under `from __future__ import annotations`; map them once.
+    names = {"int": int, "float": float, "bool": bool, "str": str}
+    return {f.name: names[str(f.type)] for f in fields(TrainConfig)}
+
+
+FIELD_TYPES = _field_types()
+KNOBS = tuple(FIELD_TYPES)
+
+
+def field_doc(name: str) -> str:
+    """The doc line written under a field (used for --help and the README)."""
+    import inspect
+
+    src = inspect.getsource(TrainConfig)
+    marker = f"    {name}:"
+    i = src.find(marker)
+    j = src.find('"""', i)
+    k = src.find('"""', j + 3)
+    return src[j + 3:k].strip() if i >= 0 and j >= 0 else ""
+
+
+# ----------------------------------------------------------------------------- parsing
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def coerce(key: str, value: Any, where: str = "") -> Any:
+    """Type-check one knob's value, converting the obvious cases (an int for a float,
+    '1e-3' from the command line). Raises UserError naming the key."""
+    if key not in FIELD_TYPES:
+        raise UserError(f"{where}unknown key '{key}'{closest(key, KNOBS)}; valid keys: "
+                        f"see `tune-gpt train --help`")
+    want = FIELD_TYPES[key]
+    bad = UserError(f"{where}'{key}' must be {_type_name(want)}, got {value!r}")
+    if isinstance(value, str) and want is not str:
+        text = value.strip().lower()
+        if want is bool:
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise bad
+        try:
+            number = float(text.replace("_", ""))
+        except ValueError:
+            raise bad from None
+        value = number
+    if want is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if want is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, int):
+            return value
+        raise bad
+    if want is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if not isinstance(value, str):
+        raise bad
+    return value
+
+
+def _type_name(t: type) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[t]
+
+
+def parse_overrides(args: Iterable[str]) -> dict[str, Any]:
+    """['--batch_size=16', '--compile=false'] -> {'batch_size': 16, 'compile': False}.
+
+    Values are parsed as literals of the field's type; nothing is evaluated."""
+    out: dict[str, Any] = {}
+    for arg in args:
+        if not arg.startswith("--") or "=" not in arg:
+            raise UserError(f"override '{arg}' must look like --key=value (e.g. --batch_size=16)")
+        key, _, value = arg[2:].partition("=")
+        out[key] = coerce(key, value, where="command line: ")
+    return out
+
+
+def from_mapping(values: Mapping[str, Any], where: str = "") -> TrainConfig:
+    """Build a validated TrainConfig from a mapping of knob -> value."""
+    clean = {k: coerce(str(k), v, where) for k, v in values.items()}
+    cfg = TrainConfig(**clean)
+    validate(cfg, where)
+    return cfg
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """Safe-load a YAML file that must hold a mapping; errors name the file and line."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: file not found; check the path")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{p}: not UTF-8 text; save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{p}:{line}: malformed YAML ({problem}); fix the syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{p}: top level must be a mapping of key: value, got {type(data).__name__}")
+    return data
+
+
+def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = (),
+                      **values: Any) -> TrainConfig:
+    """Defaults <- YAML file <- keyword values <- `--key=value` overrides, then validate."""
+    merged: dict[str, Any] = {}
+    if path is not None:
+        merged.update({k: coerce(str(k), v, f"{path}: ") for k, v in read_yaml_mapping(path).items()})
+    merged.update(values)
+    merged.update(parse_overrides(overrides))
+    return from_mapping(merged, f"{path}: " if path else "")
+
+
+# ----------------------------------------------------------------------------- validation
+
+def validate(cfg: TrainConfig, where: str = "") -> None:
+    """Check every rule; the message names the key and says how to fix it."""
+
+    def fail(msg: str) -> None:
+        raise UserError(where + msg)
+
+    for key in ("batch_size", "block_size", "gradient_accumulation_steps", "n_layer", "n_head",
+                "n_embd", "max_iters", "eval_interval", "eval_iters", "log_interval"):
+        if getattr(cfg, key) < 1:
+            fail(f"'{key}' must be a positive integer, got {getattr(cfg, key)}")
+    for key in ("warmup_iters", "lr_decay_iters"):
+        if getattr(cfg, key) < 0:
+            fail(f"'{key}' must be >= 0, got {getattr(cfg, key)}")
+    if cfg.n_embd % cfg.n_head:
+        fail(f"'n_embd' ({cfg.n_embd}) must be divisible by 'n_head' ({cfg.n_head}); "
+             f"e.g. n_embd={cfg.n_head * max(1, round(cfg.n_embd / cfg.n_head))}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        fail(f"'dropout' must be in [0, 1), got {cfg.dropout}")
+    for key in ("learning_rate", "min_lr", "weight_decay", "grad_clip"):
+        v = getattr(cfg, key)
+        if not math.isfinite(v) or v < 0:
+            fail(f"'{key}' must be a finite number >= 0, got {v}")
+    if cfg.learning_rate <= 0:
+        fail(f"'learning_rate' must be > 0, got {cfg.learning_rate}")
+    if cfg.min_lr > cfg.learning_rate:
+        fail(f"'min_lr' ({cfg.min_lr}) must not exceed 'learning_rate' ({cfg.learning_rate})")
+    for key in ("beta1", "beta2"):
+        if not 0.0 <= getattr(cfg, key) < 1.0:
+            fail(f"'{key}' must be in [0, 1), got {getattr(cfg, key)}")
+    if cfg.decay_lr and cfg.lr_decay_iters < cfg.warmup_iters:
+        fail(f"'lr_decay_iters' ({cfg.lr_decay_iters}) must be >= 'warmup_iters' "
+             f"({cfg.warmup_iters}); usually lr_decay_iters = max_iters")
+    if cfg.dtype not in DTYPES:
+        fail(f"'dtype' must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
+    if cfg.device not in DEVICES:
+        fail(f"'device' must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    if not cfg.dataset:
+        fail("'dataset' must name a dataset (shakespeare_char) or a text file")
+
+
+def validate_for_device(cfg: TrainConfig, device: str) -> None:
+    """Rules that depend on the hardware actually picked (called by the loop)."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("'device' is cuda but no CUDA GPU is visible; use device=auto or cpu")
+    if device == "cpu" and cfg.dtype == "float16":
+        raise UserError("'dtype' float16 is not supported for CPU training; "
+                        "use float32 or bfloat16 on CPU, float16 on a GPU")
+    if device == "cuda" and cfg.dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        raise UserError("'dtype' bfloat16 is not supported by this GPU; use float16")
+
+
+def check_block_size(cfg: TrainConfig, n_val_tokens: int) -> None:
+    """block_size must fit in the validation split (the smaller one) with room to sample."""
+    if cfg.block_size >= n_val_tokens:
+        raise UserError(f"'block_size' ({cfg.block_size}) must be shorter than the validation "
+                        f"split ({n_val_tokens} tokens); use a smaller block_size or more text")

@@ -1,0 +1,20 @@
+"""The one exception type for mistakes a user can make (bad config, missing file, ...).
+
+The CLI turns it into a single line on stderr and exit status 2; everything else is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class UserError(Exception):
+    """A problem the user can fix. The message says what, where and how to fix it."""
+
+
+def closest(name: str, candidates: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the nearest candidate, or '' when nothing is close."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
