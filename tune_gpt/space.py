@@ -80,7 +80,8 @@ class Dist:
 @dataclass
 class SchedulerSettings:
     type: str = "asha"            # asha | none
-    time_attr: str = "tokens"     # tokens | iter | time_s: what ASHA's rungs are measured in
+    time_attr: str = ""           # tokens | iter | time_s (default: tokens when the budget
+                                  # is in tokens, else iter): what ASHA's rungs measure
     grace_period: float = 0       # first rung (0 = a tenth of max_t)
     reduction_factor: float = 3
     max_t: float = 0              # last rung (0 = the trial budget)
@@ -163,10 +164,12 @@ def _dataclass_from(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
 def parse_dist(knob: str, spec: Any, where: str) -> Dist | Any:
     """A YAML distribution -> Dist, or the plain (type-checked) value for a fixed knob."""
     is_group = knob not in FIELD_TYPES
+    if is_group and not (isinstance(spec, dict) and isinstance(spec.get("choice"), list)
+                         and spec["choice"] and all(isinstance(v, dict) for v in spec["choice"])):
+        raise UserError(f"{where}: unknown knob '{knob}'{closest(knob, KNOBS)}; a name that is "
+                        f"not a knob must be a choice of knob mappings, e.g. "
+                        f"model: {{choice: [{{n_layer: 4, n_embd: 128}}]}}")
     if not isinstance(spec, dict):
-        if is_group:
-            raise UserError(f"{where}: '{knob}' is not a knob{closest(knob, KNOBS)}; a name that "
-                            f"is not a knob must be a choice of knob mappings")
         return coerce(knob, spec, f"{where}: ")
     kinds = [k for k in spec if k in DIST_KINDS]
     if len(kinds) != 1:
@@ -354,6 +357,7 @@ def load_space(path: str | Path, *, sets: list[str] | None = None, profile: str 
     raw = read_yaml_mapping(path) if data is None else data
     _check_keys(raw, SECTIONS, source)
     offered = tuple(_mapping(raw.get("profiles"), f"{source}: profiles"))
+    _check_keys(dict.fromkeys(offered), ("cpu", "gpu"), f"{source}: profiles")
     chosen = profile or detect_profile()
     if profile and profile not in ("cpu", "gpu", "base"):
         raise UserError(f"--profile must be cpu, gpu or base, got {profile!r}")
@@ -465,6 +469,7 @@ def _parse_scheduler(s: dict[str, Any], source: str, space: SearchSpace) -> Sche
             s[key] = parse_amount(s[key], f"{source}: scheduler.{key}")
     sch = _dataclass_from(SchedulerSettings, s, f"{source}: scheduler")
     sch.type = str(sch.type).lower()
+    sch.time_attr = sch.time_attr or ("tokens" if space.budget.tokens_per_trial else "iter")
     if sch.type not in ("asha", "none"):
         raise UserError(f"{source}: scheduler.type must be asha or none, got {sch.type!r}")
     if sch.time_attr not in TIME_ATTRS:

@@ -1,0 +1,95 @@
+"""Benchmark: how much of a search's wall time is spent training, and what start-up costs.
+
+    python benchmarks/search_overhead.py --data ../shared/data/shakespeare_char/input.txt
+    python benchmarks/search_overhead.py --quick            # ~1 minute smoke run
+    python benchmarks/search_overhead.py --trials 8 32 --json out.json
+
+A search of N trials of a fixed small model (no early stopping, so every trial trains the
+same number of iterations) runs on the real stack (local Ray, Optuna, MLflow). Training
+share = sum over trials of the time spent inside the training loop / (search wall time x
+concurrent trial slots). Not a test: it prints figures; the machine's noise is in them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SPACE = {
+    "name": "overhead",
+    "description": "fixed-size trials for measuring search overhead",
+    "params": {"learning_rate": {"loguniform": [5.0e-4, 5.0e-3]}},
+    "fixed": {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 64, "batch_size": 12,
+              "eval_iters": 10, "warmup_iters": 50, "log_interval": 1000},
+    "sampler": {"type": "tpe", "seed": 0},
+    "scheduler": {"type": "none"},
+    "budget": {"num_samples": 8, "max_concurrent_trials": 2},
+    "resources": {"cpu": 1, "gpu": 0},
+}
+
+
+def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -> dict:
+    import pandas as pd
+
+    from tune_gpt.search import SearchOptions, run_search
+
+    space = {**SPACE, "fixed": {**SPACE["fixed"], "max_iters": iters,
+                                "eval_interval": eval_interval},
+             "budget": {**SPACE["budget"], "num_samples": trials}}
+    path = workdir / f"overhead-{trials}.yaml"
+    path.write_text(yaml.safe_dump(space))
+    t0 = time.time()
+    result = run_search(SearchOptions(space=str(path), data=data, name=f"overhead-{trials}",
+                                      storage_path=str(workdir / "runs"), quiet=True,
+                                      report=False))
+    total = time.time() - t0
+    df = pd.read_csv(result.folder / "results" / "trials.csv")
+    train_s = float(df["wall_s"].sum())
+    slots = 2
+    return {"trials": trials, "iters_per_trial": iters, "command_wall_s": round(total, 1),
+            "search_wall_s": round(result.wall_s, 1), "sum_trial_train_s": round(train_s, 1),
+            "mean_trial_s": round(train_s / max(1, len(df)), 1),
+            "training_share": round(train_s / (result.wall_s * slots), 3),
+            "startup_and_teardown_s": round(total - result.wall_s, 1)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(ROOT.parent / "shared/data/shakespeare_char/input.txt"))
+    p.add_argument("--trials", type=int, nargs="+", default=[8])
+    p.add_argument("--iters", type=int, default=2500, help="iterations per trial (~30 s)")
+    p.add_argument("--quick", action="store_true", help="tiny run: 4 trials of 200 iterations")
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    if args.quick:
+        args.trials, args.iters = [4], 200
+    os.environ.setdefault("TUNE_GPT_CACHE_DIR", tempfile.mkdtemp(prefix="tg-bench-cache-"))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp:
+        for n in args.trials:
+            row = run(n, args.iters, max(1, args.iters // 5), args.data, Path(tmp))
+            rows.append(row)
+            print(json.dumps(row))
+    print("\n| trials | iters/trial | search wall s | mean trial s | training share | start-up s |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['trials']} | {r['iters_per_trial']} | {r['search_wall_s']} | "
+              f"{r['mean_trial_s']} | {r['training_share']:.1%} | {r['startup_and_teardown_s']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": os.uname().nodename,
+                                               "cpus": os.cpu_count(), "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

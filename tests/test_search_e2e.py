@@ -1,0 +1,115 @@
+"""End to end on the real stack: local Ray, Optuna's TPE, ASHA, a real `mlflow server`,
+torch — with search_spaces/smoke.yaml. Slow (about a minute); marked e2e."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tune_gpt import outcomes
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real MLflow tracking server on loopback; stopped by PID (its own process group)."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+         f"sqlite:///{folder / 'store.db'}", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--serve-artifacts", "--artifacts-destination",
+         str(folder / "artifacts")],
+        stdout=open(folder / "server.log", "w"), stderr=subprocess.STDOUT, env=env,
+        start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(uri + "/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError((folder / "server.log").read_text()[-2000:])
+                time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
+                                        mlflow_server: str, capsys) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from tune_gpt.search import SearchOptions, run_search
+
+    result = run_search(SearchOptions(
+        space=str(ROOT / "search_spaces" / "smoke.yaml"), data=str(shakespeare_path),
+        name="smoke-e2e", storage_path=str(tmp_path / "runs"), tracking_uri=mlflow_server,
+        reports_dir=str(tmp_path / "reports")))
+    out = capsys.readouterr().out
+
+    # the live view and the final summary
+    assert "search 'smoke-e2e'" in out and "best val_loss" in out and "left" in out
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    parent = client.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["sampler"] == "tpe" and parent.data.tags["scheduler"] == "asha"
+    assert "best_val_loss" in parent.data.metrics
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+    assert len(children) == 6  # one nested run per trial, no duplicates
+    assert len({c.data.tags["ray.trial_id"] for c in children}) == 6
+    by_outcome: dict[str, list] = {}
+    for c in children:
+        by_outcome.setdefault(c.data.tags["outcome"], []).append(c)
+        assert c.info.status in ("FINISHED", "FAILED")
+        assert {"learning_rate", "batch_size", "n_embd", "max_iters"} <= set(c.data.params)
+        history = client.get_metric_history(c.info.run_id, "val_loss")
+        assert len(history) >= 2, "a metric series, not a single value"
+        assert [m.step for m in history] == sorted(m.step for m in history)
+    assert set(by_outcome) <= set(outcomes.ALL)
+    assert by_outcome.get(outcomes.STOPPED_EARLY), "ASHA stopped no trial"
+    assert by_outcome.get(outcomes.COMPLETED)
+    for c in by_outcome[outcomes.STOPPED_EARLY]:
+        assert int(c.data.tags["stopped_at_iter"]) < int(c.data.params["max_iters"])
+        assert "ASHA" in c.data.tags["stop_reason"]
+    for c in by_outcome[outcomes.COMPLETED]:
+        assert int(c.data.tags["stopped_at_iter"]) == int(c.data.params["max_iters"])
+    best = min(children, key=lambda c: c.data.metrics.get("best_val_loss", 9e9))
+    assert parent.data.tags["best_mlflow_run_id"] == best.info.run_id
+
+    # results for the report, the Optuna study for optuna-dashboard
+    folder = tmp_path / "runs" / "smoke-e2e"
+    for name in ("trials.csv", "curves.csv", "meta.json"):
+        assert (folder / "results" / name).is_file()
+    import optuna
+
+    study = optuna.load_study(study_name="smoke-e2e", storage=f"sqlite:///{folder / 'optuna.db'}")
+    assert len(study.trials) == 6
+    assert result.best is not None and result.best["best_val_loss"] < 3.3
+    assert result.report is not None and result.report.is_file()

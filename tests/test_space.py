@@ -1,0 +1,188 @@
+"""Search-space YAML: every shipped space loads, every rule rejects bad input clearly,
+the translation to Optuna distributions and the n_embd/n_head rule hold."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tune_gpt.errors import UserError
+from tune_gpt.space import load_space, resolve, snap_n_embd, suggest
+
+SPACES = sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "space.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize("path", SPACES, ids=[p.name for p in SPACES])
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_every_shipped_space_loads(path: Path, profile: str) -> None:
+    space = load_space(path, profile=profile)
+    assert space.params
+    assert space.budget.num_samples >= 1
+    # every corner resolves to a legal config (load_space already checks; re-check one)
+    sampled = {k: (d.candidates() or [d.low])[0] for k, d in space.params.items()}
+    from tune_gpt.space import label
+    knobs = resolve(space, {k: label(v) for k, v in sampled.items()})
+    assert knobs["n_embd"] % knobs["n_head"] == 0
+
+
+def test_shipped_spaces_include_the_issue_list() -> None:
+    names = {p.stem for p in SPACES}
+    assert {"beginner", "smoke", "experiment_batch_size", "experiment_learning_rate",
+            "experiment_model_size"} <= names
+
+
+def test_beginner_cpu_profile_is_picked_without_gpu_and_is_cpu_sized() -> None:
+    space = load_space(SPACES[[p.stem for p in SPACES].index("beginner")], profile="cpu")
+    assert space.profile == "cpu"
+    assert space.fixed["block_size"] == 64 and space.fixed["compile"] is False
+    assert space.budget.time_budget_s and space.budget.time_budget_s <= 900
+    gpu = load_space(SPACES[[p.stem for p in SPACES].index("beginner")], profile="gpu")
+    assert gpu.profile == "base" and gpu.params["batch_size"].values == [16, 32, 64]
+    assert gpu.params["block_size"].values == [128, 256]
+
+
+GOOD = """
+name: t
+params:
+  learning_rate: {loguniform: [1.0e-4, 1.0e-2]}
+budget: {num_samples: 2}
+"""
+
+BAD = [
+    ("params: [1, 2\n", "malformed YAML"),
+    ("- just\n- a list\n", "must be a mapping"),
+    ("parms: {}\n", "did you mean 'params'"),
+    ("params: {learning_rat: {uniform: [0.1, 0.2]}}\n", "did you mean 'learning_rate'"),
+    ("params: {batch_size: {int: [64, 16]}}\n", "empty or inverted"),
+    ("params: {learning_rate: {uniform: [0.1, 0.1]}}\n", "empty or inverted"),
+    ("params: {learning_rate: {loguniform: [0, 0.1]}}\n", "loguniform range must be > 0"),
+    ("params: {batch_size: {uniform: [8, 16]}}\n", "whole number"),
+    ("params: {batch_size: {choice: []}}\n", "non-empty list"),
+    ("params: {batch_size: {choice: [8, 'big']}}\n", "must be an integer"),
+    ("params: {dropout: {uniform: [0.1, 1.5]}}\n", "not allowed"),
+    ("params: {n_embd: {int: [256, 384], step: 50}}\n", "multiple of step"),
+    ("params: {n_head: {choice: [5, 7]}}\nfixed: {n_embd: 128}\n", "divisible by n_head=5"),
+    ("params: {batch_size: 8}\n", "params is empty"),
+    ("params: {batch_size: {choice: [8]}}\nsampler: {type: bayes}\n", "sampler.type"),
+    ("params: {batch_size: {choice: [8]}}\nbudget: {num_samples: 0}\n", "num_samples"),
+    ("params: {batch_size: {choice: [8]}}\nbudget: {num_sample: 3}\n", "did you mean 'num_samples'"),
+    ("params: {batch_size: {choice: [8]}}\nscheduler: {type: asha, time_attr: tokens}\n",
+     "needs scheduler.max_t or budget.tokens_per_trial"),
+    ("params: {batch_size: {choice: [8]}}\n"
+     "scheduler: {type: asha, grace_period: 2M, max_t: 1M}\n", "must be below max_t"),
+    ("params: {batch_size: {choice: [8]}}\nscheduler: {type: asha, max_t: 1M, "
+     "grace_period: lots}\n", "like 200000 or 200k"),
+    ("params: {batch_size: {choice: [8]}}\nfixed: {warmup_iters: 500, lr_decay_iters: 100}\n",
+     "lr_decay_iters"),
+    ("params: {batch_size: {choice: [8]}}\nresources: {cpu: 0}\n", "resources.cpu"),
+    ("params: {model: {choice: [{n_layer: 2, n_embed: 64}]}}\n", "did you mean 'n_embd'"),
+    ("params: {batch_size: {choice: [8]}}\nprofiles: {tpu: {}}\n", "profiles: unknown key 'tpu'"),
+]
+
+
+@pytest.mark.parametrize("text,needle", BAD, ids=[b[1] for b in BAD])
+def test_bad_spaces_get_one_clear_error(tmp_path: Path, text: str, needle: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as err:
+        load_space(path, profile="cpu")
+    message = str(err.value)
+    assert needle in message
+    assert "\n" not in message
+    assert str(path) in message or "--set" in message or "YAML" in message
+
+
+def test_yaml_is_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = write(tmp_path, f"params: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(UserError, match="malformed YAML"):
+        load_space(path)
+    assert not marker.exists()
+
+
+def test_set_overrides_and_sections(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    space = load_space(path, sets=["budget.num_samples=7", "batch_size=24",
+                                   "params.dropout={uniform: [0.0, 0.2]}"])
+    assert space.budget.num_samples == 7
+    assert space.fixed["batch_size"] == 24
+    assert space.params["dropout"].kind == "uniform"
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        load_space(path, sets=["budget.num_samples"])
+    with pytest.raises(UserError, match="must be an integer"):
+        load_space(path, sets=["batch_size=lots"])
+
+
+def test_optuna_distributions_match_the_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+params:
+  learning_rate: {loguniform: [1.0e-4, 1.0e-2]}
+  dropout: {uniform: [0.0, 0.2]}
+  n_layer: {int: [2, 6], step: 2}
+  batch_size: {choice: [8, 16]}
+  model: {choice: [{n_layer: 1, n_embd: 32}, {n_layer: 2, n_embd: 64}]}
+""")
+    # n_layer tuned twice (own + group) is rejected; drop it from the group
+    with pytest.raises(UserError, match="tune it in one place"):
+        load_space(path)
+    path.write_text(path.read_text().replace("n_layer: 1, ", "").replace("n_layer: 2, ", ""))
+    space = load_space(path)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    sampled = suggest(trial, space)
+    d = trial.distributions
+    assert isinstance(d["learning_rate"], optuna.distributions.FloatDistribution)
+    assert d["learning_rate"].log and d["learning_rate"].low == 1e-4
+    assert not d["dropout"].log
+    assert isinstance(d["n_layer"], optuna.distributions.IntDistribution) and d["n_layer"].step == 2
+    assert d["batch_size"].choices == (8, 16)
+    assert d["model"].choices == ("n_embd=32", "n_embd=64")
+    knobs = resolve(space, sampled)
+    assert knobs["n_embd"] == int(sampled["model"].split("=")[1])
+
+
+def test_sampled_configs_always_have_n_embd_divisible_by_n_head() -> None:
+    space = load_space(SPACES[[p.stem for p in SPACES].index("beginner")], profile="gpu")
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=1, n_startup_trials=5))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        knobs = resolve(space, suggest(trial, space))
+        assert knobs["n_embd"] % knobs["n_head"] == 0
+        assert 256 <= knobs["n_embd"] <= 384
+        seen.add((knobs["n_head"], knobs["n_embd"]))
+        study.tell(trial, knobs["n_embd"] / 100)
+    assert (6, 384) in seen or (8, 256) in seen  # both head counts were really explored
+
+
+def test_snap_n_embd_picks_the_nearest_legal_value() -> None:
+    assert snap_n_embd(320, 6, [256, 320, 384]) == 384
+    assert snap_n_embd(320, 8, [256, 320, 384]) == 320
+    assert snap_n_embd(300, 4, [256, 320, 384]) == 320
+
+
+def test_token_budgets_become_iterations_and_eval_interval(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+params:
+  batch_size: {choice: [8, 16]}
+fixed: {block_size: 32, learning_rate: 2.0e-3}
+budget: {tokens_per_trial: 64k, tokens_per_eval: 8k}
+scheduler: {type: asha, time_attr: tokens, grace_period: 16k}
+""")
+    space = load_space(path)
+    small, big = resolve(space, {"batch_size": 8}), resolve(space, {"batch_size": 16})
+    assert small["max_iters"] == math.ceil(64_000 / 256) and big["max_iters"] == 125
+    assert small["eval_interval"] == round(8_000 / 256) and big["eval_interval"] == 16
+    assert small["lr_decay_iters"] == small["max_iters"]
+    assert small["min_lr"] == pytest.approx(2e-4)
+    assert space.scheduler.grace_period == 16_000
+    capped = resolve(space, {"batch_size": 8}, max_iters_cap=10)
+    assert capped["max_iters"] == 10 and capped["warmup_iters"] <= 1

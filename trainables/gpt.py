@@ -1,0 +1,145 @@
+"""The Ray Tune trainable: one trial = one call of `tune_gpt.train.train`.
+
+Ray gives the function the trial's complete config (every knob, resolved by
+`tune_gpt.space.resolve`, plus a few `_`-prefixed settings of the search). At every
+evaluation it reports the metrics ASHA compares (val_loss, tokens seen, ...) together
+with a checkpoint, so an interrupted trial continues where it was. Every trial ends with
+exactly one outcome from `tune_gpt.outcomes`; a trial that fails reports that and returns,
+so it never takes the search down.
+
+Every report carries the search metric and never NaN: a NaN leaves Optuna's trial
+RUNNING forever and a missing metric aborts the whole search (see STACK_NOTES.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+import traceback
+from typing import Any
+
+from tune_gpt import outcomes
+
+CKPT_FILE = "ckpt.pt"
+# Keys of the Ray config that are settings of the search, not training knobs.
+SEARCH_KEYS = ("_metric", "_penalty")
+
+
+def penalty_for(vocab_size: int) -> float:
+    """The value reported for a trial with no usable loss (OOM, diverged, failed).
+
+    ln(vocab)+1 is worse than guessing uniformly over the vocabulary, so the sampler ranks
+    such a trial below every trial that learned anything, without the huge numbers that
+    would distort a GP or CMA-ES model."""
+    return math.log(max(vocab_size, 2)) + 1.0
+
+
+def gpt_trainable(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable (registered by tune_gpt.search)."""
+    import ray.tune
+    import torch
+
+    from tune_gpt.config import KNOBS, from_mapping
+    from tune_gpt.data import prepare
+    from tune_gpt.train import train
+
+    metric = config.get("_metric", "val_loss")
+    started = time.time()
+    cfg = from_mapping({k: config[k] for k in KNOBS if k in config})
+    threads = _cpus_of_trial()
+    data = prepare(cfg.dataset)
+    penalty = penalty_for(data.vocab_size)
+    base = {"tokens_per_iter": cfg.tokens_per_iter(), "vocab_size": data.vocab_size,
+            "node": os.uname().nodename, "threads": threads}
+
+    resume = None
+    checkpoint = ray.tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            resume = torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=True)
+
+    last: dict[str, Any] = {}
+
+    def on_eval(record: Any, ckpt: Any) -> bool:
+        row = {**base, **record.to_dict()}
+        row["best_val_loss"] = min(last.get("best_val_loss", math.inf), row["val_loss"]) \
+            if math.isfinite(row["val_loss"]) else last.get("best_val_loss", penalty)
+        if record.diverged:
+            row.update(outcome=outcomes.DIVERGED, error="loss became NaN/inf")
+            _clean(row, penalty)
+            ray.tune.report(row)
+            return True
+        final = record.iter >= cfg.max_iters
+        row["outcome"] = outcomes.COMPLETED if final else "running"
+        row["wall_s"] = time.time() - started
+        _clean(row, penalty)
+        last.update(row)
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt.save(os.path.join(tmp, CKPT_FILE))
+            ray.tune.report(row, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
+        return False
+
+    try:
+        train(cfg, on_eval=on_eval, resume=resume if resume is not None else False,
+              threads=threads, data=data)
+    except torch.OutOfMemoryError as e:
+        _free_memory()
+        row = {**base, **last, "outcome": outcomes.OOM, "error": _one_line(e),
+               "peak_mem_bytes": _peak_memory()}
+        _clean(row, penalty)
+        ray.tune.report(row)
+    except Exception as e:  # noqa: BLE001 — any error is this trial's failure, not the search's
+        traceback.print_exc()  # the full traceback goes to the trial's log file
+        row = {**base, **last, "outcome": outcomes.FAILED, "error": _one_line(e)}
+        _clean(row, penalty)
+        ray.tune.report(row)
+
+
+def _clean(row: dict[str, Any], penalty: float) -> None:
+    """Make the metrics safe for Ray/Optuna: finite losses, the metric always present."""
+    for key in ("val_loss", "train_loss", "best_val_loss"):
+        v = row.get(key)
+        if v is None or not isinstance(v, (int, float)) or not math.isfinite(v):
+            row[key] = penalty
+    row.setdefault("iter", 0)
+    row.setdefault("tokens", 0)
+    row.setdefault("time_s", row.get("elapsed_s", 0.0))
+    row["time_s"] = row.get("elapsed_s", row["time_s"])
+
+
+def _cpus_of_trial() -> int:
+    """Torch threads = CPUs Ray reserved for this trial (never more: see STACK_NOTES)."""
+    try:
+        import ray.tune
+
+        res = ray.tune.get_context().get_trial_resources().required_resources
+        return max(1, int(res.get("CPU", 1)))
+    except Exception:  # noqa: BLE001 — outside Ray (tests) use one thread
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip().splitlines()
+    return text[0][:500] if text else type(e).__name__
+
+
+def _free_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _peak_memory() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return float(torch.cuda.max_memory_allocated())
+    import resource
+
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)

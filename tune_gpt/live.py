@@ -1,0 +1,193 @@
+"""Ray Tune callbacks of a search: the live view in the terminal and MLflow logging.
+
+Both run in the search's driver process. They must pickle (Ray stores the run config with
+the experiment so that `Tuner.restore` can bring them back), so anything that cannot be
+pickled (the MLflow client, the clock) is rebuilt lazily after a restore.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+from tune_gpt import outcomes
+from tune_gpt.tracking import TrialRunLogger
+
+FINAL = (outcomes.COMPLETED, outcomes.OOM, outcomes.DIVERGED, outcomes.FAILED,
+         outcomes.PREDICTED_OOM)
+
+
+def outcome_of(last: dict[str, Any] | None, errored: bool = False) -> str:
+    """A finished trial's outcome from its last reported result.
+
+    The trainable reports completed/oom/diverged/failed itself; a trial whose last report
+    still says "running" was stopped from outside (ASHA, or the search's time budget)."""
+    if errored:
+        return outcomes.FAILED
+    got = (last or {}).get("outcome")
+    if got in FINAL:
+        return got
+    return outcomes.STOPPED_EARLY if last else outcomes.FAILED
+
+
+def short_config(config: dict[str, Any], tuned: list[str]) -> str:
+    parts = []
+    for k in tuned:
+        v = config.get(k)
+        parts.append(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}")
+    return ", ".join(parts)
+
+
+def _fmt_secs(s: float) -> str:
+    s = int(max(0, s))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class MLflowTrialCallback(Callback):
+    """One nested MLflow run per trial: params, metric series, outcome tags."""
+
+    def __init__(self, tracking_uri: str, parent_run_id: str, time_budget_s: float | None):
+        self.tracking_uri = tracking_uri
+        self.parent_run_id = parent_run_id
+        self.time_budget_s = time_budget_s
+        self._logger: TrialRunLogger | None = None
+        self._last: dict[str, dict[str, Any]] = {}
+        self._start = time.time()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_logger"] = None
+        return state
+
+    @property
+    def logger(self) -> TrialRunLogger:
+        if self._logger is None:
+            self._logger = TrialRunLogger(self.tracking_uri, None, self.parent_run_id)
+        return self._logger
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        self._last[trial.trial_id] = result
+        self.logger.log_result(trial.trial_id, str(trial), trial.config, result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
+        last = self._last.get(trial.trial_id) or trial.last_result or {}
+        outcome = outcome_of(last)
+        if outcome == outcomes.STOPPED_EARLY:
+            over = self.time_budget_s and time.time() - self._start >= self.time_budget_s * 0.98
+            why = "search time budget reached" if over else \
+                f"ASHA: below the rung cut-off at {int(last.get('tokens', 0)):,} tokens"
+        elif outcome == outcomes.COMPLETED:
+            why = "reached max_iters"
+        else:
+            why = str(last.get("error", outcome))
+        self.logger.finish(trial.trial_id, str(trial), trial.config, outcome, last, why)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
+        last = dict(self._last.get(trial.trial_id) or trial.last_result or {})
+        last["error"] = _error_text(trial)
+        self.logger.finish(trial.trial_id, str(trial), trial.config, outcomes.FAILED, last,
+                           f"trial process failed: {last['error']}")
+
+
+def _error_text(trial: Any) -> str:
+    err = getattr(trial, "error_file", None) or ""
+    try:
+        with open(err, encoding="utf-8") as f:
+            lines = [ln for ln in f.read().strip().splitlines() if ln.strip()]
+            return lines[-1][:500] if lines else "unknown error"
+    except OSError:
+        return "trial process failed (see the trial's error.txt)"
+
+
+class LiveView(Callback):
+    """A few readable lines instead of Ray's tables: counts by outcome, the best trial so
+    far, elapsed time and an estimate of what is left."""
+
+    def __init__(self, num_samples: int, tuned: list[str], metric: str,
+                 concurrency: int, time_budget_s: float | None, every_s: float = 30.0,
+                 stream: Any = None):
+        self.num_samples = num_samples
+        self.tuned = tuned
+        self.metric = metric
+        self.concurrency = max(1, concurrency)
+        self.time_budget_s = time_budget_s
+        self.every_s = every_s
+        self.stream = stream
+        self._start = time.time()
+        self._last_print = 0.0
+        self._done: dict[str, str] = {}
+        self._durations: list[float] = []
+        self._started: dict[str, float] = {}
+        self._best: tuple[float, str, str] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["stream"] = None
+        return state
+
+    def setup(self, **info):
+        self._start = time.time()
+
+    def _out(self, line: str) -> None:
+        print(line, file=self.stream or sys.stdout, flush=True)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info):
+        self._started.setdefault(trial.trial_id, time.time())
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        value = result.get("best_val_loss", result.get(self.metric))
+        if isinstance(value, (int, float)) and result.get("outcome") in ("running",
+                                                                           outcomes.COMPLETED):
+            if self._best is None or value < self._best[0]:
+                self._best = (float(value), trial.trial_id,
+                              short_config(trial.config, self.tuned))
+        if time.time() - self._last_print >= self.every_s:
+            self._status(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
+        self._finish(trials, trial, outcome_of(trial.last_result))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
+        self._finish(trials, trial, outcomes.FAILED)
+
+    def _finish(self, trials: list, trial: Any, outcome: str) -> None:
+        self._done[trial.trial_id] = outcome
+        self._durations.append(time.time() - self._started.get(trial.trial_id, self._start))
+        last = trial.last_result or {}
+        loss = last.get("val_loss")
+        loss_text = f"val_loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
+        tokens = last.get("tokens")
+        at = f" at {int(tokens):,} tokens" if isinstance(tokens, (int, float)) else ""
+        err = f" ({last.get('error')})" if last.get("error") else ""
+        self._out(f"  trial {len(self._done)}/{self.num_samples} {trial.trial_id} "
+                  f"{outcome}: {loss_text}{at}{err} [{short_config(trial.config, self.tuned)}]")
+        self._status(trials)
+
+    def _status(self, trials: list) -> None:
+        self._last_print = time.time()
+        running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self._done)
+        counts: dict[str, int] = {}
+        for o in self._done.values():
+            counts[o] = counts.get(o, 0) + 1
+        done = ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in sorted(counts.items())) or "none"
+        elapsed = time.time() - self._start
+        best = (f"best {self.metric} {self._best[0]:.4f} ({self._best[1]}: {self._best[2]})"
+                if self._best else "best: none yet")
+        eta = self._eta(elapsed)
+        left = f"~{_fmt_secs(eta)} left" if eta == eta else "time left: after the first trial"
+        self._out(f"[{_fmt_secs(elapsed)}] running {running}, finished: {done} | {best} | {left}")
+
+    def _eta(self, elapsed: float) -> float:
+        left_trials = self.num_samples - len(self._done)
+        if self._durations:
+            mean = sum(self._durations) / len(self._durations)
+            eta = left_trials * mean / self.concurrency
+        else:
+            eta = float("nan")
+        if self.time_budget_s:
+            cap = max(0.0, self.time_budget_s - elapsed)
+            eta = cap if eta != eta else min(eta, cap)
+        return eta

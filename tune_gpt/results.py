@@ -1,0 +1,140 @@
+"""Ray Tune results -> the plain tables the report reads (one row per trial, one per eval).
+
+The tables are written as CSV + JSON under the search folder, so that a report can be
+re-made later without Ray (`tune-gpt report NAME`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from tune_gpt import outcomes
+from tune_gpt.config import KNOBS
+from tune_gpt.live import outcome_of
+from tune_gpt.space import SearchSpace
+
+CURVE_COLUMNS = ("trial_id", "iter", "tokens", "train_loss", "val_loss", "lr", "tokens_per_s",
+                 "ms_per_iter", "mfu", "peak_mem_bytes", "elapsed_s", "eval_s")
+
+
+def collect(grid: Any, space: SearchSpace, state: dict[str, Any], folder: Path,
+            wall_s: float) -> tuple[Any, Any, dict[str, Any]]:
+    import pandas as pd
+
+    rows, curves = [], []
+    for result in grid:
+        df = result.metrics_dataframe
+        config = dict(result.config or {})
+        reported = [] if df is None else df.to_dict("records")
+        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
+        last = reported[-1] if reported else {}
+        outcome = outcome_of(last, errored=result.error is not None and not reported)
+        if result.error is not None and last.get("outcome") not in (outcomes.OOM,
+                                                                    outcomes.DIVERGED):
+            outcome = outcomes.FAILED
+        evals = [r for r in reported if r.get("outcome") in ("running", outcomes.COMPLETED)]
+        for r in evals:
+            curves.append({"trial_id": trial_id, **{c: r.get(c) for c in CURVE_COLUMNS[1:]}})
+        val = [r["val_loss"] for r in evals if _finite(r.get("val_loss"))]
+        row: dict[str, Any] = {"trial_id": trial_id, "outcome": outcome,
+                               "error": str(last.get("error") or (result.error or ""))[:500]}
+        row.update({k: config.get(k) for k in KNOBS})
+        row.update({
+            "tokens_per_iter": last.get("tokens_per_iter"),
+            "iters": last.get("iter", 0), "tokens": last.get("tokens", 0),
+            "best_val_loss": min(val) if val else math.nan,
+            "final_val_loss": val[-1] if val else math.nan,
+            "final_train_loss": evals[-1].get("train_loss") if evals else math.nan,
+            "tokens_per_s": evals[-1].get("tokens_per_s") if evals else math.nan,
+            "ms_per_iter": evals[-1].get("ms_per_iter") if evals else math.nan,
+            "mfu": evals[-1].get("mfu") if evals else math.nan,
+            "peak_mem_bytes": last.get("peak_mem_bytes", math.nan),
+            "est_mem_bytes": last.get("est_mem_bytes", math.nan),
+            "wall_s": last.get("wall_s", last.get("elapsed_s", math.nan)),
+            "eval_s": last.get("eval_s", math.nan),
+            "n_params": last.get("n_params", math.nan),
+            "rescue_of": last.get("rescue_of", ""),
+            "vocab_size": last.get("vocab_size", math.nan),
+            "node": last.get("node", ""),
+        })
+        for name in space.group_params():
+            from tune_gpt.space import label
+
+            matches = [label(v) for v in space.params[name].values
+                       if all(config.get(k) == x for k, x in v.items())]
+            row[name] = matches[0] if matches else ""
+        rows.append(row)
+    trials = pd.DataFrame(rows)
+    curves_df = pd.DataFrame(curves, columns=list(CURVE_COLUMNS))
+    counts = {o: int((trials["outcome"] == o).sum()) if len(trials) else 0 for o in outcomes.ALL}
+    best = None
+    if len(trials) and trials["best_val_loss"].notna().any():
+        b = trials.loc[trials["best_val_loss"].idxmin()]
+        best = {"trial_id": b["trial_id"], "best_val_loss": float(b["best_val_loss"]),
+                "config": {k: _plain(b[k]) for k in KNOBS}}
+    meta = {
+        "name": state["name"], "space_file": space.source, "metric": space.metric,
+        "mode": space.mode, "profile": space.profile, "device": _device(trials),
+        "sampler": dict(space.sampler), "scheduler": dict(vars(space.scheduler)),
+        "params": {k: d.to_yaml() for k, d in space.params.items()},
+        "fixed": dict(space.fixed), "budget": dict(vars(space.budget)),
+        "resources": dict(space.resources), "data": state.get("dataset", space.data),
+        "wall_s": wall_s, "started_at": state.get("created"), "memory_limit_bytes": None,
+        "importances": importances(folder / "optuna.db", folder.name),
+        "tracking_uri": state.get("tracking_uri"),
+        "mlflow_parent_run_id": state.get("parent_run_id"),
+        "counts": counts, "best": best,
+    }
+    if meta["scheduler"].get("type") == "asha" and not meta["scheduler"].get("max_t"):
+        meta["scheduler"]["max_t"] = space.budget.tokens_per_trial
+    return trials, curves_df, meta
+
+
+def importances(db: Path, study_name: str) -> dict[str, float]:
+    """Optuna's parameter importances (fANOVA); empty when there is too little to say."""
+    try:
+        import optuna
+
+        study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{db}")
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if len(done) < 3:
+            return {}
+        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    except Exception:  # noqa: BLE001 — importances are a nicety, never a reason to fail
+        return {}
+
+
+def write_tables(folder: Path, trials: Any, curves: Any, meta: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    trials.to_csv(folder / "trials.csv", index=False)
+    curves.to_csv(folder / "curves.csv", index=False)
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=_plain))
+
+
+def read_tables(folder: Path) -> tuple[Any, Any, dict[str, Any]]:
+    import pandas as pd
+
+    return (pd.read_csv(folder / "trials.csv", keep_default_na=True).fillna({"error": "",
+                                                                          "rescue_of": ""}),
+            pd.read_csv(folder / "curves.csv"),
+            json.loads((folder / "meta.json").read_text()))
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars -> Python scalars (for JSON and YAML)."""
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def _device(trials: Any) -> str:
+    if len(trials) and "device" in trials:
+        return str(trials["device"].iloc[0])
+    return "cpu"

@@ -1,0 +1,230 @@
+"""MLflow: one parent run per search, one nested run per trial.
+
+Everything MLflow-specific lives here. Logging happens in the search's driver, from a Ray
+Tune callback that sees every trial's results, so that:
+- the outcome of a trial stopped by ASHA is known (the trial itself never learns it);
+- a resumed search finds each trial's existing run (by the `ray.trial_id` tag under the
+  parent) and continues it, so the tree holds exactly one run per trial;
+- trials on other nodes need no route to the tracking store of their own.
+
+The default store is an SQLite file under the storage path (MLflow's own embedded store);
+`--tracking-uri http://host:5000` logs to a tracking server instead.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tune_gpt import outcomes
+from tune_gpt.errors import UserError
+
+EXPERIMENT_KIND = "custom_model_development"  # opens the MLflow 3 UI on the runs table
+TRIAL_TAG = "ray.trial_id"
+METRIC_KEYS = ("train_loss", "val_loss", "best_val_loss", "lr", "tokens", "tokens_per_s",
+               "ms_per_iter", "mfu", "peak_mem_bytes", "elapsed_s", "eval_s")
+
+
+def default_tracking_uri(storage: Path) -> str:
+    return f"sqlite:///{(storage / 'mlflow.db').resolve()}"
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Fail fast (before any trial) on a store that cannot be reached or written."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as r:
+                if r.status != 200:
+                    raise OSError(f"HTTP {r.status}")
+        except (OSError, urllib.error.URLError) as e:
+            reason = getattr(e, "reason", e)
+            raise UserError(f"MLflow tracking server {uri} is unreachable ({reason}); start it "
+                            f"(tune-gpt ui --serve) or pass a reachable --tracking-uri") from None
+    elif uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///"):]).parent
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(f"MLflow store folder {folder} is not writable; pass a writable "
+                            f"--storage-path or --tracking-uri")
+    elif "://" not in uri:
+        raise UserError(f"tracking URI {uri!r} is not a URI; use http://host:port or "
+                        f"sqlite:////absolute/path/mlflow.db")
+
+
+def _client(uri: str) -> Any:
+    import logging
+
+    # MLflow's INFO lines (creating tables, migrations) are not the user's business.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def start_parent(uri: str, experiment: str, search_name: str, tags: dict[str, str],
+                 params: dict[str, Any], artifacts: list[Path], artifact_root: Path | None,
+                 run_id: str | None = None) -> str:
+    """Create (or reopen, on resume) the search's parent run; return its id."""
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    client = _client(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        location = artifact_root.resolve().as_uri() if artifact_root else None
+        exp_id = client.create_experiment(experiment, artifact_location=location,
+                                          tags={"mlflow.experimentKind": EXPERIMENT_KIND})
+    else:
+        exp_id = exp.experiment_id
+    if run_id:
+        client.update_run(run_id, status="RUNNING")
+        return run_id
+    run = client.create_run(exp_id, run_name=search_name,
+                            tags={**tags, "tune_gpt.role": "search"})
+    _log_params(client, run.info.run_id, params)
+    for path in artifacts:
+        client.log_artifact(run.info.run_id, str(path))
+    return run.info.run_id
+
+
+def finish_parent(uri: str, run_id: str, best: dict[str, Any] | None, counts: dict[str, int],
+                  status: str = "FINISHED") -> None:
+    from mlflow.entities import Metric
+
+    client = _client(uri)
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"trials_{k}", float(v), now, 0) for k, v in counts.items()]
+    if best:
+        client.set_tag(run_id, "best_trial_id", str(best["trial_id"]))
+        child = TrialRunLogger(uri, None, run_id).find(str(best["trial_id"]))
+        if child:
+            client.set_tag(run_id, "best_mlflow_run_id", child)
+        metrics.append(Metric("best_val_loss", float(best["best_val_loss"]), now, 0))
+        _log_params(client, run_id, {f"best.{k}": v for k, v in best["config"].items()})
+    if metrics:
+        client.log_batch(run_id, metrics=metrics)
+    client.set_terminated(run_id, status=status)
+
+
+def log_report(uri: str, run_id: str, folder: Path) -> None:
+    _client(uri).log_artifacts(run_id, str(folder), artifact_path="report")
+
+
+def _log_params(client: Any, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=items[i:i + 100])
+
+
+class TrialRunLogger:
+    """Nested run per trial: params once, metric series at every eval, outcome at the end.
+
+    Created in the driver; used by the Ray callback in tune_gpt.search."""
+
+    def __init__(self, uri: str, experiment_id: str | None, parent_run_id: str):
+        self.uri = uri
+        self.parent = parent_run_id
+        self._client = None
+        self._runs: dict[str, str] = {}
+        self._experiment_id = experiment_id
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client(self.uri)
+            if self._experiment_id is None:
+                self._experiment_id = self._client.get_run(self.parent).info.experiment_id
+        return self._client
+
+    def run_for(self, trial_id: str, trial_name: str, config: dict[str, Any]) -> str:
+        """The trial's run: found again after a resume, created once otherwise."""
+        if trial_id in self._runs:
+            return self._runs[trial_id]
+        client = self.client
+        found = self._search(trial_id)
+        if found:
+            run_id = found[0].info.run_id
+            if found[0].info.status != "RUNNING":
+                client.update_run(run_id, status="RUNNING")
+        else:
+            run = client.create_run(self._experiment_id, run_name=trial_name,
+                                    tags={"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id,
+                                          "outcome": "running", "tune_gpt.role": "trial"})
+            run_id = run.info.run_id
+            _log_params(client, run_id, {k: v for k, v in config.items()
+                                         if not k.startswith("_")})
+        self._runs[trial_id] = run_id
+        return run_id
+
+    def _search(self, trial_id: str) -> list[Any]:
+        return self.client.search_runs(
+            [self._experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent}' and "
+                          f"tags.`{TRIAL_TAG}` = '{trial_id}'", max_results=1)
+
+    def find(self, trial_id: str) -> str | None:
+        """The MLflow run id of a trial, if it has one."""
+        found = self._search(trial_id)
+        return found[0].info.run_id if found else None
+
+    def log_result(self, trial_id: str, trial_name: str, config: dict[str, Any],
+                   result: dict[str, Any]) -> None:
+        from mlflow.entities import Metric
+
+        run_id = self.run_for(trial_id, trial_name, config)
+        step = int(result.get("iter", 0))
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(result[k]), now, step) for k in METRIC_KEYS
+                   if isinstance(result.get(k), (int, float)) and math.isfinite(result[k])]
+        if metrics:
+            self.client.log_batch(run_id, metrics=metrics)
+        if result.get("node"):
+            self.client.set_tag(run_id, "node", str(result["node"]))
+
+    def finish(self, trial_id: str, trial_name: str, config: dict[str, Any], outcome: str,
+               last: dict[str, Any], why: str) -> None:
+        run_id = self.run_for(trial_id, trial_name, config)
+        client = self.client
+        client.set_tag(run_id, "outcome", outcome)
+        client.set_tag(run_id, "stopped_at_iter", str(int(last.get("iter", 0))))
+        client.set_tag(run_id, "stop_reason", why[:5000])
+        if last.get("error"):
+            client.set_tag(run_id, "error", str(last["error"])[:5000])
+        ok = outcome in (outcomes.COMPLETED, outcomes.STOPPED_EARLY)
+        client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
+
+
+def run_ui(tracking_uri: str | None, host: str = "127.0.0.1", port: int = 5000,
+           serve: bool = False, storage_path: str | None = None) -> int:
+    """Start `mlflow ui` (or `mlflow server` with --serve) on the searches' store."""
+    storage = Path(storage_path or "runs")
+    uri = tracking_uri or default_tracking_uri(storage)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise UserError(f"no MLflow store at {uri}; run a search first or pass --tracking-uri")
+    cmd = [sys.executable, "-m", "mlflow", "server" if serve else "ui",
+           "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    if serve:
+        cmd += ["--workers", "1", "--serve-artifacts",
+                "--artifacts-destination", str((storage / "mlartifacts").resolve())]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    print(f"MLflow {'server' if serve else 'UI'} on http://{host}:{port} (store: {uri}); "
+          f"Ctrl-C to stop", flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: bound to {host}: anyone who can reach this port can read and write "
+              f"the runs", file=sys.stderr)
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
