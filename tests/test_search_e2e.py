@@ -113,3 +113,47 @@ def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
     assert len(study.trials) == 6
     assert result.best is not None and result.best["best_val_loss"] < 3.3
     assert result.report is not None and result.report.is_file()
+
+
+def test_failing_and_diverging_trials_do_not_sink_the_search(tmp_path: Path,
+                                                             shakespeare_path: Path,
+                                                             monkeypatch, capsys) -> None:
+    """Through the CLI, with MLflow's embedded SQLite store: a trial that fails (float16 is
+    refused on CPU) and one that diverges (absurd learning rate) are recorded with their
+    outcome; the healthy one completes; exit status 0."""
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from tune_gpt.cli import main
+
+    space = tmp_path / "faults.yaml"
+    space.write_text("""
+name: faults
+params:
+  learning_rate: {choice: [1.0e-3, 1000.0]}
+  dtype: {choice: [float32, float16]}
+fixed: {n_layer: 1, n_head: 2, n_embd: 32, block_size: 32, batch_size: 8, grad_clip: 0.0,
+        warmup_iters: 0, max_iters: 60, eval_interval: 20, eval_iters: 2, weight_decay: 0.0}
+sampler: {type: grid}
+scheduler: {type: none}
+""")
+    monkeypatch.chdir(tmp_path)
+    code = main(["search", str(space), "--data", str(shakespeare_path), "--name", "faults",
+                 "--no-report"])
+    assert code == 0
+    trials = pd.read_csv(tmp_path / "runs" / "faults" / "results" / "trials.csv")
+    got = {(r.learning_rate, r.dtype): r.outcome for r in trials.itertuples()}
+    assert got[(1e-3, "float32")] == outcomes.COMPLETED
+    assert got[(1000.0, "float32")] == outcomes.DIVERGED
+    assert got[(1e-3, "float16")] == outcomes.FAILED
+    assert got[(1000.0, "float16")] == outcomes.FAILED
+    failed = trials[trials.outcome == outcomes.FAILED]
+    assert failed["error"].str.contains("float16").all()
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tune-gpt-faults")
+    runs = client.search_runs([exp.experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4 and len(runs) == 5
+    assert sorted(c.data.tags["outcome"] for c in children) == sorted(got.values())
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"

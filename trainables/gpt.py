@@ -23,6 +23,10 @@ from typing import Any
 from tune_gpt import outcomes
 
 CKPT_FILE = "ckpt.pt"
+# A loss this many times that of uniform guessing (ln vocab) has exploded: Adam with an
+# absurd learning rate sends it to the thousands while staying finite, and it never comes
+# back. Treated like NaN/inf: the trial stops at once as `diverged`.
+EXPLODED_LOSS_FACTOR = 3.0
 # Keys of the Ray config that are settings of the search, not training knobs.
 SEARCH_KEYS = ("_metric", "_penalty")
 
@@ -66,8 +70,12 @@ def gpt_trainable(config: dict[str, Any]) -> None:
         row = {**base, **record.to_dict()}
         row["best_val_loss"] = min(last.get("best_val_loss", math.inf), row["val_loss"]) \
             if math.isfinite(row["val_loss"]) else last.get("best_val_loss", penalty)
-        if record.diverged:
-            row.update(outcome=outcomes.DIVERGED, error="loss became NaN/inf")
+        exploded = math.isfinite(record.train_loss) and \
+            record.train_loss > EXPLODED_LOSS_FACTOR * math.log(data.vocab_size)
+        if record.diverged or exploded:
+            why = f"loss exploded to {record.train_loss:.4g}" if exploded and \
+                not record.diverged else "loss became NaN/inf"
+            row.update(outcome=outcomes.DIVERGED, error=why)
             _clean(row, penalty)
             ray.tune.report(row)
             return True
