@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default=None, help="report folder (default reports/<name>)")
 
     u = sub.add_parser("ui", help="open the MLflow UI on the searches' tracking store")
-    u.add_argument("--tracking-uri", default=None)
+    u.add_argument("--tracking-uri", default=None,
+                   help="MLflow store (default: sqlite store under the storage path)")
+    u.add_argument("--storage-path", default=None, help="where searches are kept (default ./runs)")
     u.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--serve", action="store_true",
@@ -196,7 +198,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     from tune_gpt.tracking import run_ui
 
     return run_ui(tracking_uri=args.tracking_uri, host=args.host, port=args.port,
-                  serve=args.serve)
+                  serve=args.serve, storage_path=args.storage_path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

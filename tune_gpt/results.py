@@ -107,6 +107,34 @@ def importances(db: Path, study_name: str) -> dict[str, float]:
         return {}
 
 
+def reconcile_study(db: Path, study_name: str, trials: Any, metric: str) -> int:
+    """Close Optuna trials left RUNNING by an interrupted driver.
+
+    A trial that was running when the driver died is resumed by Ray from its checkpoint,
+    but the restored searcher may no longer know which Optuna trial it was, leaving that
+    one RUNNING for ever. Tell it the value of the Ray trial with the same sampled params,
+    or FAIL when none matches. Returns how many were closed."""
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{db}")
+    closed = 0
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        match = trials
+        for k, v in t.params.items():
+            if k in match.columns and k != "n_embd":
+                col = match[k]
+                match = match[(col - v).abs() < 1e-12 * max(1.0, abs(v))] \
+                    if isinstance(v, float) else match[col.astype(str) == str(v)]
+        values = match["best_val_loss" if metric == "best_val_loss" else "final_val_loss"]
+        values = values.dropna()
+        if len(match) and len(values):
+            study.tell(t.number, float(values.iloc[0]))
+        else:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        closed += 1
+    return closed
+
+
 def write_tables(folder: Path, trials: Any, curves: Any, meta: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     trials.to_csv(folder / "trials.csv", index=False)

@@ -275,9 +275,11 @@ def run_search(opts: SearchOptions) -> SearchResult:
             opts.resume))
         grid = tuner.fit()
         wall = time.time() - started
-        from tune_gpt.results import collect, write_tables
+        from tune_gpt.results import collect, reconcile_study, write_tables
 
         trials, curves, meta = collect(grid, space, state, folder, wall)
+        if opts.resume:
+            reconcile_study(folder / "optuna.db", folder.name, trials, space.metric)
         write_tables(folder / "results", trials, curves, meta)
         best = meta.get("best")
         counts = meta["counts"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 import sys
 import time
 import urllib.error
@@ -214,9 +213,9 @@ def run_ui(tracking_uri: str | None, host: str = "127.0.0.1", port: int = 5000,
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         raise UserError(f"no MLflow store at {uri}; run a search first or pass --tracking-uri")
     cmd = [sys.executable, "-m", "mlflow", "server" if serve else "ui",
-           "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+           "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
     if serve:
-        cmd += ["--workers", "1", "--serve-artifacts",
+        cmd += ["--serve-artifacts",
                 "--artifacts-destination", str((storage / "mlartifacts").resolve())]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     print(f"MLflow {'server' if serve else 'UI'} on http://{host}:{port} (store: {uri}); "
@@ -224,7 +223,7 @@ def run_ui(tracking_uri: str | None, host: str = "127.0.0.1", port: int = 5000,
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: bound to {host}: anyone who can reach this port can read and write "
               f"the runs", file=sys.stderr)
-    try:
-        return subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
+    sys.stdout.flush()
+    # Become the MLflow process: Ctrl-C and kill reach the server itself, nothing is orphaned.
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
