@@ -159,6 +159,24 @@ def _check_data(space: SearchSpace, data: str) -> tuple[str, Any]:
     return dataset, prepared
 
 
+def _check_ray_address(address: str | None) -> None:
+    """Fail fast on a cluster address nobody answers at (ray.init would wait a minute)."""
+    import socket
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address or address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"Ray address {address!r} must look like HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as e:
+        raise UserError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one "
+                        f"with `ray start --head`, or leave --address out for a local Ray") \
+            from None
+
+
 def _connect_ray(address: str | None, temp_dir: str) -> None:
     import ray
 
@@ -229,6 +247,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
     dataset, prepared = _check_data(space, opts.data or space.data)
     uri = opts.tracking_uri or state.get("tracking_uri") or tracking.default_tracking_uri(storage)
     tracking.check_tracking_uri(uri)
+    _check_ray_address(opts.address)
     if space.profile == "cpu":
         say(f"no GPU here: using the CPU profile of {space.source} — {space.description}")
 
