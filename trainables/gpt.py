@@ -56,7 +56,7 @@ def gpt_trainable(config: dict[str, Any]) -> None:
     data = prepare(cfg.dataset)
     penalty = penalty_for(data.vocab_size)
     base = {"tokens_per_iter": cfg.tokens_per_iter(), "vocab_size": data.vocab_size,
-            "node": os.uname().nodename, "threads": threads}
+            "node": os.uname().nodename, "pid": os.getpid(), "threads": threads}
 
     resume = None
     checkpoint = ray.tune.get_checkpoint()
