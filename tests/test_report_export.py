@@ -1,0 +1,117 @@
+"""The files a report exports: they must load in the tools they are meant for."""
+
+from __future__ import annotations
+
+import ast
+
+import pandas as pd
+import pytest
+import yaml
+from test_report_data import planted_search, report_of, trial, assemble
+
+from tune_gpt.config import load_train_config
+from tune_gpt.report.export import NANOGPT_KEYS, narrow, next_space
+from tune_gpt.report.results import prepare
+
+NANOGPT_TRAIN_KEYS = {  # the globals nanoGPT's train.py lets a config file set
+    "out_dir", "eval_interval", "log_interval", "eval_iters", "eval_only", "always_save_checkpoint",
+    "init_from", "wandb_log", "wandb_project", "wandb_run_name", "dataset",
+    "gradient_accumulation_steps", "batch_size", "block_size", "n_layer", "n_head", "n_embd",
+    "dropout", "bias", "learning_rate", "max_iters", "weight_decay", "beta1", "beta2", "grad_clip",
+    "decay_lr", "warmup_iters", "lr_decay_iters", "min_lr", "backend", "device", "dtype", "compile"}
+
+
+def test_nanogpt_config_is_plain_assignments_of_known_keys():
+    text = report_of("planted").files["best_config_nanogpt.py"]
+    tree = ast.parse(text)
+    names = []
+    for node in tree.body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1
+        assert isinstance(node.targets[0], ast.Name)
+        ast.literal_eval(node.value)  # a literal, nothing to execute
+        names.append(node.targets[0].id)
+    assert set(names) <= NANOGPT_TRAIN_KEYS and set(NANOGPT_KEYS) == NANOGPT_TRAIN_KEYS
+    values = {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body}
+    best = report_of("planted").findings.summary.best_config
+    for k in ("batch_size", "block_size", "n_layer", "n_head", "n_embd", "learning_rate", "max_iters"):
+        assert values[k] == best[k]
+    assert "DDP" in text  # gradient_accumulation_steps is the total over ranks
+
+
+def test_best_config_yaml_loads_as_a_train_config(tmp_path):
+    path = tmp_path / "best_config.yaml"
+    path.write_text(report_of("planted").files["best_config.yaml"])
+    cfg = load_train_config(path)
+    best = report_of("planted").findings.summary.best_config
+    got = cfg.to_dict()
+    for k, v in best.items():
+        if k != "out_dir":
+            assert got[k] == (pytest.approx(v, rel=1e-9) if isinstance(v, float) else v), k
+
+
+def test_next_space_loads_and_narrows_within_the_original_ranges(tmp_path):
+    text = report_of("planted").files["next_space.yaml"]
+    data = yaml.safe_load(text)
+    assert text.startswith("# Next search")
+    meta = planted_search()[2]
+    lr = data["params"]["learning_rate"]["loguniform"]
+    assert meta["params"]["learning_rate"]["loguniform"][0] <= lr[0] < lr[1] <= 1e-1
+    assert lr[1] / lr[0] < 1e3  # narrower than the three decades searched
+    embd = data["params"]["n_embd"]
+    heads = data["params"]["n_head"]
+    heads = heads["choice"] if isinstance(heads, dict) else [heads]
+    if "int" in embd:
+        lo, hi = embd["int"]
+        values = range(lo, hi + 1, embd.get("step", 1))
+        assert (hi - lo) % embd.get("step", 1) == 0 and 192 <= lo and hi <= 768
+    else:
+        values = embd["choice"]
+    assert all(v % h == 0 for v in values for h in heads)
+    space_mod = pytest.importorskip("tune_gpt.space")
+    path = tmp_path / "next_space.yaml"
+    path.write_text(text)
+    space = space_mod.load_space(path, profile="gpu")
+    assert set(space.params) <= set(meta["params"])
+
+
+def test_narrowing_rules():
+    assert narrow({"choice": [16, 32, 64]}, [32, 64, 32]) == ({"choice": [32, 64]}, "was {choice: [16, 32, 64]}")
+    assert narrow({"choice": [16, 32, 64]}, [32, 32])[0] == 32  # one value left: fixed
+    spec, _ = narrow({"loguniform": [1e-4, 1e-2]}, [1e-3, 2e-3])
+    lo, hi = spec["loguniform"]
+    assert 1e-4 <= lo < 1e-3 and 2e-3 < hi <= 1e-2
+    spec, _ = narrow({"int": [128, 512], "step": 64}, [256, 320])
+    assert spec["step"] == 64 and (spec["int"][1] - spec["int"][0]) % 64 == 0
+    assert 128 <= spec["int"][0] <= 256 and 320 <= spec["int"][1] <= 512
+    spec, _ = narrow({"uniform": [0.0, 0.3]}, [0.3, 0.3])
+    assert spec["uniform"][1] == 0.3 and spec["uniform"][0] < 0.3  # clipped at the bound
+
+
+def test_n_embd_choices_are_listed_when_a_range_would_break_n_head():
+    items = [trial("a", n_head=6, n_embd=384, floor=1.5), trial("b", n_head=4, n_embd=256, floor=1.51),
+             trial("c", n_head=6, n_embd=192, floor=1.52), trial("d", n_head=4, n_embd=128, floor=2.0)]
+    trials, curves, meta = assemble(items, params={"n_head": {"choice": [4, 6]},
+                                                   "n_embd": {"int": [128, 512], "step": 64}})
+    res = prepare(trials, curves, meta)
+    space, text = next_space(res, ["a", "b", "c"], None)
+    embd = space["params"]["n_embd"]
+    assert "choice" in embd and all(v % 4 == 0 or v % 6 == 0 for v in embd["choice"])
+    assert any(v % 6 == 0 for v in embd["choice"]) and any(v % 4 == 0 for v in embd["choice"])
+    assert yaml.safe_load(text)["params"]["n_embd"] == embd
+
+
+def test_group_parameters_keep_the_groups_the_top_trials_used():
+    items = [trial("a", n_layer=2, n_embd=64, n_head=4, floor=1.6), trial("b", n_layer=4, n_embd=128, n_head=4, floor=1.5)]
+    groups = [{"n_layer": 2, "n_embd": 64}, {"n_layer": 4, "n_embd": 128}, {"n_layer": 6, "n_embd": 192}]
+    trials, curves, meta = assemble(items, params={"model": {"choice": groups}})
+    space, _ = next_space(prepare(trials, curves, meta), ["a", "b"], None)
+    assert space["params"]["model"] == {"choice": groups[:2]}
+
+
+def test_budget_and_scheduler_keep_only_keys_the_space_accepts():
+    trials, curves, meta = planted_search()
+    meta["budget"]["max_tokens"] = 123
+    meta["scheduler"]["unknown"] = 1
+    space, _ = next_space(prepare(trials, curves, meta), ["t01"], None)
+    assert "max_tokens" not in space["budget"] and "unknown" not in space["scheduler"]
+    assert isinstance(pd.Series(space["budget"]).to_dict(), dict)

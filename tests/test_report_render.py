@@ -1,0 +1,87 @@
+"""Markdown in both languages, the catalogue, the figures."""
+
+from __future__ import annotations
+
+import re
+import struct
+
+import pytest
+from test_report_data import report_of, section
+
+from tune_gpt.errors import UserError
+from tune_gpt.report import build_report
+from tune_gpt.report.i18n import EN, ZH, translator
+
+SECTIONS_EN = ["1. Summary", "2. Leaderboard", "3. Out of memory", "4. Training too slow",
+               "5. Overfitting", "6. Divergence", "7. What each knob did", "8. Next step"]
+
+
+def test_english_report_has_the_eight_sections_in_order():
+    md = report_of("planted").markdown
+    positions = [md.index(f"## {s}") for s in SECTIONS_EN]
+    assert positions == sorted(positions)
+    assert "**Best val_loss: 1.451** — trial `t_over`" in md
+    assert "Trials by outcome: completed 4 · stopped_early 7 · oom 1 · predicted_oom 1 · diverged 1" in md
+
+
+def test_leaderboard_shows_only_knobs_that_differ():
+    lb = report_of("planted").findings.leaderboard
+    assert "batch_size" in lb.knobs and "learning_rate" in lb.knobs
+    assert "weight_decay" not in lb.knobs and "beta2" not in lb.knobs  # the same everywhere
+    assert "max_iters" not in lb.knobs  # derived from the token budget
+    header = section(report_of("planted").markdown, 2).split("\n| #")[1].split("\n")[0]
+    assert "weight_decay" not in header and "val_loss @ 4,096,000" in header
+
+
+def test_chinese_report_uses_the_guides_terms():
+    md = report_of("planted", "zh").markdown
+    for term in ("显存", "过拟合", "梯度累积", "训练太慢", "学习率", "混合精度", "总结表格"):
+        assert term in md, term
+    assert "调优报告" in md and "Summary" not in md
+    assert section(md, 3).count("装得下") >= 1
+
+
+def test_catalogues_have_the_same_keys_and_placeholders():
+    assert EN.keys() == ZH.keys()
+    for key in EN:
+        assert set(re.findall(r"{(\w+)}", EN[key])) == set(re.findall(r"{(\w+)}", ZH[key])), key
+
+
+def test_unknown_language_is_a_user_error():
+    with pytest.raises(UserError, match="--lang"):
+        translator("fr")
+    with pytest.raises(UserError):
+        build_report(*__import__("test_report_data").clean_search(), lang="fr")
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.parametrize("name", ["curves.png", "importances.png", "pareto.png", "parallel.png"])
+def test_figures_are_real_pngs(name):
+    figs = report_of("planted").figures
+    w, h = png_size(figs[name])
+    assert w >= 600 and h >= 300 and len(figs[name]) > 15_000  # drawn, not blank
+    assert f"]({name})" in report_of("planted").markdown
+
+
+def test_figure_rungs_follow_the_scheduler():
+    from tune_gpt.report.figures import rungs
+
+    sched = {"type": "asha", "time_attr": "tokens", "grace_period": 100, "reduction_factor": 3, "max_t": 1000}
+    assert rungs({"scheduler": sched}, 0) == ("tokens", [100, 300, 900])
+    assert rungs({"scheduler": {**sched, "time_attr": "iter"}}, 0)[0] == "iter"
+    assert rungs({"scheduler": {**sched, "time_attr": "time_s"}}, 0)[1] == []
+    assert rungs({"scheduler": {**sched, "grace_period": 0}}, 0)[1] == [100, 300, 900]  # max_t / 10
+    assert rungs({}, 1000)[1] == []
+
+
+def test_chinese_figures_fall_back_to_english_without_a_cjk_font(monkeypatch):
+    from tune_gpt.report import figures
+
+    monkeypatch.setattr(figures, "_cjk_font", lambda: None)
+    assert figures.figure_language("zh") == "en"
+    monkeypatch.setattr(figures, "_cjk_font", lambda: "Noto Sans CJK SC")
+    assert figures.figure_language("zh") == "zh" and figures.figure_language("en") == "en"

@@ -1,0 +1,285 @@
+"""The files a report leaves for the next step: best_config.yaml (for `tune-gpt train`),
+best_config_nanogpt.py (for nanoGPT's train.py) and next_space.yaml (a narrowed search).
+
+All three are returned as text; nothing here touches the disk.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tune_gpt.config import FIELD_TYPES, KNOBS, TrainConfig
+from tune_gpt.report.diagnose import NARROW_PAD
+from tune_gpt.report.results import Results, parse_amount
+
+# The configuration keys nanoGPT's train.py declares (and so accepts in a config file).
+NANOGPT_KEYS = ("out_dir", "eval_interval", "log_interval", "eval_iters", "eval_only",
+                "always_save_checkpoint", "init_from", "wandb_log", "wandb_project",
+                "wandb_run_name", "dataset", "gradient_accumulation_steps", "batch_size",
+                "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "learning_rate",
+                "max_iters", "weight_decay", "beta1", "beta2", "grad_clip", "decay_lr",
+                "warmup_iters", "lr_decay_iters", "min_lr", "backend", "device", "dtype", "compile")
+
+# Sections of a search-space YAML this writes, and the keys each may hold (tune_gpt.space).
+SCHEDULER_KEYS = ("type", "time_attr", "grace_period", "reduction_factor", "max_t", "brackets")
+BUDGET_KEYS = ("num_samples", "max_concurrent_trials", "time_budget_s", "tokens_per_trial",
+               "tokens_per_eval")
+RESOURCE_KEYS = ("cpu", "gpu", "memory_gb")
+
+
+def py(v: Any) -> Any:
+    """numpy scalars -> plain Python (yaml and repr need them); floats lose binary noise
+    (1.5e-3 / 10 is written 0.00015, not 0.00015000000000000001)."""
+    v = v.item() if isinstance(v, np.generic) else v
+    if isinstance(v, float) and math.isfinite(v):
+        return float(f"{v:.12g}")
+    return v
+
+
+def flow(v: Any) -> str:
+    """One value in YAML flow style on one line: 1.0e-05, true, [16, 32], {choice: [1, 2]}."""
+    import yaml
+
+    return yaml.safe_dump(v, default_flow_style=True, width=10**9, sort_keys=False).splitlines()[0]
+
+
+def sig(x: float, digits: int = 3) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+# ----------------------------------------------------------------------------- best config
+
+def _no_config(trial_id: str | None) -> str:
+    if trial_id:
+        return f"# the best trial, {trial_id}, has no recorded knobs (trials.csv lacks them)\n"
+    return "# no trial finished with a finite val_loss, so there is no best config yet\n"
+
+
+def best_config_yaml(res: Results, trial_id: str | None, knobs: dict[str, Any]) -> str:
+    """A flat knob -> value mapping that `tune-gpt train best_config.yaml` loads."""
+    if not knobs:
+        return _no_config(trial_id)
+    knobs = {**knobs, "out_dir": f"out-{res.name}-best"}
+    lines = [f"# Best trial of search '{res.name}': {trial_id} "
+             f"(best val_loss {res.trials.at[trial_id, 'best_val_loss']:.4f}).",
+             "# Every knob it trained with; re-run it with:",
+             "#   tune-gpt train best_config.yaml",
+             "#   tune-gpt train best_config.yaml --max_iters=5000   # longer, same recipe"]
+    lines += [f"{k}: {flow(py(knobs[k]))}" for k in KNOBS if k in knobs]
+    return "\n".join(lines) + "\n"
+
+
+def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) -> str:
+    """nanoGPT's config/*.py style: `key = literal` lines, only keys its train.py knows."""
+    if not knobs:
+        return _no_config(trial_id)
+    k = {**TrainConfig().to_dict(), **knobs}
+    dataset = str(k["dataset"])
+    stem = dataset.rsplit("/", 1)[-1].rsplit(".", 1)[0] or "data"
+    device = "cuda" if k["device"] in ("auto", "cuda") else k["device"]
+    out = [f"# nanoGPT config exported by tune-gpt: best trial {trial_id} of search '{res.name}'",
+           f"# (best val_loss {res.trials.at[trial_id, 'best_val_loss']:.4f}).",
+           "# Use it from a nanoGPT checkout:  python train.py config/<this file>.py", ""]
+
+    def put(key: str, value: Any, comment: str = "") -> None:
+        out.append(f"{key} = {py(value)!r}" + (f"  # {comment}" if comment else ""))
+
+    put("out_dir", f"out-{res.name}")
+    put("eval_interval", k["eval_interval"])
+    put("eval_iters", k["eval_iters"])
+    put("log_interval", k["log_interval"])
+    put("always_save_checkpoint", False, "save only when val_loss improves")
+    put("init_from", "scratch")
+    put("wandb_log", False)
+    put("wandb_project", res.name)
+    put("wandb_run_name", str(trial_id))
+    out.append("")
+    if dataset != stem or "/" in dataset:
+        out.append(f"# tune-gpt trained on the text file {dataset}; nanoGPT reads data/{stem}/train.bin")
+        out.append("# and val.bin: prepare them like data/shakespeare_char/prepare.py does.")
+    put("dataset", stem)
+    out.append("# nanoGPT's gradient_accumulation_steps is the total over all DDP ranks (train.py")
+    out.append("# divides it by the number of GPUs); on one GPU, as here, it is the per-GPU value.")
+    put("gradient_accumulation_steps", k["gradient_accumulation_steps"])
+    put("batch_size", k["batch_size"])
+    tpi = k["batch_size"] * k["block_size"] * k["gradient_accumulation_steps"]
+    put("block_size", k["block_size"], f"tokens/iter = {tpi:,}")
+    out.append("")
+    for key in ("n_layer", "n_head", "n_embd", "dropout", "bias"):
+        put(key, k[key])
+    out.append("")
+    for key in ("learning_rate", "max_iters", "weight_decay", "beta1", "beta2", "grad_clip",
+                "decay_lr", "warmup_iters", "lr_decay_iters", "min_lr"):
+        put(key, k[key])
+    out.append("")
+    put("device", device, "tune-gpt's 'auto' picked CUDA when present" if k["device"] == "auto" else "")
+    put("dtype", k["dtype"])
+    put("compile", k["compile"])
+    out.append(f"# tune-gpt seed was {k['seed']}; nanoGPT always seeds 1337 (+ rank).")
+    return "\n".join(out) + "\n"
+
+
+# ----------------------------------------------------------------------------- next space
+
+def _kind(spec: Any) -> str | None:
+    if isinstance(spec, dict):
+        for kind in ("choice", "uniform", "loguniform", "int"):
+            if kind in spec:
+                return kind
+    return None
+
+
+def narrow(spec: Any, values: list[Any]) -> tuple[Any, str]:
+    """(new spec or a plain value when only one value is left, comment)."""
+    kind = _kind(spec)
+    values = [py(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if kind is None or not values:
+        return spec, "kept: no top-trial values"
+    if kind == "choice":
+        keep = [c for c in spec["choice"] if any(_same(c, v) for v in values)] or list(spec["choice"])
+        return (keep[0] if len(keep) == 1 else {"choice": keep}), f"was {flow(spec)}"
+    lo, hi = parse_amount(spec[kind][0]), parse_amount(spec[kind][1])
+    log = kind == "loguniform" or bool(spec.get("log"))
+    f = (lambda v: math.log(v)) if log else (lambda v: float(v))
+    inv = (lambda v: math.exp(v)) if log else (lambda v: v)
+    xs = [float(v) for v in values]
+    a, b = f(min(xs)), f(max(xs))
+    pad = NARROW_PAD * ((b - a) if b > a else (f(hi) - f(lo)) / 2)
+    new_lo, new_hi = max(lo, inv(a - pad)), min(hi, inv(b + pad))
+    note = f"was {flow(spec)}; top trials: {_fmt(min(xs))}..{_fmt(max(xs))}"
+    if kind == "int":
+        step = int(spec.get("step") or 1)
+        g_lo = int(lo + math.floor(round((new_lo - lo) / step, 9)) * step)
+        g_hi = int(lo + math.ceil(round((new_hi - lo) / step, 9)) * step)
+        g_lo, g_hi = max(int(lo), g_lo), min(int(hi), g_hi)
+        if g_lo >= g_hi:
+            return g_lo, note
+        out: dict[str, Any] = {"int": [g_lo, g_hi]}
+        if spec.get("step"):
+            out["step"] = step
+        if spec.get("log"):
+            out["log"] = True
+        return out, note
+    new_lo, new_hi = max(lo, sig(new_lo)), min(hi, sig(new_hi))
+    return {kind: [new_lo, new_hi]}, note
+
+
+def _same(choice: Any, value: Any) -> bool:
+    if isinstance(choice, dict):
+        return False
+    try:
+        return float(choice) == float(value)
+    except (TypeError, ValueError):
+        return str(choice).lower() == str(value).lower()
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def candidates(spec: Any) -> list[Any]:
+    kind = _kind(spec)
+    if kind == "choice":
+        return list(spec["choice"])
+    if kind == "int":
+        return list(range(int(spec["int"][0]), int(spec["int"][1]) + 1, int(spec.get("step") or 1)))
+    return [spec] if kind is None else []
+
+
+def next_space(res: Results, top: list[str], budget: float | None) -> tuple[dict[str, Any], str]:
+    """The narrowed space as a mapping and as commented YAML that `tune-gpt search` reads."""
+    params: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    fixed = {k: py(v) for k, v in (res.meta.get("fixed") or {}).items()}
+    t = res.trials.loc[top] if top else res.trials.iloc[0:0]
+    for name, spec in res.params.items():
+        if name in FIELD_TYPES and name in t.columns:
+            new, notes[name] = narrow(spec, list(t[name]))
+        elif _kind(spec) == "choice":  # a group of knobs set together: keep the used ones
+            used = [c for c in spec["choice"] if isinstance(c, dict) and any(
+                all(_same(v, t.at[i, k]) for k, v in c.items() if k in t.columns) for i in t.index)]
+            # a group stays a choice even with one mapping left (a group cannot be plain)
+            new, notes[name] = ({"choice": used} if used else spec), f"was {flow(spec)}"
+        else:
+            new, notes[name] = spec, "kept"
+        if top:
+            params[name] = new
+        else:
+            params[name], notes[name] = spec, "kept: no comparable trials"
+    _keep_heads_compatible(params, fixed, notes, t)
+    for k in params:
+        fixed.pop(k, None)
+    s = res.meta.get("scheduler") or {}
+    b = dict(res.meta.get("budget") or {})
+    if b.get("tokens_per_trial") is None and b.get("max_tokens"):
+        b["tokens_per_trial"] = b["max_tokens"]  # meta's name for the per-trial token budget
+    space = {
+        "name": f"{res.name}-next"[:80],
+        "description": f"narrowed from search {res.name} around its top {len(top)} trials",
+        "data": str(res.meta.get("data") or (res.trials["dataset"].iloc[0] if len(res.trials)
+                                             else "shakespeare_char")),
+        "metric": res.meta.get("metric", "val_loss"),
+        "mode": res.meta.get("mode", "min"),
+        "params": params,
+        "fixed": fixed,
+        "sampler": {k: py(v) for k, v in (res.meta.get("sampler") or {"type": "tpe", "seed": 0}).items()},
+        "scheduler": {k: py(s[k]) for k in SCHEDULER_KEYS if s.get(k) not in (None, "")},
+        "budget": {k: py(b[k]) for k in BUDGET_KEYS if b.get(k) is not None},
+        "resources": {k: py(v) for k, v in (res.meta.get("resources") or {}).items() if k in RESOURCE_KEYS},
+    }
+    return space, _space_yaml(res, space, notes, top, budget)
+
+
+def _keep_heads_compatible(params: dict[str, Any], fixed: dict[str, Any],
+                           notes: dict[str, str], t: Any) -> None:
+    """n_embd must be divisible by n_head: keep an n_embd range whose every value suits every
+    n_head value, or else list the n_embd choices that do (each n_head keeps at least one)."""
+    heads = candidates(params["n_head"]) if "n_head" in params else \
+        [fixed.get("n_head", TrainConfig().n_head)]
+    if "n_embd" not in params or not heads:
+        return
+    embd = candidates(params["n_embd"])
+    if embd and all(e % h == 0 for e in embd for h in heads):
+        return
+    keep = [e for e in embd if all(e % h == 0 for h in heads)]
+    if not keep:
+        keep = sorted({int(v) for v in t["n_embd"]} if len(t) else set())
+        for h in heads:
+            if not any(e % h == 0 for e in keep):
+                fits = [e for e in embd if e % h == 0]
+                if fits:
+                    keep.append(min(fits, key=lambda e: abs(e - np.median(keep or fits))))
+    keep = sorted(set(keep))
+    if keep:
+        params["n_embd"] = keep[0] if len(keep) == 1 else {"choice": keep}
+        notes["n_embd"] += "; listed so every n_head divides it"
+
+
+def _space_yaml(res: Results, space: dict[str, Any], notes: dict[str, str], top: list[str],
+                budget: float | None) -> str:
+    when = f"at {budget:,.0f} tokens (equal budget)" if budget else "(no comparable trials)"
+    lines = [
+        f"# Next search, derived from search '{res.name}'"
+        + (f" (space {res.meta['space_file']})" if res.meta.get("space_file") else "") + ".",
+        f"# Top trials by val_loss {when}: {', '.join(top) or 'none'}.",
+        "# Each range spans the values the top trials used, widened by "
+        f"{NARROW_PAD:.0%} of that span on each side",
+        "# (in log space for loguniform), and never past the original range; choices keep the",
+        "# values the top trials used, and a knob left with one value is fixed.",
+        "#   tune-gpt search next_space.yaml",
+    ]
+    for key in ("name", "description", "data", "metric", "mode"):
+        lines.append(f"{key}: {flow(space[key])}")
+    lines.append("params:")
+    for k, v in space["params"].items():
+        lines.append(f"  {k}: {flow(v)}" + (f"   # {notes[k]}" if notes.get(k) else ""))
+    if space["fixed"]:
+        lines.append("fixed:")
+        lines += [f"  {k}: {flow(v)}" for k, v in space["fixed"].items()]
+    for key in ("sampler", "scheduler", "budget", "resources"):
+        if space[key]:
+            lines.append(f"{key}: {flow(space[key])}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,225 @@
+"""What the report found, as plain data: the renderer writes it out, tests inspect it.
+
+Each section of the report has one dataclass here. Remedy and evidence lists are in the
+guide's order (§6 "配置调优策略"), so their order *is* the advice's priority.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class Summary:
+    best_trial: str | None
+    best_val_loss: float
+    best_config: dict[str, Any]
+    best_outcome: str
+    best_tokens: float
+    best_iters: float
+    n_trials: int
+    by_outcome: dict[str, int]
+    iters: float
+    tokens: float
+    wall_s: float
+    errors: list[tuple[str, str]]  # (trial_id, message) of failed trials
+
+
+@dataclass
+class Leaderboard:
+    table: pd.DataFrame     # rank order; knob columns are only those that differ
+    knobs: list[str]        # the differing knobs shown
+    budget: float | None    # the equal-budget column's token count
+
+
+@dataclass
+class Pair:
+    """Trials that differ (among the speed-relevant knobs) only in `knob`: low vs high value."""
+
+    knob: str
+    low: Any
+    high: Any
+    ratio: float                   # tokens/s at high / tokens/s at low
+    low_ids: list[str]
+    high_ids: list[str]
+
+
+@dataclass
+class Remedy:
+    """One rung of a remedy ladder, made concrete for a given config."""
+
+    key: str                                   # e.g. "smaller_batch" (see diagnose.*_REMEDIES)
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # knob -> (old, new)
+    tokens_per_iter: float | None = None       # after the change
+    mem_bytes: float | None = None             # estimated need after the change
+    fits: bool | None = None                   # under the memory limit? None = unknown
+    speedup: float | None = None               # measured or computed x-times faster
+    applicable: bool = True                    # False: already done / not needed here
+    trials: list[str] = field(default_factory=list)  # the trials it is about
+    pair: Pair | None = None                   # the measured comparison behind `speedup`
+    eval_share: float | None = None            # fewer_evals: the share it starts from
+
+
+@dataclass
+class OomCase:
+    trial_id: str
+    outcome: str                   # oom | predicted_oom
+    knobs: dict[str, Any]
+    tokens_per_iter: float
+    peak_mem_bytes: float          # measured (NaN if unknown)
+    est_mem_bytes: float           # estimated (NaN if unknown)
+    ladder: list[Remedy]
+    combined: Remedy | None = None  # the ladder applied cumulatively, when no single step fits
+    rescued_by: str | None = None  # trial that re-ran it with half batch, twice accumulation
+    rescue_outcome: str = ""
+    rescue_val_loss: float = float("nan")
+
+
+@dataclass
+class OomFinding:
+    cases: list[OomCase]
+    limit_bytes: float | None
+    estimator: str                 # "tune_gpt.estimate" or "formula" (see memory.py)
+
+
+@dataclass
+class SpeedRow:
+    trial_id: str
+    tokens_per_s: float
+    mfu: float
+    eval_share: float
+    compile: bool | None
+    batch_size: Any
+    flags: list[str]               # slow | eval_heavy | compile_off | small_batch
+
+
+@dataclass
+class SlowFinding:
+    rows: list[SpeedRow]
+    slow: list[str]                # trial ids with any flag
+    remedies: list[Remedy]         # guide order: compile, larger batch, fewer evals, less logging
+    device: str
+
+
+@dataclass
+class OverfitCase:
+    trial_id: str
+    kind: str                      # "rising" (val up while train down) or "gap"
+    start_iter: float              # iteration of the val_loss minimum
+    start_tokens: float
+    val_min: float
+    val_last: float
+    train_at_min: float
+    train_last: float
+    gap: float                     # val - train at the last eval
+
+
+@dataclass
+class Evidence:
+    """Did a remedy reduce the train/val gap in this search?"""
+
+    key: str                       # dropout | weight_decay | smaller_model | more_data
+    knob: str
+    status: str                    # works | no_effect | worse | not_tried | advice
+    rho: float = float("nan")
+    n: int = 0
+    helped: list[str] = field(default_factory=list)    # trials on the remedy's side
+    others: list[str] = field(default_factory=list)    # trials on the other side
+    helped_gap: float = float("nan")
+    others_gap: float = float("nan")
+    helped_value: str = ""
+    others_value: str = ""
+
+
+@dataclass
+class OverfitFinding:
+    cases: list[OverfitCase]
+    remedies: list[Evidence]
+    budget: float | None           # tokens at which the gaps were compared
+
+
+@dataclass
+class DivergeCase:
+    trial_id: str
+    learning_rate: float
+    reason: str                    # diverged | nan | exploding | flat
+    iter: float                    # where it showed
+    loss: float                    # the loss that gave it away (NaN for nan)
+
+
+@dataclass
+class DivergeFinding:
+    cases: list[DivergeCase]
+    safe_lr: tuple[float, float] | None   # lowest..highest lr that trained fine
+    good_lr: tuple[float, float] | None   # lr range of the top trials at equal budget
+    n_safe: int
+    ln_vocab: float | None
+
+
+@dataclass
+class Effect:
+    knob: str
+    metric: str                    # val_loss | tokens_per_s | peak_mem | gap
+    rho: float
+    n: int
+    low_median: float = float("nan")
+    high_median: float = float("nan")
+    low_ids: list[str] = field(default_factory=list)
+    high_ids: list[str] = field(default_factory=list)
+    direction: str = "none"        # up | down | none | few (too few trials) | constant
+
+    @property
+    def diff(self) -> float:
+        return self.high_median - self.low_median
+
+
+@dataclass
+class EffectsFinding:
+    budget: float | None
+    ids: list[str]
+    effects: list[Effect]
+    naive: list[Effect]            # the same on final values, to show the early-stop bias
+    importances: dict[str, float]
+    importance_source: str         # "meta" (Optuna) or "spearman" (fallback)
+    memory_source: str             # "measured" or "estimated"
+
+    def get(self, knob: str, metric: str, naive: bool = False) -> Effect | None:
+        for e in (self.naive if naive else self.effects):
+            if e.knob == knob and e.metric == metric:
+                return e
+        return None
+
+
+@dataclass
+class NextStep:
+    recommended: dict[str, Any]
+    trial_id: str | None
+    notes: list[tuple[str, dict[str, Any]]]   # (catalogue key, values) advice lines
+    next_space: dict[str, Any]                # the narrowed space as a mapping
+    top_ids: list[str]
+
+
+@dataclass
+class Findings:
+    summary: Summary
+    leaderboard: Leaderboard
+    oom: OomFinding
+    slow: SlowFinding
+    overfit: OverfitFinding
+    diverge: DivergeFinding
+    effects: EffectsFinding
+    next: NextStep
+
+
+@dataclass
+class Report:
+    """A finished report, not yet written: `write_report` puts it on disk."""
+
+    markdown: str
+    figures: dict[str, bytes]
+    files: dict[str, str]
+    findings: Findings
+    name: str = "search"

@@ -1,0 +1,102 @@
+"""A search's results folder in, a report folder out: the only I/O of the report package.
+
+    runs/<search>/results/{trials.csv, curves.csv, meta.json}  ->  reports/<search>/report.md
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tune_gpt.errors import UserError
+from tune_gpt.report.findings import Report
+
+RESULT_FILES = ("trials.csv", "curves.csv", "meta.json")
+
+
+def find_results(search: str | os.PathLike, storage_path: str | os.PathLike | None = None) -> Path:
+    """The folder holding trials.csv: `search` itself (a search folder or its results/
+    folder), else <storage_path or ./runs>/<search>/results."""
+    here = Path(search)
+    root = Path(storage_path) if storage_path else Path("runs")
+    tried = [here / "results", here, root / str(search) / "results"]
+    for d in tried:
+        if (d / "trials.csv").is_file():
+            return d
+    raise UserError(f"no results for search '{search}': none of "
+                    f"{', '.join(str(d / 'trials.csv') for d in dict.fromkeys(tried))} exists; "
+                    f"give the search name (see `ls {root}`), its folder, or --storage-path")
+
+
+def load_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Read trials.csv, curves.csv (optional) and meta.json (optional)."""
+    text = {"trial_id": str, "rescue_of": str, "error": str, "outcome": str}
+    try:
+        trials = pd.read_csv(folder / "trials.csv", dtype=text)
+        curves = pd.read_csv(folder / "curves.csv", dtype={"trial_id": str}) \
+            if (folder / "curves.csv").is_file() else pd.DataFrame()
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"{folder}: cannot read the results table ({str(e).splitlines()[0]}); "
+                        f"re-run the search or `tune-gpt report` on another folder") from None
+    if "trial_id" not in trials.columns or "outcome" not in trials.columns:
+        raise UserError(f"{folder / 'trials.csv'}: needs 'trial_id' and 'outcome' columns")
+    meta: dict[str, Any] = {}
+    if (folder / "meta.json").is_file():
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{folder / 'meta.json'}: not valid JSON ({e}); fix or delete it") from None
+    if not meta.get("name"):
+        meta["name"] = folder.parent.name if folder.name == "results" else folder.name
+    return trials, curves, meta
+
+
+def write_report(report: Report, out_dir: str | os.PathLike) -> Path:
+    """Write report.md, the figures and the exported files into `out_dir`, replacing what
+    was there. Everything is first written to a temporary sibling folder that is then
+    renamed into place, so a reader never sees a half-written report. Returns report.md."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / "report.md").write_text(report.markdown, encoding="utf-8")
+        for name, data in report.figures.items():
+            (tmp / name).write_bytes(data)
+        for name, text in report.files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        tmp.chmod(0o755)  # mkdtemp makes it private; a report is for reading
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / "report.md"
+
+
+def write_report_for(search: str, *, storage_path: str | os.PathLike | None = None,
+                     tracking_uri: str | None = None, lang: str = "en",
+                     out: str | os.PathLike | None = None) -> Path:
+    """`tune-gpt report NAME`: load a search's results folder, build and write its report
+    (default folder reports/<name>). Returns the path of report.md.
+
+    tracking_uri is accepted for the MLflow source to come; results are read from files."""
+    from tune_gpt.report.build import build_report
+
+    folder = find_results(search, storage_path)
+    trials, curves, meta = load_results(folder)
+    report = build_report(trials, curves, meta, lang=lang)
+    return write_report(report, Path(out) if out else Path("reports") / report.name)
