@@ -157,3 +157,18 @@ scheduler: {type: none}
     assert len(children) == 4 and len(runs) == 5
     assert sorted(c.data.tags["outcome"] for c in children) == sorted(got.values())
     assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
+
+    # The report is regenerated from MLflow alone once the Ray results are gone, in Chinese.
+    import shutil
+
+    from tune_gpt.report import write_report_for
+
+    shutil.rmtree(folder)
+    zh = write_report_for(result.parent_run_id, tracking_uri=mlflow_server, lang="zh",
+                          out=tmp_path / "zh")
+    text = zh.read_text(encoding="utf-8")
+    assert "显存" in text and "过拟合" in text
+    assert f"{result.best['best_val_loss']:.3f}" in text
+    assert (tmp_path / "zh" / "curves.png").stat().st_size > 10_000
+    en = result.report.read_text(encoding="utf-8")
+    assert "## 3." in en and "Out of memory" in en and f"{result.best['best_val_loss']:.3f}" in en

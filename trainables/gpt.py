@@ -47,6 +47,7 @@ def gpt_trainable(config: dict[str, Any]) -> None:
 
     from tune_gpt.config import KNOBS, from_mapping
     from tune_gpt.data import prepare
+    from tune_gpt.estimate import estimate
     from tune_gpt.train import train
 
     metric = config.get("_metric", "val_loss")
@@ -55,7 +56,11 @@ def gpt_trainable(config: dict[str, Any]) -> None:
     threads = _cpus_of_trial()
     data = prepare(cfg.dataset)
     penalty = penalty_for(data.vocab_size)
+    est = estimate(cfg, data.vocab_size)
+    device = cfg.device if cfg.device != "auto" else \
+        ("cuda" if torch.cuda.is_available() else "cpu")
     base = {"tokens_per_iter": cfg.tokens_per_iter(), "vocab_size": data.vocab_size,
+            "n_params": est.n_params, "est_mem_bytes": est.total, "device": device,
             "node": os.uname().nodename, "pid": os.getpid(), "threads": threads}
 
     resume = None

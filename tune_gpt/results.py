@@ -27,7 +27,6 @@ def collect(grid: Any, space: SearchSpace, state: dict[str, Any], folder: Path,
     rows, curves = [], []
     for result in grid:
         df = result.metrics_dataframe
-        config = dict(result.config or {})
         reported = [] if df is None else df.to_dict("records")
         trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
         last = reported[-1] if reported else {}
@@ -36,37 +35,17 @@ def collect(grid: Any, space: SearchSpace, state: dict[str, Any], folder: Path,
                                                                     outcomes.DIVERGED):
             outcome = outcomes.FAILED
         evals = [r for r in reported if r.get("outcome") in ("running", outcomes.COMPLETED)]
-        for r in evals:
-            curves.append({"trial_id": trial_id, **{c: r.get(c) for c in CURVE_COLUMNS[1:]}})
-        val = [r["val_loss"] for r in evals if _finite(r.get("val_loss"))]
-        row: dict[str, Any] = {"trial_id": trial_id, "outcome": outcome,
-                               "error": str(last.get("error") or (result.error or ""))[:500]}
-        row.update({k: config.get(k) for k in KNOBS})
-        row.update({
-            "tokens_per_iter": last.get("tokens_per_iter"),
-            "iters": last.get("iter", 0), "tokens": last.get("tokens", 0),
-            "best_val_loss": min(val) if val else math.nan,
-            "final_val_loss": val[-1] if val else math.nan,
-            "final_train_loss": evals[-1].get("train_loss") if evals else math.nan,
-            "tokens_per_s": evals[-1].get("tokens_per_s") if evals else math.nan,
-            "ms_per_iter": evals[-1].get("ms_per_iter") if evals else math.nan,
-            "mfu": evals[-1].get("mfu") if evals else math.nan,
-            "peak_mem_bytes": last.get("peak_mem_bytes", math.nan),
-            "est_mem_bytes": last.get("est_mem_bytes", math.nan),
-            "wall_s": last.get("wall_s", last.get("elapsed_s", math.nan)),
-            "eval_s": last.get("eval_s", math.nan),
-            "n_params": last.get("n_params", math.nan),
-            "rescue_of": last.get("rescue_of", ""),
-            "vocab_size": last.get("vocab_size", math.nan),
-            "node": last.get("node", ""),
-        })
+        row = trial_row(trial_id, outcome, str(last.get("error") or (result.error or "")),
+                        dict(result.config or {}), evals, last)
         for name in space.group_params():
             from tune_gpt.space import label
 
             matches = [label(v) for v in space.params[name].values
-                       if all(config.get(k) == x for k, x in v.items())]
+                       if all(row.get(k) == x for k, x in v.items())]
             row[name] = matches[0] if matches else ""
         rows.append(row)
+        curves += [{"trial_id": trial_id, **{c: r.get(c) for c in CURVE_COLUMNS[1:]}}
+                   for r in evals]
     trials = pd.DataFrame(rows)
     curves_df = pd.DataFrame(curves, columns=list(CURVE_COLUMNS))
     counts = {o: int((trials["outcome"] == o).sum()) if len(trials) else 0 for o in outcomes.ALL}
@@ -91,6 +70,32 @@ def collect(grid: Any, space: SearchSpace, state: dict[str, Any], folder: Path,
     if meta["scheduler"].get("type") == "asha" and not meta["scheduler"].get("max_t"):
         meta["scheduler"]["max_t"] = space.budget.tokens_per_trial
     return trials, curves_df, meta
+
+
+def trial_row(trial_id: str, outcome: str, error: str, config: dict[str, Any],
+              evals: list[dict[str, Any]], last: dict[str, Any]) -> dict[str, Any]:
+    """One row of the trials table from a trial's config, its evaluations and its last
+    report (shared by the Ray and the MLflow sources)."""
+    val = [r["val_loss"] for r in evals if _finite(r.get("val_loss"))]
+    end = evals[-1] if evals else {}
+    row: dict[str, Any] = {"trial_id": trial_id, "outcome": outcome, "error": error[:500]}
+    row.update({k: config.get(k) for k in KNOBS})
+    row.update({
+        "tokens_per_iter": last.get("tokens_per_iter"),
+        "iters": last.get("iter", end.get("iter", 0)),
+        "tokens": last.get("tokens", end.get("tokens", 0)),
+        "best_val_loss": min(val) if val else math.nan,
+        "final_val_loss": val[-1] if val else math.nan,
+        **{k: end.get(k, math.nan) for k in ("train_loss", "tokens_per_s", "ms_per_iter", "mfu")},
+        **{k: last.get(k, math.nan) for k in ("peak_mem_bytes", "est_mem_bytes", "eval_s",
+                                               "n_params", "vocab_size")},
+        "wall_s": last.get("wall_s", last.get("elapsed_s", math.nan)),
+        "rescue_of": last.get("rescue_of", ""),
+        "device": last.get("device", config.get("device")),
+        "node": last.get("node", ""),
+    })
+    row["final_train_loss"] = row.pop("train_loss")
+    return row
 
 
 def importances(db: Path, study_name: str) -> dict[str, float]:
@@ -142,15 +147,6 @@ def write_tables(folder: Path, trials: Any, curves: Any, meta: dict[str, Any]) -
     (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=_plain))
 
 
-def read_tables(folder: Path) -> tuple[Any, Any, dict[str, Any]]:
-    import pandas as pd
-
-    return (pd.read_csv(folder / "trials.csv", keep_default_na=True).fillna({"error": "",
-                                                                          "rescue_of": ""}),
-            pd.read_csv(folder / "curves.csv"),
-            json.loads((folder / "meta.json").read_text()))
-
-
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -164,5 +160,5 @@ def _plain(v: Any) -> Any:
 
 def _device(trials: Any) -> str:
     if len(trials) and "device" in trials:
-        return str(trials["device"].iloc[0])
+        return str(trials["device"].mode().iloc[0])
     return "cpu"

@@ -300,6 +300,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
         if opts.resume:
             reconcile_study(folder / "optuna.db", folder.name, trials, space.metric)
         write_tables(folder / "results", trials, curves, meta)
+        tracking.log_folder(uri, state["parent_run_id"], folder / "results", "results")
         best = meta.get("best")
         counts = meta["counts"]
         tracking.finish_parent(uri, state["parent_run_id"], best, counts)
@@ -314,7 +315,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
 
         report = build_report(trials, curves, meta, lang=opts.lang)
         report_path = write_report(report, Path(opts.reports_dir) / name)
-        tracking.log_report(uri, state["parent_run_id"], report_path.parent)
+        tracking.log_folder(uri, state["parent_run_id"], report_path.parent, "report")
     _print_summary(say, name, best, counts, wall, folder, report_path, space)
     return SearchResult(name, folder, best, counts, report_path, uri, state["parent_run_id"], wall)
 

@@ -28,7 +28,8 @@ from tune_gpt.errors import UserError
 EXPERIMENT_KIND = "custom_model_development"  # opens the MLflow 3 UI on the runs table
 TRIAL_TAG = "ray.trial_id"
 METRIC_KEYS = ("train_loss", "val_loss", "best_val_loss", "lr", "tokens", "tokens_per_s",
-               "ms_per_iter", "mfu", "peak_mem_bytes", "elapsed_s", "eval_s")
+               "ms_per_iter", "mfu", "peak_mem_bytes", "elapsed_s", "eval_s", "wall_s",
+               "tokens_per_iter", "n_params", "vocab_size", "est_mem_bytes")
 
 
 def default_tracking_uri(storage: Path) -> str:
@@ -115,8 +116,9 @@ def finish_parent(uri: str, run_id: str, best: dict[str, Any] | None, counts: di
     client.set_terminated(run_id, status=status)
 
 
-def log_report(uri: str, run_id: str, folder: Path) -> None:
-    _client(uri).log_artifacts(run_id, str(folder), artifact_path="report")
+def log_folder(uri: str, run_id: str, folder: Path, artifact_path: str) -> None:
+    """Attach a folder (the report, the results tables) to a run as artifacts."""
+    _client(uri).log_artifacts(run_id, str(folder), artifact_path=artifact_path)
 
 
 def _log_params(client: Any, run_id: str, params: dict[str, Any]) -> None:
@@ -227,3 +229,83 @@ def run_ui(tracking_uri: str | None, host: str = "127.0.0.1", port: int = 5000,
     # Become the MLflow process: Ctrl-C and kill reach the server itself, nothing is orphaned.
     os.execve(sys.executable, cmd, env)
     return 0  # not reached
+
+
+# ----------------------------------------------------------------------------- reading back
+
+def find_parent(uri: str, search: str) -> Any:
+    """The parent run of a search, by run id or by search name."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(uri)
+    if len(search) == 32 and all(c in "0123456789abcdef" for c in search):
+        try:
+            return client.get_run(search)
+        except MlflowException:
+            pass
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, filter_string=f"tags.mlflow.runName = '{search}' and "
+                                                          f"tags.`tune_gpt.role` = 'search'",
+                              order_by=["attributes.start_time DESC"], max_results=1) \
+        if experiments else []
+    if not runs:
+        raise UserError(f"no search '{search}' in the MLflow store {uri}: give a search name "
+                        f"or a parent run id, or pass the right --tracking-uri")
+    return runs[0]
+
+
+def load_search(uri: str, search: str) -> tuple[Any, Any, dict[str, Any]]:
+    """Rebuild a search's tables (one row per trial, one per eval) and meta from MLflow alone,
+    so a report can be written after the Ray results are gone."""
+    import json
+    import tempfile
+
+    import pandas as pd
+
+    from tune_gpt.config import FIELD_TYPES, coerce
+    from tune_gpt.results import CURVE_COLUMNS, trial_row
+
+    client = _client(uri)
+    parent = find_parent(uri, search)
+    pid = parent.info.run_id
+    meta: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(pid, "results/meta.json", tmp)
+            meta = json.loads(Path(path).read_text())
+    except Exception:  # noqa: BLE001 — an interrupted search has no meta yet: rebuild it
+        tags = parent.data.tags
+        meta = {"name": parent.info.run_name, "sampler": {"type": tags.get("sampler")},
+                "scheduler": {"type": tags.get("scheduler")}, "profile": tags.get("profile"),
+                "data": tags.get("dataset"), "metric": "val_loss", "mode": "min",
+                "space_file": tags.get("space_file")}
+    meta.update(tracking_uri=uri, mlflow_parent_run_id=pid)
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{pid}'",
+                                  max_results=10000)
+    rows, curves = [], []
+    for run in children:
+        config = {}
+        for k, v in run.data.params.items():
+            if k in FIELD_TYPES:
+                try:
+                    config[k] = coerce(k, v if FIELD_TYPES[k] is str else v)
+                except UserError:
+                    config[k] = v
+        by_step: dict[int, dict[str, Any]] = {}
+        for key in METRIC_KEYS:
+            for m in client.get_metric_history(run.info.run_id, key):
+                by_step.setdefault(int(m.step), {"iter": int(m.step)})[key] = m.value
+        evals = [by_step[s] for s in sorted(by_step)]
+        tags = run.data.tags
+        last = {**(evals[-1] if evals else {}), "iter": int(tags.get("stopped_at_iter", 0)),
+                "node": tags.get("node", "")}
+        for k in ("tokens_per_iter", "n_params", "vocab_size", "est_mem_bytes"):
+            if k in run.data.metrics:
+                last[k] = run.data.metrics[k]
+        trial_id = tags.get(TRIAL_TAG, run.info.run_id)
+        rows.append(trial_row(trial_id, tags.get("outcome", outcomes.FAILED),
+                              tags.get("error", ""), config, evals, last))
+        curves += [{"trial_id": trial_id, **{c: e.get(c) for c in CURVE_COLUMNS[1:]}}
+                   for e in evals]
+    return pd.DataFrame(rows), pd.DataFrame(curves, columns=list(CURVE_COLUMNS)), meta

@@ -90,13 +90,23 @@ def write_report(report: Report, out_dir: str | os.PathLike) -> Path:
 def write_report_for(search: str, *, storage_path: str | os.PathLike | None = None,
                      tracking_uri: str | None = None, lang: str = "en",
                      out: str | os.PathLike | None = None) -> Path:
-    """`tune-gpt report NAME`: load a search's results folder, build and write its report
-    (default folder reports/<name>). Returns the path of report.md.
-
-    tracking_uri is accepted for the MLflow source to come; results are read from files."""
+    """`tune-gpt report SEARCH`: build and write a search's report (default folder
+    reports/<name>). SEARCH is a search name or folder (read from its results/ tables), or,
+    with --tracking-uri or when no such folder exists, a search name or parent run id in
+    MLflow (rebuilt from the runs alone). Returns the path of report.md."""
     from tune_gpt.report.build import build_report
 
-    folder = find_results(search, storage_path)
-    trials, curves, meta = load_results(folder)
+    try:
+        if tracking_uri:
+            raise LookupError
+        trials, curves, meta = load_results(find_results(search, storage_path))
+    except (UserError, LookupError) as missing:
+        from tune_gpt import tracking
+
+        uri = tracking_uri or tracking.default_tracking_uri(Path(storage_path or "runs"))
+        if not tracking_uri and not Path(uri[len("sqlite:///"):]).exists():
+            raise missing if isinstance(missing, UserError) else UserError(str(missing))
+        tracking.check_tracking_uri(uri)
+        trials, curves, meta = tracking.load_search(uri, search)
     report = build_report(trials, curves, meta, lang=lang)
     return write_report(report, Path(out) if out else Path("reports") / report.name)
