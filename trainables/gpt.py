@@ -40,8 +40,13 @@ def penalty_for(vocab_size: int) -> float:
     return math.log(max(vocab_size, 2)) + 1.0
 
 
-def gpt_trainable(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable (registered by tune_gpt.search)."""
+def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
+                  corpus_sha256: str | None = None) -> None:
+    """Ray Tune function trainable (registered by tune_gpt.search).
+
+    `corpus` is the data set's text, put once into Ray's object store by the driver (with
+    tune.with_parameters), so a trial on any node of a cluster trains on exactly the text
+    the driver checked, without a shared file system for the data."""
     import ray.tune
     import torch
 
@@ -54,14 +59,16 @@ def gpt_trainable(config: dict[str, Any]) -> None:
     started = time.time()
     cfg = from_mapping({k: config[k] for k in KNOBS if k in config})
     threads = _cpus_of_trial()
-    data = prepare(cfg.dataset)
+    data = prepare(cfg.dataset if corpus is None else
+                   str(materialise_corpus(corpus, corpus_sha256, cfg.dataset)))
     penalty = penalty_for(data.vocab_size)
     est = estimate(cfg, data.vocab_size)
     device = cfg.device if cfg.device != "auto" else \
         ("cuda" if torch.cuda.is_available() else "cpu")
     base = {"tokens_per_iter": cfg.tokens_per_iter(), "vocab_size": data.vocab_size,
             "n_params": est.n_params, "est_mem_bytes": est.total, "device": device,
-            "node": os.uname().nodename, "pid": os.getpid(), "threads": threads}
+            "node": os.uname().nodename, "node_id": _node_id(), "pid": os.getpid(),
+            "threads": threads}
 
     resume = None
     checkpoint = ray.tune.get_checkpoint()
@@ -110,6 +117,26 @@ def gpt_trainable(config: dict[str, Any]) -> None:
         ray.tune.report(row)
 
 
+def materialise_corpus(corpus: bytes, sha256: str | None, dataset: str) -> "Path":
+    """Write the driver's text into this node's cache once (keyed and verified by sha256)."""
+    import hashlib
+    from pathlib import Path
+
+    from tune_gpt.data import default_cache_dir
+
+    digest = hashlib.sha256(corpus).hexdigest()
+    if sha256 and digest != sha256:
+        raise RuntimeError(f"data set arrived corrupted (sha256 {digest[:12]} != {sha256[:12]})")
+    name = Path(dataset).name if dataset != "shakespeare_char" else "input.txt"
+    path = default_cache_dir() / "incoming" / digest[:16] / name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+        tmp.write_bytes(corpus)
+        os.replace(tmp, path)  # atomic: trials on one node may race here
+    return path
+
+
 def _clean(row: dict[str, Any], penalty: float) -> None:
     """Make the metrics safe for Ray/Optuna: finite losses, the metric always present."""
     for key in ("val_loss", "train_loss", "best_val_loss"):
@@ -131,6 +158,15 @@ def _cpus_of_trial() -> int:
         return max(1, int(res.get("CPU", 1)))
     except Exception:  # noqa: BLE001 — outside Ray (tests) use one thread
         return 1
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 — outside Ray
+        return ""
 
 
 def _one_line(e: BaseException) -> str:

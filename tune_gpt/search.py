@@ -290,8 +290,8 @@ def run_search(opts: SearchOptions) -> SearchResult:
         say(f"  results: {folder}\n  MLflow:  {uri} (parent run {state['parent_run_id']}; "
             f"`tune-gpt ui{'' if opts.storage_path is None else ' --storage-path ' + str(storage)}`)")
         started = time.time()
-        tuner = _tuner(space, opts, folder, dataset, uri, state["parent_run_id"], resume=bool(
-            opts.resume))
+        tuner = _tuner(space, opts, folder, dataset, prepared, uri, state["parent_run_id"],
+                       resume=bool(opts.resume))
         grid = tuner.fit()
         wall = time.time() - started
         from tune_gpt.results import collect, reconcile_study, write_tables
@@ -326,8 +326,8 @@ def resume_search(name: str, storage_path: str | None = None,
                                     address=address, resume=True))
 
 
-def _tuner(space: SearchSpace, opts: SearchOptions, folder: Path, dataset: str, uri: str,
-           parent_run_id: str, resume: bool) -> Any:
+def _tuner(space: SearchSpace, opts: SearchOptions, folder: Path, dataset: str, prepared: Any,
+           uri: str, parent_run_id: str, resume: bool) -> Any:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
@@ -335,7 +335,11 @@ def _tuner(space: SearchSpace, opts: SearchOptions, folder: Path, dataset: str, 
     from tune_gpt.live import LiveView, MLflowTrialCallback
 
     res = space.resources
-    trainable = tune.with_resources(gpt_trainable, {"cpu": res["cpu"], "gpu": res["gpu"]})
+    # The text travels once through Ray's object store: any node can train on it.
+    corpus = Path(prepared.source).read_bytes()
+    trainable = tune.with_resources(
+        tune.with_parameters(gpt_trainable, corpus=corpus, corpus_sha256=prepared.sha256),
+        {"cpu": res["cpu"], "gpu": res["gpu"]})
     tune_dir = folder / "tune"
     if resume and tune.Tuner.can_restore(str(tune_dir)):
         return tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_errored=True)

@@ -139,6 +139,7 @@ class TrialRunLogger:
         self.parent = parent_run_id
         self._client = None
         self._runs: dict[str, str] = {}
+        self._tagged: set[str] = set()
         self._experiment_id = experiment_id
 
     @property
@@ -191,8 +192,10 @@ class TrialRunLogger:
                    if isinstance(result.get(k), (int, float)) and math.isfinite(result[k])]
         if metrics:
             self.client.log_batch(run_id, metrics=metrics)
-        if result.get("node"):
-            self.client.set_tag(run_id, "node", str(result["node"]))
+        if result.get("node_id") and trial_id not in self._tagged:
+            self._tagged.add(trial_id)
+            self.client.set_tag(run_id, "node", str(result.get("node", "")))
+            self.client.set_tag(run_id, "node_id", str(result["node_id"]))
 
     def finish(self, trial_id: str, trial_name: str, config: dict[str, Any], outcome: str,
                last: dict[str, Any], why: str) -> None:
