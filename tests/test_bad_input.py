@@ -65,6 +65,8 @@ CASES = {
                         "'batch_size' must be an integer"),
     "bad --set form": (lambda t, d: [str(SMOKE), "--data", d, "--set", "budget.num_samples"],
                        "KEY=VALUE"),
+    "name escaping the storage": (lambda t, d: [str(SMOKE), "--data", d, "--name", "../../etc"],
+                                  "--name"),
     "bad --num-samples": (lambda t, d: [str(SMOKE), "--data", d, "--num-samples", "0"],
                           "--num-samples"),
 }

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from servers import mlflow_server_postgres, postgres_uri, ray_cluster  # noqa: F401  (fixtures)
+from servers import mlflow_server_postgres, postgres_uri, ray_cluster  # noqa: F401,F811  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
 
 def test_search_on_a_two_node_cluster_logs_to_a_postgres_backed_server(
-        tmp_path: Path, shakespeare_path: Path, ray_cluster, mlflow_server_postgres: str,
+        tmp_path: Path, shakespeare_path: Path, ray_cluster, mlflow_server_postgres: str,  # noqa: F811
         monkeypatch) -> None:
     from mlflow.tracking import MlflowClient
 

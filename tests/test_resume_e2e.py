@@ -102,3 +102,46 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
     assert len(children) == 5, [c.info.run_name for c in children]  # no duplicates
     assert all(c.info.status != "RUNNING" for c in children)
     assert {c.data.tags["ray.trial_id"] for c in children} == set(trials.trial_id)
+
+
+def test_ctrl_c_keeps_the_search_resumable(tmp_path: Path, shakespeare_path: Path) -> None:
+    """SIGINT (Ctrl-C): exit 130 with a resume hint, nothing marked finished, no MLflow run
+    left RUNNING; `tune-gpt resume NAME` then completes it."""
+    from mlflow.tracking import MlflowClient
+
+    space = tmp_path / "ctrlc.yaml"
+    space.write_text((ROOT / "search_spaces" / "smoke.yaml").read_text()
+                     .replace("name: smoke", "name: ctrlc")
+                     .replace("num_samples: 6", "num_samples: 3")
+                     .replace("tokens_per_trial: 60k", "tokens_per_trial: 150k"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    base = [sys.executable, "-m", "tune_gpt.cli"]
+    store = ["--storage-path", str(tmp_path / "runs")]
+    log = tmp_path / "first.log"
+    first = subprocess.Popen(base + ["search", str(space), "--data", str(shakespeare_path),
+                                     "--name", "c", "--no-report", *store],
+                             stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=tmp_path,
+                             env=env, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while "best val_loss" not in log.read_text():  # a trial is under way
+            assert first.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.5)
+        os.kill(first.pid, signal.SIGINT)
+        assert first.wait(timeout=120) == 130, log.read_text()
+    finally:
+        _stop_group(first)
+    assert "tune-gpt resume c" in log.read_text()
+    folder = tmp_path / "runs" / "c"
+    assert json.loads((folder / "state.json").read_text())["finished"] is False
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tune-gpt-ctrlc")
+    assert all(r.info.status != "RUNNING" for r in client.search_runs([exp.experiment_id]))
+
+    second = subprocess.run(base + ["resume", "c", *store], capture_output=True, text=True,
+                            cwd=tmp_path, env=env, timeout=400, start_new_session=True)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert json.loads((folder / "state.json").read_text())["finished"] is True
+    runs = client.search_runs([exp.experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 3 and all(r.info.status == "FINISHED" for r in runs)

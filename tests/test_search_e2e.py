@@ -3,13 +3,6 @@ torch — with search_spaces/smoke.yaml. Slow (about a minute); marked e2e."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,7 +16,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
-                                        mlflow_server: str, capsys) -> None:
+                                        mlflow_server: str, capsys) -> None:  # noqa: F811
     from mlflow.tracking import MlflowClient
 
     from tune_gpt.search import SearchOptions, run_search
@@ -76,6 +69,21 @@ def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
     assert result.best is not None and result.best["best_val_loss"] < 3.3
     assert result.report is not None and result.report.is_file()
 
+    # The report is regenerated from MLflow alone once the Ray results are gone, in Chinese.
+    import shutil
+
+    from tune_gpt.report import write_report_for
+
+    shutil.rmtree(folder)
+    zh = write_report_for(result.parent_run_id, tracking_uri=mlflow_server, lang="zh",
+                          out=tmp_path / "zh")
+    text = zh.read_text(encoding="utf-8")
+    assert "显存" in text and "过拟合" in text
+    assert f"{result.best['best_val_loss']:.3f}" in text
+    assert (tmp_path / "zh" / "curves.png").stat().st_size > 10_000
+    en = result.report.read_text(encoding="utf-8")
+    assert "## 3." in en and "Out of memory" in en and f"{result.best['best_val_loss']:.3f}" in en
+
 
 def test_failing_and_diverging_trials_do_not_sink_the_search(tmp_path: Path,
                                                              shakespeare_path: Path,
@@ -120,17 +128,3 @@ scheduler: {type: none}
     assert sorted(c.data.tags["outcome"] for c in children) == sorted(got.values())
     assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
 
-    # The report is regenerated from MLflow alone once the Ray results are gone, in Chinese.
-    import shutil
-
-    from tune_gpt.report import write_report_for
-
-    shutil.rmtree(folder)
-    zh = write_report_for(result.parent_run_id, tracking_uri=mlflow_server, lang="zh",
-                          out=tmp_path / "zh")
-    text = zh.read_text(encoding="utf-8")
-    assert "显存" in text and "过拟合" in text
-    assert f"{result.best['best_val_loss']:.3f}" in text
-    assert (tmp_path / "zh" / "curves.png").stat().st_size > 10_000
-    en = result.report.read_text(encoding="utf-8")
-    assert "## 3." in en and "Out of memory" in en and f"{result.best['best_val_loss']:.3f}" in en

@@ -55,7 +55,6 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
     from tune_gpt.estimate import estimate
     from tune_gpt.train import train
 
-    metric = config.get("_metric", "val_loss")
     started = time.time()
     cfg = from_mapping({k: config[k] for k in KNOBS if k in config})
     threads = _cpus_of_trial()
@@ -117,7 +116,7 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
         ray.tune.report(row)
 
 
-def materialise_corpus(corpus: bytes, sha256: str | None, dataset: str) -> "Path":
+def materialise_corpus(corpus: bytes, sha256: str | None, dataset: str) -> Any:
     """Write the driver's text into this node's cache once (keyed and verified by sha256)."""
     import hashlib
     from pathlib import Path

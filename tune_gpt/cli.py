@@ -234,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"tune-gpt {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 — only the search's own interruption is expected
+        if type(e).__name__ != "SearchInterrupted":
+            raise
+        print(f"tune-gpt {args.command}: {e}", file=sys.stderr)
+        return 130
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -38,7 +38,7 @@ def collect(grid: Any, space: SearchSpace, state: dict[str, Any], folder: Path,
         row = trial_row(trial_id, outcome, str(last.get("error") or (result.error or "")),
                         dict(result.config or {}), evals, last)
         for name in space.group_params():
-            from tune_gpt.space import label
+            from tune_gpt.sampling import label
 
             matches = [label(v) for v in space.params[name].values
                        if all(row.get(k) == x for k, x in v.items())]

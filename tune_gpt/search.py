@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -27,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from tune_gpt.errors import UserError
-from tune_gpt.space import SearchSpace, grid_size, label, load_space, resolve, suggest
+from tune_gpt.sampling import label, resolve, suggest
+from tune_gpt.space import SearchSpace, grid_size, load_space
 
 
 @dataclass
@@ -217,6 +219,9 @@ def run_search(opts: SearchOptions) -> SearchResult:
     from tune_gpt import tracking
 
     storage = _storage(opts)
+    if opts.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", opts.name):
+        raise UserError(f"--name {opts.name!r}: use letters, digits, '_', '-' and '.' only "
+                        f"(it names a folder under the storage path)")
     state: dict[str, Any] = {}
     if not opts.resume and not Path(opts.space).is_file():
         raise UserError(f"{opts.space}: search space not found; see search_spaces/ for examples")
@@ -294,6 +299,10 @@ def run_search(opts: SearchOptions) -> SearchResult:
                        resume=bool(opts.resume))
         grid = tuner.fit()
         wall = time.time() - started
+        unfinished = _unfinished_trials(folder / "tune")
+        if unfinished:  # Ctrl-C: Ray saved its state; keep the search resumable
+            tracking.mark_interrupted(uri, state["parent_run_id"])
+            raise SearchInterrupted(name, len(unfinished))
         from tune_gpt.results import collect, reconcile_study, write_tables
 
         trials, curves, meta = collect(grid, space, state, folder, wall)
@@ -386,6 +395,29 @@ def _tuner(space: SearchSpace, opts: SearchOptions, folder: Path, dataset: str, 
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=callbacks))
+
+
+class SearchInterrupted(Exception):
+    """The search stopped before its end (Ctrl-C); its state is saved for --resume."""
+
+    def __init__(self, name: str, unfinished: int):
+        super().__init__(f"search '{name}' interrupted with {unfinished} trial(s) unfinished; "
+                         f"continue it with `tune-gpt resume {name}` (same --storage-path)")
+        self.name = name
+
+
+def _unfinished_trials(tune_dir: Path) -> list[str]:
+    """Trials Ray's saved experiment state still lists as running or waiting."""
+    states = sorted(tune_dir.glob("experiment_state-*.json"))
+    if not states:
+        return []
+    data = json.loads(states[-1].read_text())
+    out = []
+    for entry in data.get("trial_data", []):
+        trial = json.loads(entry[0] if isinstance(entry, list) else entry)
+        if trial.get("status") in ("RUNNING", "PENDING", "PAUSED"):
+            out.append(trial.get("trial_id", "?"))
+    return out
 
 
 def _trial_name(trial: Any) -> str:

@@ -63,12 +63,13 @@ def check_tracking_uri(uri: str) -> None:
 def _client(uri: str) -> Any:
     import logging
 
-    # MLflow's INFO lines (creating tables, migrations) are not the user's business.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from mlflow.tracking import MlflowClient
 
+    # After the import (MLflow sets up its loggers then): its INFO lines (creating tables,
+    # migrations) are not the user's business.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -114,6 +115,19 @@ def finish_parent(uri: str, run_id: str, best: dict[str, Any] | None, counts: di
     if metrics:
         client.log_batch(run_id, metrics=metrics)
     client.set_terminated(run_id, status=status)
+
+
+def mark_interrupted(uri: str, parent_run_id: str) -> None:
+    """Ctrl-C: the parent and the runs of unfinished trials become KILLED (a resume sets
+    them RUNNING again), so the UI shows no run as RUNNING while nothing runs."""
+    client = _client(uri)
+    parent = client.get_run(parent_run_id)
+    for run in client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                                  max_results=10000):
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, status="KILLED")
+    client.set_terminated(parent_run_id, status="KILLED")
 
 
 def log_folder(uri: str, run_id: str, folder: Path, artifact_path: str) -> None:
