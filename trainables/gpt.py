@@ -27,6 +27,10 @@ CKPT_FILE = "ckpt.pt"
 # absurd learning rate sends it to the thousands while staying finite, and it never comes
 # back. Treated like NaN/inf: the trial stops at once as `diverged`.
 EXPLODED_LOSS_FACTOR = 3.0
+# A config is skipped as predicted_oom only when its estimate exceeds the memory limit by
+# more than the estimator's error (it aims at +-20%): a borderline config is tried for real,
+# and if it does run out of memory it is recorded as oom (and may be rescued).
+PREDICTED_OOM_MARGIN = 1.2
 # Keys of the Ray config that are settings of the search, not training knobs.
 SEARCH_KEYS = ("_metric", "_penalty")
 
@@ -50,6 +54,7 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
     import ray.tune
     import torch
 
+    from trainables.limits import MemoryLimitExceeded, is_oom, set_cuda_limit, train_in_child
     from tune_gpt.config import KNOBS, from_mapping
     from tune_gpt.data import prepare
     from tune_gpt.estimate import estimate
@@ -64,10 +69,20 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
     est = estimate(cfg, data.vocab_size)
     device = cfg.device if cfg.device != "auto" else \
         ("cuda" if torch.cuda.is_available() else "cpu")
+    limit = config.get("_memory_limit")
     base = {"tokens_per_iter": cfg.tokens_per_iter(), "vocab_size": data.vocab_size,
             "n_params": est.n_params, "est_mem_bytes": est.total, "device": device,
+            "memory_limit_bytes": limit or 0, "rescue_of": config.get("_rescue_of", ""),
             "node": os.uname().nodename, "node_id": _node_id(), "pid": os.getpid(),
             "threads": threads}
+
+    if limit and est.total > limit * PREDICTED_OOM_MARGIN:
+        row = {**base, "outcome": outcomes.PREDICTED_OOM,
+               "error": f"estimated {est.total / 2**20:,.0f} MiB > limit "
+                        f"{limit / 2**20:,.0f} MiB (+{PREDICTED_OOM_MARGIN - 1:.0%} margin)"}
+        _clean(row, penalty)
+        ray.tune.report(row)
+        return
 
     resume = None
     checkpoint = ray.tune.get_checkpoint()
@@ -77,43 +92,57 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
 
     last: dict[str, Any] = {}
 
-    def on_eval(record: Any, ckpt: Any) -> bool:
-        row = {**base, **record.to_dict()}
+    def report_eval(record: dict[str, Any], ckpt_dir: str) -> bool:
+        """Report one evaluation (its checkpoint already in ckpt_dir); True = stop."""
+        row = {**base, **record}
         row["best_val_loss"] = min(last.get("best_val_loss", math.inf), row["val_loss"]) \
             if math.isfinite(row["val_loss"]) else last.get("best_val_loss", penalty)
-        exploded = math.isfinite(record.train_loss) and \
-            record.train_loss > EXPLODED_LOSS_FACTOR * math.log(data.vocab_size)
-        if record.diverged or exploded:
-            why = f"loss exploded to {record.train_loss:.4g}" if exploded and \
-                not record.diverged else "loss became NaN/inf"
+        exploded = math.isfinite(record["train_loss"]) and \
+            record["train_loss"] > EXPLODED_LOSS_FACTOR * math.log(data.vocab_size)
+        if record["diverged"] or exploded:
+            why = f"loss exploded to {record['train_loss']:.4g}" if exploded and \
+                not record["diverged"] else "loss became NaN/inf"
             row.update(outcome=outcomes.DIVERGED, error=why)
             _clean(row, penalty)
             ray.tune.report(row)
             return True
-        final = record.iter >= cfg.max_iters
+        final = record["iter"] >= cfg.max_iters
         row["outcome"] = outcomes.COMPLETED if final else "running"
         row["wall_s"] = time.time() - started
         _clean(row, penalty)
         last.update(row)
-        with tempfile.TemporaryDirectory() as tmp:
-            ckpt.save(os.path.join(tmp, CKPT_FILE))
-            ray.tune.report(row, checkpoint=ray.tune.Checkpoint.from_directory(tmp))
+        ray.tune.report(row, checkpoint=ray.tune.Checkpoint.from_directory(ckpt_dir))
         return False
 
+    def on_eval(record: Any, ckpt: Any) -> bool:
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt.save(os.path.join(tmp, CKPT_FILE))
+            return report_eval(record.to_dict(), tmp)
+
     try:
-        train(cfg, on_eval=on_eval, resume=resume if resume is not None else False,
-              threads=threads, data=data)
-    except torch.OutOfMemoryError as e:
-        _free_memory()
-        row = {**base, **last, "outcome": outcomes.OOM, "error": _one_line(e),
-               "peak_mem_bytes": _peak_memory()}
-        _clean(row, penalty)
-        ray.tune.report(row)
+        if limit and device == "cpu":
+            train_in_child(cfg.to_dict(), data_path=str(data.source), limit_bytes=limit,
+                           threads=threads, resume=resume, on_eval=report_eval)
+        else:
+            if limit:
+                set_cuda_limit(limit)
+            train(cfg, on_eval=on_eval, resume=resume if resume is not None else False,
+                  threads=threads, data=data)
     except Exception as e:  # noqa: BLE001 — any error is this trial's failure, not the search's
-        traceback.print_exc()  # the full traceback goes to the trial's log file
-        row = {**base, **last, "outcome": outcomes.FAILED, "error": _one_line(e)}
+        oom = is_oom(e)
+        if oom:
+            _free_memory()
+        else:
+            traceback.print_exc()  # the full traceback goes to the trial's log file
+        peak = e.peak_bytes if isinstance(e, MemoryLimitExceeded) else _peak_memory()
+        row = {**base, **last, "outcome": outcomes.OOM if oom else outcomes.FAILED,
+               "error": _one_line(e), "peak_mem_bytes": peak}
         _clean(row, penalty)
         ray.tune.report(row)
+    finally:
+        if limit and device == "cuda":
+            set_cuda_limit(None)
+            _free_memory()
 
 
 def materialise_corpus(corpus: bytes, sha256: str | None, dataset: str) -> Any:

@@ -191,3 +191,36 @@ class LiveView(Callback):
             cap = max(0.0, self.time_budget_s - elapsed)
             eta = cap if eta != eta else min(eta, cap)
         return eta
+
+
+class RescueOnOOM(Callback):
+    """The guide's remedy 3 (gradient accumulation: half the memory, the same result), done
+    for the user: a trial that ran out of memory is queued again in the Optuna study with
+    the same sampled params, batch_size halved and gradient_accumulation_steps doubled (the
+    same tokens per iteration), up to `max_rescues` times per config. The new trial records
+    `rescue_of`, which links it to the original in MLflow and the report. A rescue takes
+    one of the search's num_samples."""
+
+    def __init__(self, study_db: str, study_name: str, max_rescues: int, attr: str):
+        self.study_db, self.study_name = study_db, study_name
+        self.max_rescues, self.attr = max_rescues, attr
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
+        last = trial.last_result or {}
+        if last.get("outcome") != outcomes.OOM:
+            return
+        cfg = trial.config
+        depth = int(cfg.get("_rescue_depth", 0))
+        if depth >= self.max_rescues or cfg["batch_size"] < 2:
+            return
+        import optuna
+
+        study = optuna.load_study(study_name=self.study_name,
+                                  storage=f"sqlite:///{self.study_db}")
+        study.enqueue_trial(dict(cfg.get("_sampled") or {}), skip_if_exists=False,
+                            user_attrs={self.attr: {
+                                "of": cfg.get("_rescue_of") or trial.trial_id,
+                                "batch_size": cfg["batch_size"] // 2,
+                                "gradient_accumulation_steps":
+                                    cfg["gradient_accumulation_steps"] * 2,
+                                "depth": depth + 1}})

@@ -66,6 +66,9 @@ class SearchResult:
     wall_s: float
 
 
+RESCUE_ATTR = "tune_gpt.rescue"
+
+
 class DefineByRun:
     """Optuna define-by-run space for Ray's OptunaSearch: sample the tuned knobs, return the
     rest of the trial's config as constants (picklable, so a restored search has it)."""
@@ -78,7 +81,15 @@ class DefineByRun:
         sampled = suggest(trial, self.space)
         knobs = resolve(self.space, sampled, data=self.data, max_iters_cap=self.cap,
                         seed=self.seed)
-        return {**knobs, "_metric": self.space.metric}
+        extra: dict[str, Any] = {"_metric": self.space.metric, "_sampled": sampled}
+        if self.space.memory_limit:
+            extra["_memory_limit"] = self.space.memory_limit
+        rescue = (getattr(trial, "user_attrs", None) or {}).get(RESCUE_ATTR)
+        if rescue:  # an OOM'd config again: same tokens/iter in smaller micro-batches
+            knobs["batch_size"] = rescue["batch_size"]
+            knobs["gradient_accumulation_steps"] = rescue["gradient_accumulation_steps"]
+            extra.update(_rescue_of=rescue["of"], _rescue_depth=rescue["depth"])
+        return {**knobs, **extra}
 
 
 def make_sampler(space: SearchSpace, seed: int | None) -> Any:
@@ -370,15 +381,19 @@ def _tuner(space: SearchSpace, opts: SearchOptions, folder: Path, dataset: str, 
                                     for k, d in space.params.items()},
                             max_iters_cap=opts.max_iters)["max_iters"], 1)
     num = space.budget.num_samples
-    if space.sampler["type"] == "grid":
-        num = min(num, grid_size(space))
+    if space.sampler["type"] == "grid" and not space.rescue:
+        num = min(num, grid_size(space))  # rescues are extra trials: the user sizes those
     concurrency = space.budget.max_concurrent_trials or max(1, int(_cluster_cpus() //
                                                                    res["cpu"]))
     tuned = list(space.params)
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     # Ray's automatic loggers are off (TensorBoard's noise); keep the two the results need.
-    callbacks = [JsonLoggerCallback(), CSVLoggerCallback(),
+    from tune_gpt.live import RescueOnOOM
+
+    rescue = [RescueOnOOM(str(folder / "optuna.db"), folder.name, space.rescue, RESCUE_ATTR)] \
+        if space.rescue else []
+    callbacks = [*rescue, JsonLoggerCallback(), CSVLoggerCallback(),
                  MLflowTrialCallback(uri, parent_run_id, space.budget.time_budget_s),
                  LiveView(num, tuned, space.metric, concurrency, space.budget.time_budget_s,
                           stream=None if not opts.quiet else open(os.devnull, "w"))]

@@ -19,6 +19,7 @@ The YAML schema (every section optional but `params`; documented in README.md):
     budget: {num_samples: 20, max_concurrent_trials: 2, time_budget_s: 900,
              tokens_per_trial: 2M, tokens_per_eval: 100k}
     resources: {cpu: 1, gpu: 0}
+    memory: {limit: 8G, rescue: 2}    # per-trial memory budget; OOM rescues (0 = off)
     profiles:                         # sections merged over the above on matching hardware
       cpu: {params: {...}, fixed: {...}, budget: {...}}
 
@@ -40,7 +41,7 @@ from tune_gpt.config import FIELD_TYPES, KNOBS, TrainConfig, coerce, from_mappin
 from tune_gpt.errors import UserError, closest
 
 SECTIONS = ("name", "description", "data", "metric", "mode", "params", "fixed", "sampler",
-            "scheduler", "budget", "resources", "profiles")
+            "scheduler", "budget", "resources", "memory", "profiles")
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "nsga2")
 METRICS = ("val_loss", "best_val_loss", "train_loss")
 TIME_ATTRS = ("tokens", "iter", "time_s")
@@ -114,6 +115,8 @@ class SearchSpace:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     budget: Budget = field(default_factory=Budget)
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
+    memory_limit: int | None = None  # bytes per trial (GPU: memory fraction; CPU: data cap)
+    rescue: int = 0                  # OOM rescues per config: batch/2, accumulation x2
     raw: dict[str, Any] = field(default_factory=dict)  # the merged mapping, for artifacts
     profiles: tuple[str, ...] = ()                      # profiles the file offers
 
@@ -136,6 +139,20 @@ def parse_amount(value: Any, where: str) -> float:
     if not m:
         raise UserError(f"{where} must be a number like 200000 or 200k, got {value!r}")
     return float(m.group(1)) * _SUFFIX.get(m.group(2), 1.0)
+
+
+_BYTES = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_bytes(value: Any, where: str) -> int:
+    """8G / 8GB / 8GiB -> 8 * 2**30; 512M -> 512 * 2**20 (memory sizes need a unit)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt])(i?b)?\s*", str(value).lower())
+    if isinstance(value, bool) or not m:
+        raise UserError(f"{where} must be a size with a unit, like 8G or 512M; got {value!r}")
+    size = int(float(m.group(1)) * _BYTES[m.group(2)])
+    if size < 16 * 2**20:
+        raise UserError(f"{where} ({value}) is below 16M: no GPT trains in that")
+    return size
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -372,6 +389,17 @@ def build_space(m: dict[str, Any], source: str, profile: str) -> SearchSpace:
     space.scheduler = _parse_scheduler(_mapping(m.get("scheduler"), f"{source}: scheduler"),
                                        source, space)
     space.resources = _parse_resources(_mapping(m.get("resources"), f"{source}: resources"), source)
+    mem = _mapping(m.get("memory"), f"{source}: memory")
+    _check_keys(mem, ("limit", "rescue"), f"{source}: memory")
+    if mem.get("limit") is not None:
+        space.memory_limit = parse_bytes(mem["limit"], f"{source}: memory.limit")
+    rescue = mem.get("rescue", 0)
+    if isinstance(rescue, bool) or not isinstance(rescue, int) or not 0 <= rescue <= 8:
+        raise UserError(f"{source}: memory.rescue must be a whole number of rescues, 0 to 8 "
+                        f"(0 = off), got {rescue!r}")
+    if rescue and space.memory_limit is None:
+        raise UserError(f"{source}: memory.rescue needs memory.limit (e.g. limit: 8G)")
+    space.rescue = rescue
     from tune_gpt.sampling import check_corners, check_heads
 
     check_heads(space)
@@ -455,7 +483,7 @@ def _parse_scheduler(s: dict[str, Any], source: str, space: SearchSpace) -> Sche
 
 
 def _parse_resources(r: dict[str, Any], source: str) -> dict[str, float]:
-    _check_keys(r, ("cpu", "gpu", "memory_gb"), f"{source}: resources")
+    _check_keys(r, ("cpu", "gpu"), f"{source}: resources")
     out = {"cpu": 1.0, "gpu": 0.0, **{k: v for k, v in r.items()}}
     for k, v in out.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -493,4 +521,7 @@ def describe(space: SearchSpace) -> str:
                  + (f", {b.time_budget_s:g} s wall" if b.time_budget_s else "")
                  + (f", {b.tokens_per_trial:,} tokens per trial" if b.tokens_per_trial else ""))
     lines.append(f"  resources per trial: {space.resources}")
+    if space.memory_limit:
+        lines.append(f"  memory limit per trial: {space.memory_limit / 2**30:.2f} GiB"
+                     + (f", OOM rescue up to {space.rescue}x" if space.rescue else ""))
     return "\n".join(lines)

@@ -175,9 +175,14 @@ class TrialRunLogger:
             if found[0].info.status != "RUNNING":
                 client.update_run(run_id, status="RUNNING")
         else:
-            run = client.create_run(self._experiment_id, run_name=trial_name,
-                                    tags={"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id,
-                                          "outcome": "running", "tune_gpt.role": "trial"})
+            tags = {"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id,
+                    "outcome": "running", "tune_gpt.role": "trial"}
+            if config.get("_rescue_of"):  # an OOM rescue: link it to the trial it re-runs
+                tags["rescue_of"] = str(config["_rescue_of"])
+                original = self.find(str(config["_rescue_of"]))
+                if original:
+                    tags["rescue_of_run_id"] = original
+            run = client.create_run(self._experiment_id, run_name=trial_name, tags=tags)
             run_id = run.info.run_id
             _log_params(client, run_id, {k: v for k, v in config.items()
                                          if not k.startswith("_")})
