@@ -87,6 +87,11 @@ BAD = [
     ("params: {batch_size: {choice: [8]}}\nresources: {cpu: 0}\n", "resources.cpu"),
     ("params: {model: {choice: [{n_layer: 2, n_embed: 64}]}}\n", "did you mean 'n_embd'"),
     ("params: {batch_size: {choice: [8]}}\nprofiles: {tpu: {}}\n", "profiles: unknown key 'tpu'"),
+    ("params: {batch_size: {choice: [8]}}\nmemory: {limit: 8}\n", "size with a unit"),
+    ("params: {batch_size: {choice: [8]}}\nmemory: {limit: 1k}\n", "below 16M"),
+    ("params: {batch_size: {choice: [8]}}\nmemory: {rescue: 2}\n", "needs memory.limit"),
+    ("params: {batch_size: {choice: [8]}}\nmemory: {limit: 8G, rescue: -1}\n", "memory.rescue"),
+    ("params: {batch_size: {choice: [8]}}\nmemory: {limt: 8G}\n", "did you mean 'limit'"),
 ]
 
 
@@ -187,3 +192,11 @@ scheduler: {type: asha, time_attr: tokens, grace_period: 16k}
     assert space.scheduler.grace_period == 16_000
     capped = resolve(space, {"batch_size": 8}, max_iters_cap=10)
     assert capped["max_iters"] == 10 and capped["warmup_iters"] <= 1
+
+
+def test_memory_sizes_are_binary_units(tmp_path: Path) -> None:
+    path = write(tmp_path, "params: {batch_size: {choice: [8]}}\nmemory: {limit: 8GB, rescue: 2}\n")
+    space = load_space(path)
+    assert space.memory_limit == 8 * 2**30 and space.rescue == 2
+    path.write_text("params: {batch_size: {choice: [8]}}\nmemory: {limit: 512M}\n")
+    assert load_space(path).memory_limit == 512 * 2**20 and load_space(path).rescue == 0
