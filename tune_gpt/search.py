@@ -451,11 +451,12 @@ def _print_summary(say: Any, name: str, best: dict[str, Any] | None, counts: dic
         ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in counts.items() if n))
     if best:
         say(f"best {space.metric}: {best['best_val_loss']:.4f} (trial {best['trial_id']})")
-        say("best config: " + ", ".join(f"{k}={best['config'][k]}" for k in space.params
-                                        if k in best["config"]) or "")
-        tuned_keys = [k for k in best["config"] if k in space.params]
-        if not tuned_keys:  # groups: show the knobs they set
-            say("  " + str({k: best["config"][k] for k in sorted(best["config"])}))
+        shown = [k for k in space.params if k in best["config"]]
+        shown += [k for d in space.group_params().values() for v in d.values for k in v
+                  if k not in shown]
+        say("best config: " + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in ((k, best["config"][k]) for k in dict.fromkeys(shown))))
     else:
         say("no trial produced a usable result")
     say(f"results: {folder / 'results'}")
