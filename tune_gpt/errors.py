@@ -7,6 +7,8 @@ and keeps its traceback.
 from __future__ import annotations
 
 import difflib
+import os
+from pathlib import Path
 from typing import Iterable
 
 
@@ -18,3 +20,14 @@ def closest(name: str, candidates: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the nearest candidate, or '' when nothing is close."""
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def check_writable(folder: Path, what: str, fix: str) -> None:
+    """UserError unless `folder` could be created and written (checked without creating
+    anything: its nearest existing ancestor must be a writable folder)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {folder} is not writable ({existing} is not a writable "
+                        f"folder); {fix}")

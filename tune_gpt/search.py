@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tune_gpt.errors import UserError
+from tune_gpt.errors import UserError, check_writable
 from tune_gpt.sampling import label, resolve, suggest
 from tune_gpt.space import SearchSpace, grid_size, load_space
 
@@ -129,12 +129,7 @@ def make_scheduler(space: SearchSpace, max_iters: int) -> Any:
 def _storage(opts: SearchOptions) -> Path:
     """The storage folder, checked for writing without creating anything yet."""
     storage = Path(opts.storage_path or "runs").expanduser().resolve()
-    existing = storage
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"storage path {storage} is not writable ({existing} is not a writable "
-                        f"folder); pass a writable --storage-path")
+    check_writable(storage, "storage path", "pass a writable --storage-path")
     return storage
 
 

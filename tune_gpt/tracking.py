@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tune_gpt import outcomes
-from tune_gpt.errors import UserError
+from tune_gpt.errors import UserError, check_writable
 
 EXPERIMENT_KIND = "custom_model_development"  # opens the MLflow 3 UI on the runs table
 TRIAL_TAG = "ray.trial_id"
@@ -48,13 +48,8 @@ def check_tracking_uri(uri: str) -> None:
             raise UserError(f"MLflow tracking server {uri} is unreachable ({reason}); start it "
                             f"(tune-gpt ui --serve) or pass a reachable --tracking-uri") from None
     elif uri.startswith("sqlite:///"):
-        folder = Path(uri[len("sqlite:///"):]).parent
-        existing = folder
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise UserError(f"MLflow store folder {folder} is not writable; pass a writable "
-                            f"--storage-path or --tracking-uri")
+        check_writable(Path(uri[len("sqlite:///"):]).parent, "MLflow store folder",
+                       "pass a writable --storage-path or --tracking-uri")
     elif "://" not in uri:
         raise UserError(f"tracking URI {uri!r} is not a URI; use http://host:port or "
                         f"sqlite:////absolute/path/mlflow.db")
