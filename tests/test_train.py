@@ -1,0 +1,220 @@
+"""The training loop: schedule, accumulation, checkpoints, divergence, records, a real run."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from tune_gpt.config import TrainConfig
+from tune_gpt.data import get_batch
+from tune_gpt.errors import UserError
+from tune_gpt.model import GPT, GPTConfig
+from tune_gpt.train import (
+    EvalRecord,
+    accumulate_gradients,
+    get_lr,
+    read_checkpoint,
+    train,
+)
+
+SCHEDULE = TrainConfig(learning_rate=1e-3, min_lr=1e-4, warmup_iters=100, lr_decay_iters=2000)
+
+
+# ----------------------------------------------------------------------------- schedule
+
+def test_lr_warmup_starts_small_and_reaches_the_peak() -> None:
+    assert get_lr(0, SCHEDULE) == pytest.approx(1e-3 * 1 / 101)
+    assert get_lr(49, SCHEDULE) == pytest.approx(1e-3 * 50 / 101)
+    assert get_lr(100, SCHEDULE) == pytest.approx(1e-3)  # warmup end = decay start
+
+
+def test_lr_cosine_decay_midpoint_and_floor() -> None:
+    assert get_lr(1050, SCHEDULE) == pytest.approx((1e-3 + 1e-4) / 2)  # halfway: cos = 0
+    quarter = 100 + 1900 // 4
+    assert get_lr(quarter, SCHEDULE) == pytest.approx(
+        1e-4 + 0.5 * (1 + math.cos(math.pi * 475 / 1900)) * 9e-4)
+    assert get_lr(2000, SCHEDULE) == pytest.approx(1e-4)
+    assert get_lr(10_000, SCHEDULE) == pytest.approx(1e-4)
+    values = [get_lr(i, SCHEDULE) for i in range(100, 2001)]
+    assert all(a >= b for a, b in itertools.pairwise(values))  # monotone decay
+
+
+def test_lr_constant_without_decay() -> None:
+    cfg = TrainConfig(learning_rate=3e-4, decay_lr=False, warmup_iters=100)
+    assert {get_lr(i, cfg) for i in (0, 50, 100, 5000)} == {3e-4}
+
+
+# ----------------------------------------------------------------------------- accumulation
+
+def test_accumulating_4x4_gives_the_gradients_of_one_batch_of_16(shakespeare) -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=32, vocab_size=65, n_layer=2, n_head=2, n_embd=32))
+    x, y = get_batch(shakespeare, "train", 16, 32, torch.Generator().manual_seed(3))
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    nothing = torch.autocast("cpu", enabled=False)
+
+    loss_16 = accumulate_gradients(model, [(x, y)], 1, nothing, scaler)
+    whole = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    micro = [(x[i:i + 4], y[i:i + 4]) for i in range(0, 16, 4)]
+    loss_4x4 = accumulate_gradients(model, micro, 4, nothing, scaler)
+
+    assert loss_4x4.item() == pytest.approx(loss_16.item(), abs=1e-6)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, whole[name], rtol=1e-5, atol=1e-7, msg=name)
+    # A plain sum of the micro-batch losses (no 1/4) would be 4x off: the test can tell.
+    head = whole["transformer.wte.weight"]  # tied with lm_head.weight
+    assert not torch.allclose(head * 4, head)
+
+
+def test_tokens_per_iter_counts_accumulation(tiny_config) -> None:
+    cfg = tiny_config(max_iters=4, eval_interval=4, gradient_accumulation_steps=3)
+    result = train(cfg, threads=1)
+    assert result.tokens == 4 * 8 * 32 * 3 == result.final.tokens
+
+
+# ----------------------------------------------------------------------------- records
+
+def test_records_and_progress_lines(tiny_config) -> None:
+    lines: list[str] = []
+    seen: list[EvalRecord] = []
+    cfg = tiny_config(max_iters=25, eval_interval=10, log_interval=5)
+    result = train(cfg, threads=1, log=lines.append,
+                   on_eval=lambda record, ckpt: seen.append(record))
+    assert [r.iter for r in result.records] == [10, 20, 25]  # every interval and the last
+    assert seen == result.records and result.final is result.records[-1]
+    for r in result.records:
+        assert r.tokens == r.iter * cfg.tokens_per_iter()
+        assert r.ms_per_iter > 0 and r.tokens_per_s == pytest.approx(
+            cfg.tokens_per_iter() / r.ms_per_iter * 1e3)
+        assert 0 < r.mfu < 1 and r.peak_mem_bytes > 10 * 2**20
+        assert 0 < r.eval_s < r.elapsed_s and not r.diverged
+        assert r.lr == pytest.approx(get_lr(r.iter - 1, cfg))
+        assert set(r.to_dict()) == {"iter", "tokens", "train_loss", "val_loss", "lr",
+                                    "tokens_per_s", "ms_per_iter", "mfu", "peak_mem_bytes",
+                                    "elapsed_s", "eval_s", "diverged"}
+    assert result.records[-1].eval_s > result.records[0].eval_s  # cumulative
+    iters = [ln for ln in lines if ln.startswith("iter ")]
+    assert len(iters) == 5
+    assert re.fullmatch(r"iter 5: loss \d+\.\d{4}, time \d+\.\dms, mfu \d+\.\d\d%", iters[0])
+    step = re.compile(r"step 10: train loss \d\.\d{4}, val loss \d\.\d{4}")
+    assert any(step.fullmatch(ln) for ln in lines)
+    assert result.best_val_loss == min(r.val_loss for r in result.records)
+    assert result.iters == 25 and result.device == "cpu" and not result.diverged
+    assert result.checkpoint_path is None and result.n_params > 0
+    assert "trained 25 iterations" in result.summary()
+
+
+def test_silent_without_log(tiny_config, capsys: pytest.CaptureFixture) -> None:
+    train(tiny_config(max_iters=5, eval_interval=5), threads=1)
+    assert capsys.readouterr().out == ""
+
+
+def test_on_eval_returning_true_stops_early(tiny_config) -> None:
+    result = train(tiny_config(max_iters=50, eval_interval=10), threads=1,
+                   on_eval=lambda record, ckpt: record.iter >= 20)
+    assert result.iters == 20 and result.stopped_early and not result.diverged
+    assert [r.iter for r in result.records] == [10, 20]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def test_resume_gives_the_identical_next_losses(tiny_config, tmp_path: Path) -> None:
+    # Dropout on, so the restored torch RNG matters as much as the batch generator.
+    straight = train(tiny_config(max_iters=7, eval_interval=5, dropout=0.1), threads=1)
+
+    ckpt_path = tmp_path / "mid" / "ckpt.pt"
+    first = train(tiny_config(max_iters=5, eval_interval=5, dropout=0.1), threads=1,
+                  on_eval=lambda record, ckpt: ckpt.save(ckpt_path) and None)
+    assert first.checkpoint_path == str(ckpt_path)
+    state = read_checkpoint(ckpt_path)  # weights_only=True inside
+    assert state["iter"] == 5 and state["meta"]["vocab_size"] == 65
+    assert state["config"]["max_iters"] == 5 and isinstance(state["config"], dict)
+
+    resumed = train(tiny_config(max_iters=7, eval_interval=5, dropout=0.1), threads=1,
+                    resume=ckpt_path)
+    assert [r.iter for r in resumed.records] == [7]
+    a, b = straight.records[-1], resumed.records[-1]
+    assert (b.train_loss, b.val_loss) == pytest.approx((a.train_loss, a.val_loss), abs=1e-6)
+    assert resumed.best_val_loss == pytest.approx(straight.best_val_loss, abs=1e-6)
+    # The same from an already loaded dict.
+    again = train(tiny_config(max_iters=7, eval_interval=5, dropout=0.1), threads=1, resume=state)
+    assert again.records[-1].val_loss == pytest.approx(a.val_loss, abs=1e-6)
+
+
+def test_save_writes_out_dir_ckpt_and_resume_true_reads_it(tiny_config) -> None:
+    cfg = tiny_config(max_iters=10, eval_interval=5)
+    lines: list[str] = []
+    result = train(cfg, threads=1, save=True, log=lines.append)
+    path = Path(cfg.out_dir) / "ckpt.pt"
+    assert result.checkpoint_path == str(path) and path.is_file()
+    assert any(ln == f"saving checkpoint to {path}" for ln in lines)
+    assert read_checkpoint(path)["iter"] == 10
+    more = train(tiny_config(max_iters=15, eval_interval=5), threads=1, resume=True)
+    assert [r.iter for r in more.records] == [15]
+
+
+def test_resume_errors_are_user_errors(tiny_config, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="checkpoint not found"):
+        train(tiny_config(), resume=tmp_path / "nope.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(UserError, match="not a readable tune-gpt checkpoint"):
+        train(tiny_config(), resume=junk)
+    path = tmp_path / "small.pt"
+    train(tiny_config(max_iters=2, eval_interval=2), threads=1,
+          on_eval=lambda record, ckpt: ckpt.save(path) and None)
+    with pytest.raises(UserError, match="checkpoint has n_layer=2 but the config says n_layer=3"):
+        train(tiny_config(n_layer=3), resume=path)
+
+
+# ----------------------------------------------------------------------------- failures
+
+def test_divergence_stops_without_raising(tiny_config) -> None:
+    seen: list[EvalRecord] = []
+    result = train(tiny_config(max_iters=100, learning_rate=1e20, min_lr=0.0, grad_clip=0.0,
+                               warmup_iters=0),
+                   threads=1, on_eval=lambda record, ckpt: seen.append(record))
+    assert result.diverged and result.iters < 100
+    assert seen and seen[-1].diverged and seen[-1] is result.final
+    assert not all(math.isfinite(v) for v in (seen[-1].train_loss, seen[-1].val_loss))
+    assert "diverged" in result.summary()
+
+
+def test_out_of_memory_propagates(tiny_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(self, idx, targets=None):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(GPT, "forward", boom)
+    with pytest.raises(torch.OutOfMemoryError, match="simulated"):
+        train(tiny_config(), threads=1)
+
+
+def test_device_and_size_rules_are_checked(tiny_config, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="float16 is not supported for CPU"):
+        train(tiny_config(dtype="float16"))
+    small = tmp_path / "small.txt"
+    small.write_text("tiny text " * 20)  # 200 chars: 20 validation tokens
+    with pytest.raises(UserError, match="'block_size' \\(32\\) must be shorter than the valid"):
+        train(tiny_config(dataset=str(small)))
+
+
+def test_bfloat16_autocast_trains_on_cpu(tiny_config) -> None:
+    result = train(tiny_config(max_iters=4, eval_interval=4, dtype="bfloat16"), threads=1)
+    assert math.isfinite(result.final.val_loss)
+
+
+# ----------------------------------------------------------------------------- a real run
+
+def test_short_run_on_tinyshakespeare_lowers_the_loss(tiny_config) -> None:
+    cfg = tiny_config(max_iters=150, eval_interval=50, n_layer=1, n_embd=64, batch_size=32,
+                      learning_rate=6e-3, warmup_iters=10, lr_decay_iters=150, min_lr=6e-4)
+    result = train(cfg, threads=1)
+    first, last = result.records[0], result.records[-1]
+    assert math.log(65) - 0.2 > first.val_loss > last.val_loss  # started near uniform, improved
+    assert last.val_loss < 2.6  # past unigram statistics (~3.3): it learned bigrams

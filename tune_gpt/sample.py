@@ -1,0 +1,58 @@
+"""Generate text from a checkpoint written by `tune-gpt train`.
+
+    tune-gpt sample out/ckpt.pt --start "ROMEO:" --num-samples 2 --max-new-tokens 200
+
+    texts = generate("out/ckpt.pt", start="ROMEO:", num_samples=2, max_new_tokens=200)
+
+The checkpoint carries the model config and the vocabulary, so the dataset is not needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tune_gpt.errors import UserError
+
+
+def generate(checkpoint_path: str | Path, start: str = "\n", num_samples: int = 1,
+             max_new_tokens: int = 500, temperature: float = 0.8, top_k: int | None = 200,
+             seed: int = 1337, device: str = "auto") -> list[str]:
+    """`num_samples` continuations of `start` (each includes the prompt), sampled at
+    `temperature` from the `top_k` most likely characters; reproducible for a given seed."""
+    import torch
+
+    from tune_gpt.data import Vocab
+    from tune_gpt.model import GPT, GPTConfig
+    from tune_gpt.train import read_checkpoint
+
+    if num_samples < 1 or max_new_tokens < 0:
+        raise UserError("--num-samples must be >= 1 and --max-new-tokens >= 0")
+    if not temperature > 0:
+        raise UserError(f"--temperature must be > 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise UserError(f"--top-k must be >= 1, got {top_k}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda but no CUDA GPU is visible; use --device cpu")
+
+    ckpt = read_checkpoint(checkpoint_path)
+    cfg, meta = ckpt["config"], ckpt["meta"]
+    vocab = Vocab(tuple(meta["itos"]))
+    try:
+        model = GPT(GPTConfig(block_size=cfg["block_size"], vocab_size=vocab.size,
+                              n_layer=cfg["n_layer"], n_head=cfg["n_head"],
+                              n_embd=cfg["n_embd"], dropout=0.0, bias=cfg["bias"]))
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"{checkpoint_path}: checkpoint does not match its config "
+                        f"({reason[:200]})") from None
+    model.to(device).eval()
+
+    prompt = vocab.encode(start) or [0]  # an empty prompt starts from token 0
+    idx = torch.tensor([prompt] * num_samples, dtype=torch.long, device=device)  # (N, T0)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k,
+                         generator=gen)
+    return [vocab.decode(row.tolist()) for row in out]
