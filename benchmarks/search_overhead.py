@@ -63,10 +63,40 @@ def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -
             "startup_and_teardown_s": round(total - result.wall_s, 1)}
 
 
+def startup() -> dict:
+    """Wall time of `tune-gpt --help` and `tune-gpt validate`, and whether either imports
+    torch or ray (they must not: they are the commands people run to look around)."""
+    import subprocess
+
+    probe = "\n".join([
+        "import sys, time",
+        "t = time.perf_counter()",
+        "from tune_gpt.cli import main",
+        "try:",
+        "    main(sys.argv[1:])",
+        "except SystemExit:",
+        "    pass",
+        "print('\\n@@', time.perf_counter() - t, 'torch' in sys.modules, 'ray' in sys.modules)"])
+    out = {}
+    for name, args in (("help", ["--help"]),
+                       ("validate", ["validate", str(ROOT / "search_spaces" / "beginner.yaml")])):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
+                              text=True, cwd=ROOT)
+        wall = time.perf_counter() - t0
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("@@")), "@@ 0 ? ?")
+        _, inner, torch_in, ray_in = line.split()
+        out[f"{name}_process_s"] = round(wall, 2)
+        out[f"{name}_main_s"] = round(float(inner), 3)
+        out[f"{name}_imports_torch"] = torch_in == "True"
+        out[f"{name}_imports_ray"] = ray_in == "True"
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/shakespeare_char/input.txt"))
-    p.add_argument("--trials", type=int, nargs="+", default=[8])
+    p.add_argument("--trials", type=int, nargs="+", default=[8, 32])
     p.add_argument("--iters", type=int, default=2500, help="iterations per trial (~30 s)")
     p.add_argument("--quick", action="store_true", help="tiny run: 4 trials of 200 iterations")
     p.add_argument("--json", default=None)
@@ -74,6 +104,8 @@ def main() -> int:
     if args.quick:
         args.trials, args.iters = [4], 200
     os.environ.setdefault("TUNE_GPT_CACHE_DIR", tempfile.mkdtemp(prefix="tg-bench-cache-"))
+    boot = startup()
+    print(json.dumps({"startup": boot}))
     rows = []
     with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp:
         for n in args.trials:
@@ -87,7 +119,8 @@ def main() -> int:
               f"{r['mean_trial_s']} | {r['training_share']:.1%} | {r['startup_and_teardown_s']} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": os.uname().nodename,
-                                               "cpus": os.cpu_count(), "rows": rows}, indent=2))
+                                               "cpus": os.cpu_count(), "startup": boot,
+                                               "rows": rows}, indent=2))
     return 0
 
 

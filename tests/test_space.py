@@ -186,7 +186,8 @@ scheduler: {type: asha, time_attr: tokens, grace_period: 16k}
     space = load_space(path)
     small, big = resolve(space, {"batch_size": 8}), resolve(space, {"batch_size": 16})
     assert small["max_iters"] == math.ceil(64_000 / 256) and big["max_iters"] == 125
-    assert small["eval_interval"] == round(8_000 / 256) and big["eval_interval"] == 16
+    assert small["eval_interval"] == 32 and big["eval_interval"] == 16  # ceil(8000 / 256)
+    assert small["eval_interval"] * 256 >= 8_000  # evaluations never fall short of a rung
     assert small["lr_decay_iters"] == small["max_iters"]
     assert small["min_lr"] == pytest.approx(2e-4)
     assert space.scheduler.grace_period == 16_000

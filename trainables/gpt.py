@@ -58,7 +58,7 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
     from tune_gpt.config import KNOBS, from_mapping
     from tune_gpt.data import prepare
     from tune_gpt.estimate import estimate
-    from tune_gpt.train import train
+    from tune_gpt.train import peak_memory_bytes, read_checkpoint, train
 
     started = time.time()
     cfg = from_mapping({k: config[k] for k in KNOBS if k in config})
@@ -88,7 +88,7 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
     checkpoint = ray.tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as d:
-            resume = torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=True)
+            resume = read_checkpoint(os.path.join(d, CKPT_FILE))
 
     last: dict[str, Any] = {}
 
@@ -134,7 +134,7 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
             _free_memory()
         else:
             traceback.print_exc()  # the full traceback goes to the trial's log file
-        peak = e.peak_bytes if isinstance(e, MemoryLimitExceeded) else _peak_memory()
+        peak = e.peak_bytes if isinstance(e, MemoryLimitExceeded) else peak_memory_bytes(device)
         row = {**base, **last, "outcome": outcomes.OOM if oom else outcomes.FAILED,
                "error": _one_line(e), "peak_mem_bytes": peak}
         _clean(row, penalty)
@@ -210,13 +210,3 @@ def _free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _peak_memory() -> float:
-    import torch
-
-    if torch.cuda.is_available():
-        return float(torch.cuda.max_memory_allocated())
-    import resource
-
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)

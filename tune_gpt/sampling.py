@@ -103,7 +103,9 @@ def resolve(space: SearchSpace, sampled: Mapping[str, Any], *, data: str | None 
     if "warmup_iters" not in space.fixed and "warmup_iters" not in space.params:
         knobs["warmup_iters"] = min(knobs["warmup_iters"], knobs["max_iters"] // 10)
     if space.budget.tokens_per_eval and "eval_interval" not in space.fixed:
-        knobs["eval_interval"] = max(1, round(space.budget.tokens_per_eval / tpi))
+        # ceil: an evaluation never falls just short of the token count it stands for, so a
+        # trial reaches each ASHA rung (multiples of it) at the same evaluation as the others
+        knobs["eval_interval"] = max(1, math.ceil(space.budget.tokens_per_eval / tpi))
     from_mapping(knobs, f"{space.source}: trial config {dict(sampled)}: ")
     return knobs
 
