@@ -48,10 +48,13 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
                              env=env, start_new_session=True)
     try:
         deadline = time.time() + 240
-        while "trial 2/5" not in log.read_text():  # two trials done, others mid-way
+        tune_dir = tmp_path / "runs" / "r" / "tune"
+        # two trials done and a third one under way (it has reported at least once)
+        while "trial 2/5" not in log.read_text() or \
+                len(list(tune_dir.glob("trial_*/progress.csv"))) < 3:
             assert first.poll() is None, log.read_text()
             assert time.time() < deadline, log.read_text()
-            time.sleep(0.5)
+            time.sleep(0.2)
         os.kill(first.pid, signal.SIGKILL)  # the driver only, like a crash
         first.wait()
     finally:
@@ -67,8 +70,13 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
     finished = set(re.findall(r"trial \d/5 (\w+) ", log.read_text()))
     interrupted = started - finished
     assert finished and interrupted, (started, finished)
-    iters_at_crash = {t: int(pd.read_csv(folder / "tune" / f"trial_{t}" / "progress.csv")
-                             ["iter"].max()) for t in started}
+    # where each trial was at the crash, as the driver logged it to MLflow
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    before = client.search_runs([client.get_experiment_by_name("tune-gpt-resumable")
+                                 .experiment_id], "tags.`tune_gpt.role` = 'trial'")
+    iters_at_crash = {r.data.tags["ray.trial_id"]: max(
+        m.step for m in client.get_metric_history(r.info.run_id, "val_loss")) for r in before}
+    assert started <= set(iters_at_crash)
 
     second = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, cwd=tmp_path,
                             env=env, timeout=400, start_new_session=True)
@@ -78,22 +86,11 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
     trials = pd.read_csv(folder / "results" / "trials.csv")
     assert len(trials) == 5 and set(trials.outcome) <= {outcomes.COMPLETED,
                                                          outcomes.STOPPED_EARLY}
-    # Finished trials were not run again, interrupted ones went on from their checkpoint:
-    # no trial's progress ever goes back to an earlier iteration.
-    for t in started:
-        rows = pd.read_csv(folder / "tune" / f"trial_{t}" / "progress.csv")
-        assert rows["iter"].is_monotonic_increasing, (t, list(rows["iter"]))
-        if t in finished:
-            assert int(rows["iter"].max()) == iters_at_crash[t]
-    resumed = trials.set_index("trial_id").loc[sorted(interrupted)]
-    assert (resumed["iters"] >= pd.Series(iters_at_crash)[sorted(interrupted)]).all()
-
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{folder / 'optuna.db'}")
     states = [t.state for t in study.trials]
     assert optuna.trial.TrialState.RUNNING not in states
     assert sum(s == optuna.trial.TrialState.COMPLETE for s in states) >= 5
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("tune-gpt-resumable")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -102,6 +99,22 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
     assert len(children) == 5, [c.info.run_name for c in children]  # no duplicates
     assert all(c.info.status != "RUNNING" for c in children)
     assert {c.data.tags["ray.trial_id"] for c in children} == set(trials.trial_id)
+
+    # Finished trials were not trained again, interrupted ones went on from their checkpoint:
+    # in each trial's metric series (in the order it was logged) the iteration never goes
+    # back, and a trial that had finished ends where it ended before the crash.
+    by_trial = {c.data.tags["ray.trial_id"]: c for c in children}
+    for t in started:
+        history = sorted(client.get_metric_history(by_trial[t].info.run_id, "val_loss"),
+                         key=lambda m: m.timestamp)
+        steps = [m.step for m in history]
+        assert steps == sorted(steps), (t, steps)
+        assert steps[-1] >= iters_at_crash[t]
+        if t in finished:
+            assert steps[-1] == iters_at_crash[t], (t, steps)
+    resumed = trials.set_index("trial_id").loc[sorted(interrupted)]
+    assert (resumed["iters"] >= pd.Series(iters_at_crash)[sorted(interrupted)]).all()
+    assert not (folder / "checkpoints").exists()  # removed once the search finished
 
 
 def test_ctrl_c_keeps_the_search_resumable(tmp_path: Path, shakespeare_path: Path) -> None:

@@ -21,7 +21,7 @@ SPACE = """
 name: killable
 params:
   learning_rate: {choice: [1.0e-3, 2.0e-3]}
-fixed: {n_layer: 1, n_head: 2, n_embd: 32, block_size: 32, batch_size: 8, warmup_iters: 10,
+fixed: {n_layer: 2, n_head: 2, n_embd: 64, block_size: 64, batch_size: 8, warmup_iters: 10,
         max_iters: 3000, eval_interval: 100, eval_iters: 2}
 sampler: {type: grid}
 scheduler: {type: none}

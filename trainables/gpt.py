@@ -1,9 +1,9 @@
 """The Ray Tune trainable: one trial = one call of `tune_gpt.train.train`.
 
 Ray gives the function the trial's complete config (every knob, resolved by
-`tune_gpt.space.resolve`, plus a few `_`-prefixed settings of the search). At every
-evaluation it reports the metrics ASHA compares (val_loss, tokens seen, ...) together
-with a checkpoint, so an interrupted trial continues where it was. Every trial ends with
+`tune_gpt.sampling.resolve`, plus a few `_`-prefixed settings of the search). At every
+evaluation it writes the trial's checkpoint and reports the metrics ASHA compares
+(val_loss, tokens seen, ...), so an interrupted or retried trial continues where it was. Every trial ends with
 exactly one outcome from `tune_gpt.outcomes`; a trial that fails reports that and returns,
 so it never takes the search down.
 
@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 import traceback
 from typing import Any
 
 from tune_gpt import outcomes
 
-CKPT_FILE = "ckpt.pt"
 # A loss this many times that of uniform guessing (ln vocab) has exploded: Adam with an
 # absurd learning rate sends it to the thousands while staying finite, and it never comes
 # back. Treated like NaN/inf: the trial stops at once as `diverged`.
@@ -84,16 +82,17 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
         ray.tune.report(row)
         return
 
-    resume = None
-    checkpoint = ray.tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            resume = read_checkpoint(os.path.join(d, CKPT_FILE))
+    # The trial's checkpoint lives at a stable path of its own, overwritten atomically at
+    # every evaluation. (Ray's checkpoint retention deletes old checkpoints that the
+    # experiment state saved before a driver crash may still point at; a restored trial
+    # would then fail to start. A path per trial cannot go stale.)
+    ckpt_path = trial_checkpoint_path(config)
+    resume = read_checkpoint(ckpt_path) if ckpt_path and os.path.isfile(ckpt_path) else None
 
     last: dict[str, Any] = {}
 
-    def report_eval(record: dict[str, Any], ckpt_dir: str) -> bool:
-        """Report one evaluation (its checkpoint already in ckpt_dir); True = stop."""
+    def report_eval(record: dict[str, Any]) -> bool:
+        """Report one evaluation (its checkpoint already written); True = stop."""
         row = {**base, **record}
         row["best_val_loss"] = min(last.get("best_val_loss", math.inf), row["val_loss"]) \
             if math.isfinite(row["val_loss"]) else last.get("best_val_loss", penalty)
@@ -111,18 +110,19 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
         row["wall_s"] = time.time() - started
         _clean(row, penalty)
         last.update(row)
-        ray.tune.report(row, checkpoint=ray.tune.Checkpoint.from_directory(ckpt_dir))
+        ray.tune.report(row)
         return False
 
     def on_eval(record: Any, ckpt: Any) -> bool:
-        with tempfile.TemporaryDirectory() as tmp:
-            ckpt.save(os.path.join(tmp, CKPT_FILE))
-            return report_eval(record.to_dict(), tmp)
+        if ckpt_path:
+            ckpt.save(ckpt_path)
+        return report_eval(record.to_dict())
 
     try:
         if limit and device == "cpu":
             train_in_child(cfg.to_dict(), data_path=str(data.source), limit_bytes=limit,
-                           threads=threads, resume=resume, on_eval=report_eval)
+                           threads=threads, resume=resume, ckpt_path=ckpt_path,
+                           on_eval=report_eval)
         else:
             if limit:
                 set_cuda_limit(limit)
@@ -143,6 +143,17 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
         if limit and device == "cuda":
             set_cuda_limit(None)
             _free_memory()
+
+
+def trial_checkpoint_path(config: dict[str, Any]) -> str | None:
+    """<search>/checkpoints/<trial id>.pt, or None outside a search."""
+    folder = config.get("_checkpoint_dir")
+    if not folder:
+        return None
+    import ray.tune
+
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"{ray.tune.get_context().get_trial_id()}.pt")
 
 
 def materialise_corpus(corpus: bytes, sha256: str | None, dataset: str) -> Any:

@@ -60,14 +60,14 @@ def set_cuda_limit(limit_bytes: int | None) -> None:
 
 
 def train_in_child(cfg_dict: dict[str, Any], *, data_path: str, limit_bytes: int,
-                   threads: int, resume: dict | None,
-                   on_eval: Callable[[dict[str, Any], str], bool]) -> dict[str, Any]:
+                   threads: int, resume: dict | None, ckpt_path: str | None,
+                   on_eval: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """Run tune_gpt.train.train in a spawned child capped at limit_bytes of data.
 
-    on_eval(record_dict, checkpoint_dir) is called in this process for every evaluation
-    (the checkpoint is already written there); it returns True to stop. Returns the child's
-    summary; raises MemoryLimitExceeded when the child ran out of memory and RuntimeError
-    for any other failure (or a child that died)."""
+    At every evaluation the child writes its checkpoint to ckpt_path (when given), then
+    on_eval(record_dict) is called in this process; it returns True to stop. Returns the
+    child's summary; raises MemoryLimitExceeded when the child ran out of memory and
+    RuntimeError for any other failure (or a child that died)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -81,7 +81,7 @@ def train_in_child(cfg_dict: dict[str, Any], *, data_path: str, limit_bytes: int
             torch.save(resume, resume_path)
         proc = ctx.Process(target=_child_main, daemon=True,
                            args=(child, cfg_dict, data_path, limit_bytes, threads, resume_path,
-                                 tmp))
+                                 ckpt_path))
         proc.start()
         child.close()
         try:
@@ -93,8 +93,7 @@ def train_in_child(cfg_dict: dict[str, Any], *, data_path: str, limit_bytes: int
                     raise RuntimeError(f"training process died (exit code {proc.exitcode})") \
                         from None
                 if kind == "eval":
-                    record, ckpt_dir = payload
-                    parent.send(bool(on_eval(record, ckpt_dir)))
+                    parent.send(bool(on_eval(payload[0])))
                 elif kind == "done":
                     return payload[0]
                 elif kind == "oom":
@@ -108,7 +107,7 @@ def train_in_child(cfg_dict: dict[str, Any], *, data_path: str, limit_bytes: int
 
 
 def _child_main(conn: Any, cfg_dict: dict[str, Any], data_path: str, limit_bytes: int,
-                threads: int, resume_path: str | None, tmp: str) -> None:
+                threads: int, resume_path: str | None, ckpt_path: str | None) -> None:
     """The spawned child: import, cap the data segment, train, stream evaluations."""
     import resource as res
 
@@ -127,14 +126,10 @@ def _child_main(conn: Any, cfg_dict: dict[str, Any], data_path: str, limit_bytes
         soft = baseline + limit_bytes
         res.setrlimit(res.RLIMIT_DATA, (soft if hard == res.RLIM_INFINITY else min(soft, hard),
                                         hard))
-        step = [0]
-
         def on_eval(record: Any, ckpt: Any) -> bool:
-            step[0] += 1
-            d = os.path.join(tmp, f"ckpt-{step[0]}")
-            os.makedirs(d, exist_ok=True)
-            ckpt.save(os.path.join(d, "ckpt.pt"))
-            conn.send(("eval", {**record.to_dict(), "limit_baseline_bytes": baseline}, d))
+            if ckpt_path:
+                ckpt.save(ckpt_path)
+            conn.send(("eval", {**record.to_dict(), "limit_baseline_bytes": baseline}))
             return conn.recv()
 
         result = train(cfg, on_eval=on_eval, resume=resume, threads=threads, data=data)

@@ -224,3 +224,4 @@ class RescueOnOOM(Callback):
                                 "gradient_accumulation_steps":
                                     cfg["gradient_accumulation_steps"] * 2,
                                 "depth": depth + 1}})
+

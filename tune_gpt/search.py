@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -74,14 +75,16 @@ class DefineByRun:
     rest of the trial's config as constants (picklable, so a restored search has it)."""
 
     def __init__(self, space: SearchSpace, data: str, max_iters_cap: int | None,
-                 seed: int | None):
+                 seed: int | None, checkpoint_dir: str):
         self.space, self.data, self.cap, self.seed = space, data, max_iters_cap, seed
+        self.checkpoint_dir = checkpoint_dir
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         sampled = suggest(trial, self.space)
         knobs = resolve(self.space, sampled, data=self.data, max_iters_cap=self.cap,
                         seed=self.seed)
-        extra: dict[str, Any] = {"_metric": self.space.metric, "_sampled": sampled}
+        extra: dict[str, Any] = {"_metric": self.space.metric, "_sampled": sampled,
+                                 "_checkpoint_dir": self.checkpoint_dir}
         if self.space.memory_limit:
             extra["_memory_limit"] = self.space.memory_limit
         rescue = (getattr(trial, "user_attrs", None) or {}).get(RESCUE_ATTR)
@@ -221,6 +224,9 @@ def run_search(opts: SearchOptions) -> SearchResult:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Save Ray's experiment state every second (default: every 10 s or more), so that after a
+    # crash a trial that had finished is known as finished and is not run again.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, flush=True))
     from tune_gpt import tracking
 
@@ -305,10 +311,10 @@ def run_search(opts: SearchOptions) -> SearchResult:
                        resume=bool(opts.resume))
         grid = tuner.fit()
         wall = time.time() - started
-        unfinished = _unfinished_trials(folder / "tune")
+        unfinished = len(grid) - grid.num_terminated - grid.num_errors
         if unfinished:  # Ctrl-C: Ray saved its state; keep the search resumable
             tracking.mark_interrupted(uri, state["parent_run_id"])
-            raise SearchInterrupted(name, len(unfinished))
+            raise SearchInterrupted(name, unfinished)
         from tune_gpt.results import collect, reconcile_study, write_tables
 
         trials, curves, meta = collect(grid, space, state, folder, wall)
@@ -321,6 +327,9 @@ def run_search(opts: SearchOptions) -> SearchResult:
         tracking.finish_parent(uri, state["parent_run_id"], best, counts)
         state["finished"] = True
         (folder / "state.json").write_text(json.dumps(state, indent=2))
+        # Trial checkpoints (one per trial, kept until now so that a crash at any moment
+        # can resume) are not needed once the search is finished.
+        shutil.rmtree(folder / "checkpoints", ignore_errors=True)
     finally:
         ray.shutdown()
 
@@ -367,7 +376,8 @@ def _tuner(space: SearchSpace, opts: SearchOptions, folder: Path, dataset: str, 
     seed = opts.seed if opts.seed is not None else space.sampler.get("seed")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
-    searcher = OptunaSearch(DefineByRun(space, dataset, opts.max_iters, opts.seed),
+    searcher = OptunaSearch(DefineByRun(space, dataset, opts.max_iters, opts.seed,
+                                        str(folder / "checkpoints")),
                             metric=space.metric, mode=space.mode,
                             sampler=make_sampler(space, seed), study_name=folder.name,
                             storage=storage)
@@ -403,7 +413,6 @@ def _tuner(space: SearchSpace, opts: SearchOptions, folder: Path, dataset: str, 
         run_config=tune.RunConfig(
             name="tune", storage_path=str(folder), verbose=0, log_to_file=True,
             failure_config=tune.FailureConfig(max_failures=2),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=callbacks))
 
 
@@ -414,20 +423,6 @@ class SearchInterrupted(Exception):
         super().__init__(f"search '{name}' interrupted with {unfinished} trial(s) unfinished; "
                          f"continue it with `tune-gpt resume {name}` (same --storage-path)")
         self.name = name
-
-
-def _unfinished_trials(tune_dir: Path) -> list[str]:
-    """Trials Ray's saved experiment state still lists as running or waiting."""
-    states = sorted(tune_dir.glob("experiment_state-*.json"))
-    if not states:
-        return []
-    data = json.loads(states[-1].read_text())
-    out = []
-    for entry in data.get("trial_data", []):
-        trial = json.loads(entry[0] if isinstance(entry, list) else entry)
-        if trial.get("status") in ("RUNNING", "PENDING", "PAUSED"):
-            out.append(trial.get("trial_id", "?"))
-    return out
 
 
 def _trial_name(trial: Any) -> str:

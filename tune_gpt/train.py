@@ -438,6 +438,8 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data) -> Tr
 
     if not records:  # resumed from a finished run: still measure the model once
         records.append(measure())
+        if on_eval is not None:  # a caller that reports every evaluation reports this one
+            on_eval(records[-1], ckpt)
     if save and not diverged and saved_iter != it:
         say(f"saving checkpoint to {ckpt.save(save_path)}")
     return TrainResult(
