@@ -22,6 +22,11 @@ import pandas as pd
 from tune_gpt.config import FIELD_TYPES, KNOBS, coerce
 from tune_gpt.outcomes import COMPLETED, DIVERGED, STOPPED_EARLY
 
+# Evaluations fall on a token grid that differs a little between batch sizes
+# (eval_interval is a whole number of iterations, rounded up): an evaluation at most 5% past
+# the equal budget counts as at it, so no trial drops out of a comparison over a few tokens.
+BUDGET_TOLERANCE = 0.05
+
 # Columns of the trials table (besides the knobs) and what a missing one defaults to.
 TRIAL_TEXT = ("trial_id", "outcome", "error", "rescue_of")
 TRIAL_NUMBERS = ("tokens_per_iter", "iters", "tokens", "best_val_loss", "final_val_loss",
@@ -194,14 +199,15 @@ def common_budget(res: Results, ids: list[str]) -> float | None:
 
 
 def at_budget(res: Results, ids: list[str], budget: float | None) -> pd.DataFrame:
-    """Each trial's last evaluation at or before `budget` tokens: columns iter, tokens,
+    """Each trial's last evaluation at or before `budget` tokens (within BUDGET_TOLERANCE):
+    columns iter, tokens,
     val_loss, train_loss, gap (= val - train). Trials without such an eval are left out."""
     rows = {}
     for tid in ids:
         cur = res.curve(tid)
         cur = cur[np.isfinite(cur["val_loss"]) & (cur["tokens"] > 0)]
         if budget is not None:
-            cur = cur[cur["tokens"] <= budget * (1 + 1e-9)]
+            cur = cur[cur["tokens"] <= budget * (1 + BUDGET_TOLERANCE)]
         if cur.empty:
             continue
         last = cur.iloc[-1]
