@@ -15,6 +15,7 @@ The default MLflow store is STORAGE/mlflow.db, shared by all searches of that st
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -227,6 +228,7 @@ def run_search(opts: SearchOptions) -> SearchResult:
     # Save Ray's experiment state every second (default: every 10 s or more), so that after a
     # crash a trial that had finished is known as finished and is not run again.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # see _ctrl_c_stops_gracefully
     say = (lambda *a: None) if opts.quiet else (lambda *a: print(*a, flush=True))
     from tune_gpt import tracking
 
@@ -309,12 +311,12 @@ def run_search(opts: SearchOptions) -> SearchResult:
         started = time.time()
         tuner = _tuner(space, opts, folder, dataset, prepared, uri, state["parent_run_id"],
                        resume=bool(opts.resume))
-        grid = tuner.fit()
+        with _ctrl_c_stops_gracefully() as interrupted:
+            grid = tuner.fit()
         wall = time.time() - started
-        unfinished = len(grid) - grid.num_terminated - grid.num_errors
-        if unfinished:  # Ctrl-C: Ray saved its state; keep the search resumable
+        if interrupted.is_set():  # Ray saved its state: keep the search resumable
             tracking.mark_interrupted(uri, state["parent_run_id"])
-            raise SearchInterrupted(name, unfinished)
+            raise SearchInterrupted(name, len(grid) - grid.num_terminated)
         from tune_gpt.results import collect, reconcile_study, write_tables
 
         trials, curves, meta = collect(grid, space, state, folder, wall)
@@ -423,6 +425,33 @@ class SearchInterrupted(Exception):
         super().__init__(f"search '{name}' interrupted with {unfinished} trial(s) unfinished; "
                          f"continue it with `tune-gpt resume {name}` (same --storage-path)")
         self.name = name
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops_gracefully() -> Any:
+    """Ctrl-C during fit(): remember it, and ask Ray Tune to stop gracefully (it saves its
+    state) through its SIGUSR1 handler; a second Ctrl-C interrupts at once. Ray's own SIGINT
+    handler is off (TUNE_DISABLE_SIGINT_HANDLER) because it leaves no trace of the
+    interruption: the search would look finished and could not be resumed."""
+    import signal
+    import threading
+
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(sig: int, frame: Any) -> None:
+        interrupted.set()
+        signal.signal(signal.SIGINT, previous)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _trial_name(trial: Any) -> str:
