@@ -184,8 +184,7 @@ def _clean(row: dict[str, Any], penalty: float) -> None:
             row[key] = penalty
     row.setdefault("iter", 0)
     row.setdefault("tokens", 0)
-    row.setdefault("time_s", row.get("elapsed_s", 0.0))
-    row["time_s"] = row.get("elapsed_s", row["time_s"])
+    row["time_s"] = row.get("elapsed_s", 0.0)  # ASHA's time_attr "time_s"
 
 
 def _cpus_of_trial() -> int:

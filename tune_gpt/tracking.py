@@ -306,7 +306,7 @@ def load_search(uri: str, search: str) -> tuple[Any, Any, dict[str, Any]]:
         for k, v in run.data.params.items():
             if k in FIELD_TYPES:
                 try:
-                    config[k] = coerce(k, v if FIELD_TYPES[k] is str else v)
+                    config[k] = coerce(k, v)
                 except UserError:
                     config[k] = v
         by_step: dict[int, dict[str, Any]] = {}
