@@ -46,3 +46,61 @@ def test_gpu_check_quick_runs_on_cpu(tmp_path: Path, shakespeare_path: Path) -> 
     result = _run("gpu_check", tmp_path, "--data", str(shakespeare_path))
     assert result["shakespeare"]["iters"] == 30
     assert len(result["estimator"]) == 2
+
+
+def test_search_efficiency_quick(tmp_path: Path, shakespeare_path: Path) -> None:
+    out = tmp_path / "eff"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_efficiency.py"),
+                           "--quick", "--data", str(shakespeare_path), "--out", str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["method"] for r in summary["rows"]] == ["manual", "asha_tpe", "random"]
+    manual_tokens = summary["manual_total_tokens"]
+    assert manual_tokens == 140_800  # the nine runs of the guide's experiments at 1% length
+    for cell in summary["cells"]:
+        curve = json.loads((out / "cells" / f"{cell['method']}-s0.json").read_text())["curve"]
+        assert curve, cell["method"]
+        computes, bests = zip(*curve)
+        assert list(computes) == sorted(computes) and list(bests) == sorted(bests, reverse=True)
+        if cell["method"] != "manual":
+            # budget.total_tokens stopped it: at most one evaluation interval over per slot
+            assert 0.8 * manual_tokens <= cell["tokens_spent"] <= manual_tokens + 4 * 4096
+    assert (out / "summary.md").read_text().count("\n| ") == 4
+    assert (out / "curves.png").stat().st_size > 10_000
+    # a second run finds every cell saved and only rebuilds the summary
+    again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_efficiency.py"),
+                            "--quick", "--data", str(shakespeare_path), "--out", str(out)],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout.count("skipped") == 3
+
+
+def test_search_efficiency_curves() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import search_efficiency as se
+
+    plan = [{"batch_size": 12, "learning_rate": 1e-3, "n_layer": 2, "n_embd": 64,
+             "max_iters": 10}, {"batch_size": 12, "learning_rate": 1e-2, "n_layer": 2,
+                                "n_embd": 64, "max_iters": 10}]
+    def rows(lr: float, losses: list[float]) -> list[dict]:
+        out = [{"tokens": 100 * (i + 1), "val_loss": v, "outcome": "running"}
+               for i, v in enumerate(losses)]
+        out[0]["_config"] = {**plan[0], "learning_rate": lr}
+        return out
+    # the second run in the guide's order ran first: the curve follows the plan, not the clock
+    trials = {"t2": rows(1e-2, [2.0, 1.5]), "t1": rows(1e-3, [3.0, 2.5])}
+    points, spent = se.manual_curve(trials, plan)
+    assert points == [[100.0, 3.0], [200.0, 2.5], [300.0, 2.0], [400.0, 1.5]] and spent == 400
+    # two trials side by side: each one's tokens by the time of the other's evaluation count
+    side = {"a": [{"timestamp": 110, "time_total_s": 10.0, "tokens": 1000, "val_loss": 2.0,
+                   "outcome": "running"},
+                  {"timestamp": 120, "time_total_s": 20.0, "tokens": 2000, "val_loss": 1.8,
+                   "outcome": "completed"}],
+            "b": [{"timestamp": 115, "time_total_s": 10.0, "tokens": 500, "val_loss": 2.2,
+                   "outcome": "running"}]}
+    points, spent = se.search_curve(side)
+    assert spent == 2500
+    assert points == [[1250.0, 2.0], [2000.0, 2.0], [2500.0, 1.8]]
+    assert se.reach(points, 1.9) == 2500 and se.reach(points, 1.0) == float("inf")
+    assert se.best_at(points, 2100) == 2.0

@@ -85,6 +85,9 @@ BAD = [
     ("params: {batch_size: {choice: [8]}}\nfixed: {warmup_iters: 500, lr_decay_iters: 100}\n",
      "lr_decay_iters"),
     ("params: {batch_size: {choice: [8]}}\nresources: {cpu: 0}\n", "resources.cpu"),
+    ("params: {batch_size: {choice: [8]}}\nbudget: {total_tokens: 0}\n",
+     "budget.total_tokens must be > 0"),
+    ("params: {batch_size: {choice: [8]}}\nbudget: {total_tokens: plenty}\n", "like 200000"),
     ("params: {model: {choice: [{n_layer: 2, n_embed: 64}]}}\n", "did you mean 'n_embd'"),
     ("params: {batch_size: {choice: [8]}}\nprofiles: {tpu: {}}\n", "profiles: unknown key 'tpu'"),
     ("params: {batch_size: {choice: [8]}}\nmemory: {limit: 8}\n", "size with a unit"),
@@ -201,3 +204,12 @@ def test_memory_sizes_are_binary_units(tmp_path: Path) -> None:
     assert space.memory_limit == 8 * 2**30 and space.rescue == 2
     path.write_text("params: {batch_size: {choice: [8]}}\nmemory: {limit: 512M}\n")
     assert load_space(path).memory_limit == 512 * 2**20 and load_space(path).rescue == 0
+
+
+def test_total_tokens_is_a_token_amount(tmp_path: Path) -> None:
+    from tune_gpt.space import describe
+
+    space = load_space(write(tmp_path, "params: {batch_size: {choice: [8]}}\n"
+                                       "budget: {total_tokens: 14.08M}\n"))
+    assert space.budget.total_tokens == 14_080_000
+    assert "14,080,000 tokens in all" in describe(space)

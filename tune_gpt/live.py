@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from ray.tune import Callback
+from ray.tune import Callback, Stopper
 
 from tune_gpt import outcomes
 from tune_gpt.tracking import TrialRunLogger
@@ -225,3 +225,54 @@ class RescueOnOOM(Callback):
                                     cfg["gradient_accumulation_steps"] * 2,
                                 "depth": depth + 1}})
 
+
+
+class TokenBudget(Stopper):
+    """`budget.total_tokens`: stop the whole search once its trials together have trained
+    that many tokens (the compute budget, counted the way the report counts it).
+
+    Each trial reports its own running token count; the sum of the latest counts is the
+    compute spent. Trials stop at their next report after the budget is reached, so the
+    search overshoots by at most one evaluation interval per running trial. After a
+    restore (`tune-gpt resume`) the counts of trials that will not report again are read
+    back from their progress.csv, so a resumed search keeps the budget it started with.
+    """
+
+    def __init__(self, total_tokens: int, tune_dir: str):
+        self.total_tokens = int(total_tokens)
+        self.tune_dir = tune_dir
+        self.spent: dict[str, float] | None = None
+
+    def _load(self) -> dict[str, float]:
+        import csv
+        from pathlib import Path
+
+        spent: dict[str, float] = {}
+        for progress in Path(self.tune_dir).glob("*/progress.csv"):
+            with open(progress, newline="") as f:
+                for row in csv.DictReader(f):
+                    try:
+                        tokens = float(row.get("tokens") or 0)
+                    except ValueError:
+                        continue
+                    key = row.get("trial_id") or progress.parent.name
+                    spent[key] = max(spent.get(key, 0.0), tokens)
+        return spent
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if self.spent is None:
+            self.spent = self._load()
+        tokens = result.get("tokens")
+        if isinstance(tokens, (int, float)):
+            self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), float(tokens))
+        return self.stop_all()
+
+    def used(self) -> float:
+        return sum((self.spent or {}).values())
+
+    def stop_all(self) -> bool:
+        return self.spent is not None and self.used() >= self.total_tokens
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Counted again from the trials' progress files after a restore.
+        return {**self.__dict__, "spent": None}

@@ -396,7 +396,7 @@ def _tuner(space: SearchSpace, opts: SearchOptions, folder: Path, dataset: str, 
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     # Ray's automatic loggers are off (TensorBoard's noise); keep the two the results need.
-    from tune_gpt.live import RescueOnOOM
+    from tune_gpt.live import RescueOnOOM, TokenBudget
 
     rescue = [RescueOnOOM(str(folder / "optuna.db"), folder.name, space.rescue, RESCUE_ATTR)] \
         if space.rescue else []
@@ -414,6 +414,8 @@ def _tuner(space: SearchSpace, opts: SearchOptions, folder: Path, dataset: str, 
             trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(
             name="tune", storage_path=str(folder), verbose=0, log_to_file=True,
+            stop=TokenBudget(space.budget.total_tokens, str(tune_dir))
+            if space.budget.total_tokens else None,
             failure_config=tune.FailureConfig(max_failures=2),
             callbacks=callbacks))
 

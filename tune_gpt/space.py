@@ -17,7 +17,7 @@ The YAML schema (every section optional but `params`; documented in README.md):
     sampler: {type: tpe, seed: 0}     # tpe | random | cmaes | gp | grid | nsga2 (+ Optuna kwargs)
     scheduler: {type: asha, time_attr: tokens, grace_period: 200k, reduction_factor: 3}
     budget: {num_samples: 20, max_concurrent_trials: 2, time_budget_s: 900,
-             tokens_per_trial: 2M, tokens_per_eval: 100k}
+             tokens_per_trial: 2M, tokens_per_eval: 100k, total_tokens: 20M}
     resources: {cpu: 1, gpu: 0}
     memory: {limit: 8G, rescue: 2}    # per-trial memory budget; OOM rescues (0 = off)
     profiles:                         # sections merged over the above on matching hardware
@@ -96,6 +96,8 @@ class Budget:
     time_budget_s: float | None = None
     tokens_per_trial: int | None = None  # derive each trial's max_iters from tokens/iter
     tokens_per_eval: int | None = None   # derive eval_interval so evals fall at equal tokens
+    total_tokens: int | None = None      # compute budget: stop the search once all trials
+                                         # together have trained this many tokens
 
 
 @dataclass
@@ -432,9 +434,12 @@ def grid_size(space: SearchSpace) -> int:
     return math.prod(len(d.candidates() or []) for d in space.params.values())
 
 
+TOKEN_AMOUNTS = ("tokens_per_trial", "tokens_per_eval", "total_tokens")
+
+
 def _parse_budget(b: dict[str, Any], source: str, space: SearchSpace) -> Budget:
     b = dict(b)
-    for key in ("tokens_per_trial", "tokens_per_eval"):
+    for key in TOKEN_AMOUNTS:
         if b.get(key) is not None:
             b[key] = int(parse_amount(b[key], f"{source}: budget.{key}"))
     budget = _dataclass_from(Budget, b, f"{source}: budget")
@@ -447,7 +452,7 @@ def _parse_budget(b: dict[str, Any], source: str, space: SearchSpace) -> Budget:
         raise UserError(f"{source}: budget.max_concurrent_trials must be a positive whole number")
     if budget.time_budget_s is not None and budget.time_budget_s <= 0:
         raise UserError(f"{source}: budget.time_budget_s must be > 0 seconds")
-    for key in ("tokens_per_trial", "tokens_per_eval"):
+    for key in TOKEN_AMOUNTS:
         if getattr(budget, key) is not None and getattr(budget, key) < 1:
             raise UserError(f"{source}: budget.{key} must be > 0 tokens")
     return budget
@@ -519,7 +524,8 @@ def describe(space: SearchSpace) -> str:
     lines.append(f"  budget: {b.num_samples} trials"
                  + (f", {b.max_concurrent_trials} at a time" if b.max_concurrent_trials else "")
                  + (f", {b.time_budget_s:g} s wall" if b.time_budget_s else "")
-                 + (f", {b.tokens_per_trial:,} tokens per trial" if b.tokens_per_trial else ""))
+                 + (f", {b.tokens_per_trial:,} tokens per trial" if b.tokens_per_trial else "")
+                 + (f", {b.total_tokens:,} tokens in all" if b.total_tokens else ""))
     lines.append(f"  resources per trial: {space.resources}")
     if space.memory_limit:
         lines.append(f"  memory limit per trial: {space.memory_limit / 2**30:.2f} GiB"

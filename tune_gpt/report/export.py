@@ -26,7 +26,7 @@ NANOGPT_KEYS = ("out_dir", "eval_interval", "log_interval", "eval_iters", "eval_
 # Sections of a search-space YAML this writes, and the keys each may hold (tune_gpt.space).
 SCHEDULER_KEYS = ("type", "time_attr", "grace_period", "reduction_factor", "max_t", "brackets")
 BUDGET_KEYS = ("num_samples", "max_concurrent_trials", "time_budget_s", "tokens_per_trial",
-               "tokens_per_eval")
+               "tokens_per_eval", "total_tokens")
 RESOURCE_KEYS = ("cpu", "gpu", "memory_gb")
 
 

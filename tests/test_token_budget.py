@@ -1,0 +1,35 @@
+"""budget.total_tokens: the Ray Tune stopper that ends a search at a compute budget."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from tune_gpt.live import TokenBudget
+
+
+def test_stops_when_the_trials_together_reach_the_budget(tmp_path: Path) -> None:
+    stop = TokenBudget(1000, str(tmp_path))
+    assert not stop.stop_all()                      # nothing reported yet
+    assert not stop("a", {"tokens": 300})
+    assert not stop("b", {"tokens": 400})
+    assert not stop("a", {"tokens": 500})          # a's count is cumulative: 500 + 400
+    assert stop.used() == 900 and not stop.stop_all()
+    assert stop("b", {"tokens": 600})              # 500 + 600 >= 1000
+    assert stop.stop_all()
+
+
+def test_a_restored_search_keeps_counting_from_the_progress_files(tmp_path: Path) -> None:
+    # What Ray's CSV logger leaves per trial; trial "a" finished before the driver died.
+    (tmp_path / "trial_a").mkdir()
+    (tmp_path / "trial_a" / "progress.csv").write_text(
+        "tokens,val_loss,trial_id\n250,2.5,a\n700,2.1,a\n")
+    (tmp_path / "trial_b").mkdir()
+    (tmp_path / "trial_b" / "progress.csv").write_text("tokens,val_loss,trial_id\n100,2.9,b\n")
+    stop = TokenBudget(1000, str(tmp_path))
+    stop("b", {"tokens": 150})
+    assert stop.used() == 850                      # 700 (a, from disk) + 150 (b, live)
+    stop.spent = {"x": 5.0}
+    restored = pickle.loads(pickle.dumps(stop))    # how Tuner.restore brings it back
+    assert restored.spent is None and restored.total_tokens == 1000
+    assert restored("b", {"tokens": 300})          # 700 + 300
