@@ -1,7 +1,7 @@
 """GPU check: the paths a CPU machine cannot exercise, in one short run (~8 minutes on one
 modern GPU). Prints a markdown table per part and writes a JSON summary.
 
-    python benchmarks/gpu_check.py --data input.txt --json $OUT/gpu.json
+    python benchmarks/gpu_check.py --data input.txt --json $OUT/gpu.json   # + gpu.md
     python benchmarks/gpu_check.py --quick       # tiny sizes; also runs on a CPU (smoke)
 
 1. The guide's Shakespeare config (6 layers x 384, block 256, batch 64, dropout 0.2,
@@ -206,7 +206,8 @@ def main() -> int:
 
     out: dict = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
                  "torch": torch.__version__}
-    print(f"# GPU check on {out['device']} (torch {out['torch']})", flush=True)
+    md = [f"# GPU check on {out['device']} (torch {out['torch']})"]
+    print(md[0], flush=True)
     with tempfile.TemporaryDirectory(prefix="tg-gpu-") as tmp:
         for part in args.parts:
             t0 = time.time()
@@ -219,10 +220,12 @@ def main() -> int:
             else:
                 res = part_fractional(args.data, args.quick, Path(tmp))
             out[part] = res
-            print(f"\n## {part} ({time.time() - t0:.0f} s)\n")
-            print(_table(res if isinstance(res, list) else [res]), flush=True)
-            if args.json:
+            md += [f"\n## {part} ({time.time() - t0:.0f} s)\n",
+                   _table(res if isinstance(res, list) else [res])]
+            print("\n".join(md[-2:]), flush=True)
+            if args.json:  # after every part: a run cut short keeps what it measured
                 Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+                Path(args.json).with_suffix(".md").write_text("\n".join(md) + "\n")
     return 0
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/scaling.py                  # 50, 100, 500 trials
     python benchmarks/scaling.py --quick          # 20 trials (a few seconds; used by a test)
-    python benchmarks/scaling.py --json out.json
+    python benchmarks/scaling.py --json out.json           # + out.md beside it
 
 Synthetic results (a realistic mix of outcomes and loss curves), so no training is run:
 the report's `build_report` (pure: tables in, markdown + figures out) is timed on them, and
@@ -115,14 +115,16 @@ def main() -> int:
             rows.append({"trials": n, "report_s": round(rep, 2), "mlflow_logging_s": round(mlf, 2),
                          "mlflow_ms_per_eval": round(1000 * mlf / evals, 1)})
             print(json.dumps(rows[-1]), flush=True)
-    print("\n| trials | report s | MLflow logging s | MLflow ms per logged eval |")
-    print("|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['trials']} | {r['report_s']} | {r['mlflow_logging_s']} | "
-              f"{r['mlflow_ms_per_eval']} |")
+    md = "\n".join([f"# Scaling: report and MLflow logging ({os.cpu_count()} CPUs)", "",
+                    "| trials | report s | MLflow logging s | MLflow ms per logged eval |",
+                    "|---|---|---|---|"]
+                   + [f"| {r['trials']} | {r['report_s']} | {r['mlflow_logging_s']} | "
+                      f"{r['mlflow_ms_per_eval']} |" for r in rows]) + "\n"
+    print("\n" + md)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": os.uname().nodename, "rows": rows},
                                               indent=2))
+        Path(args.json).with_suffix(".md").write_text(md)
     return 0
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/search_overhead.py --data ../shared/data/shakespeare_char/input.txt
     python benchmarks/search_overhead.py --quick            # ~1 minute smoke run
-    python benchmarks/search_overhead.py --trials 8 32 --json out.json
+    python benchmarks/search_overhead.py --trials 8 32 --json out.json   # + out.md beside it
 
 A search of N trials of a fixed small model (no early stopping, so every trial trains the
 same number of iterations) runs on the real stack (local Ray, Optuna, MLflow). Training
@@ -112,15 +112,23 @@ def main() -> int:
             row = run(n, args.iters, max(1, args.iters // 5), args.data, Path(tmp))
             rows.append(row)
             print(json.dumps(row))
-    print("\n| trials | iters/trial | search wall s | mean trial s | training share | start-up s |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['trials']} | {r['iters_per_trial']} | {r['search_wall_s']} | "
-              f"{r['mean_trial_s']} | {r['training_share']:.1%} | {r['startup_and_teardown_s']} |")
+    md = "\n".join(
+        [f"# Search overhead ({os.cpu_count()} CPUs)", "",
+         f"`tune-gpt --help`: {boot['help_process_s']} s per process; `tune-gpt validate`: "
+         f"{boot['validate_process_s']} s; torch imported: "
+         f"{boot['help_imports_torch'] or boot['validate_imports_torch']}, ray imported: "
+         f"{boot['help_imports_ray'] or boot['validate_imports_ray']}.", "",
+         "| trials | iters/trial | search wall s | mean trial s | training share | start-up s |",
+         "|---|---|---|---|---|---|"]
+        + [f"| {r['trials']} | {r['iters_per_trial']} | {r['search_wall_s']} | "
+           f"{r['mean_trial_s']} | {r['training_share']:.1%} | {r['startup_and_teardown_s']} |"
+           for r in rows]) + "\n"
+    print("\n" + md)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": os.uname().nodename,
                                                "cpus": os.cpu_count(), "startup": boot,
                                                "rows": rows}, indent=2))
+        Path(args.json).with_suffix(".md").write_text(md)
     return 0
 
 

@@ -21,6 +21,7 @@ def _run(script: str, tmp_path: Path, *args: str) -> dict:
                            "--json", str(out), *args], capture_output=True, text=True,
                           timeout=600, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert out.with_suffix(".md").read_text().startswith("# ")  # the markdown summary
     return json.loads(out.read_text())
 
 
