@@ -33,3 +33,25 @@ def test_a_restored_search_keeps_counting_from_the_progress_files(tmp_path: Path
     restored = pickle.loads(pickle.dumps(stop))    # how Tuner.restore brings it back
     assert restored.spent is None and restored.total_tokens == 1000
     assert restored("b", {"tokens": 300})          # 700 + 300
+
+
+def test_the_live_view_shows_the_compute_spent_and_what_is_left() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from tune_gpt.live import LiveView
+
+    out = io.StringIO()
+    view = LiveView(20, ["learning_rate"], "val_loss", 2, None, every_s=0.0, stream=out,
+                    total_tokens=4_000_000)
+    view.setup()
+    view._start -= 100.0  # 100 s in
+    a = SimpleNamespace(trial_id="a", status="RUNNING", config={"learning_rate": 1e-3})
+    b = SimpleNamespace(trial_id="b", status="RUNNING", config={"learning_rate": 2e-3})
+    view.on_trial_result(0, [a, b], a, {"tokens": 500_000, "val_loss": 2.5,
+                                        "outcome": "running"})
+    view.on_trial_result(0, [a, b], b, {"tokens": 500_000, "val_loss": 2.4,
+                                        "outcome": "running"})
+    line = out.getvalue().strip().splitlines()[-1]
+    assert "tokens 1.00M of 4.00M" in line
+    assert "~5m00s left" in line      # 3M tokens to go at 10k tokens/s

@@ -108,7 +108,7 @@ class LiveView(Callback):
 
     def __init__(self, num_samples: int, tuned: list[str], metric: str,
                  concurrency: int, time_budget_s: float | None, every_s: float = 30.0,
-                 stream: Any = None):
+                 stream: Any = None, total_tokens: int | None = None):
         self.num_samples = num_samples
         self.tuned = tuned
         self.metric = metric
@@ -122,6 +122,9 @@ class LiveView(Callback):
         self._durations: list[float] = []
         self._started: dict[str, float] = {}
         self._best: tuple[float, str, str] | None = None
+        self.total_tokens = total_tokens
+        self._tokens: dict[str, float] = {}  # each trial's tokens trained so far
+        self._tokens_at_start = 0.0
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -130,6 +133,7 @@ class LiveView(Callback):
 
     def setup(self, **info):
         self._start = time.time()
+        self._tokens_at_start = sum(self._tokens.values())  # > 0 after a restore
 
     def _out(self, line: str) -> None:
         print(line, file=self.stream or sys.stdout, flush=True)
@@ -138,6 +142,8 @@ class LiveView(Callback):
         self._started.setdefault(trial.trial_id, time.time())
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        if isinstance(result.get("tokens"), (int, float)):
+            self._tokens[trial.trial_id] = float(result["tokens"])
         value = result.get("best_val_loss", result.get(self.metric))
         if isinstance(value, (int, float)) and result.get("outcome") in ("running",
                                                                            outcomes.COMPLETED):
@@ -178,7 +184,10 @@ class LiveView(Callback):
                 if self._best else "best: none yet")
         eta = self._eta(elapsed)
         left = f"~{_fmt_secs(eta)} left" if eta == eta else "time left: after the first trial"
-        self._out(f"[{_fmt_secs(elapsed)}] running {running}, finished: {done} | {best} | {left}")
+        spent = (f" | tokens {sum(self._tokens.values()) / 1e6:.2f}M of "
+                 f"{self.total_tokens / 1e6:.2f}M" if self.total_tokens else "")
+        self._out(f"[{_fmt_secs(elapsed)}] running {running}, finished: {done} | {best}{spent} "
+                  f"| {left}")
 
     def _eta(self, elapsed: float) -> float:
         left_trials = self.num_samples - len(self._done)
@@ -189,6 +198,11 @@ class LiveView(Callback):
             eta = float("nan")
         if self.time_budget_s:
             cap = max(0.0, self.time_budget_s - elapsed)
+            eta = cap if eta != eta else min(eta, cap)
+        used = sum(self._tokens.values())
+        rate = (used - self._tokens_at_start) / max(elapsed, 1e-9)
+        if self.total_tokens and rate > 0:  # the compute budget, at this session's rate
+            cap = max(0.0, self.total_tokens - used) / rate
             eta = cap if eta != eta else min(eta, cap)
         return eta
 

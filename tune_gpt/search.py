@@ -403,7 +403,8 @@ def _tuner(space: SearchSpace, opts: SearchOptions, folder: Path, dataset: str, 
     callbacks = [*rescue, JsonLoggerCallback(), CSVLoggerCallback(),
                  MLflowTrialCallback(uri, parent_run_id, space.budget.time_budget_s),
                  LiveView(num, tuned, space.metric, concurrency, space.budget.time_budget_s,
-                          stream=None if not opts.quiet else open(os.devnull, "w"))]
+                          stream=None if not opts.quiet else open(os.devnull, "w"),
+                          total_tokens=space.budget.total_tokens)]
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
