@@ -270,7 +270,7 @@ def _fmt_frac(f: float) -> str:
 
 
 def _markdown(s: dict[str, Any]) -> str:
-    lines = [f"# Search efficiency: manual sweeps vs ASHA+TPE vs random search\n",
+    lines = ["# Search efficiency: manual sweeps vs ASHA+TPE vs random search\n",
              f"Machine: {s['machine']}. Compute budget per run: the manual sweeps' "
              f"{s['manual_total_tokens'] / 1e6:.2f}M training tokens. Manual best "
              f"val_loss here: {s['manual_best']:.3f} (reference implementation: "
