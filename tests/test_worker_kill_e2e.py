@@ -30,8 +30,13 @@ budget: {max_concurrent_trials: 1}
 
 
 def _last_result(trial_dir: Path) -> dict:
-    lines = (trial_dir / "result.json").read_text().strip().splitlines()
-    return json.loads(lines[-1]) if lines else {}
+    """The last complete line of result.json (Ray may be halfway through writing one)."""
+    for line in reversed((trial_dir / "result.json").read_text().splitlines()):
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            continue
+    return {}
 
 
 def test_killed_workers_are_retried_from_checkpoint_then_failed(tmp_path: Path,
