@@ -55,3 +55,14 @@ def test_the_live_view_shows_the_compute_spent_and_what_is_left() -> None:
     line = out.getvalue().strip().splitlines()[-1]
     assert "tokens 1.00M of 4.00M" in line
     assert "~5m00s left" in line      # 3M tokens to go at 10k tokens/s
+
+
+def test_a_trial_cut_by_a_budget_before_its_first_report_is_stopped_early_not_failed() -> None:
+    from tune_gpt import outcomes
+    from tune_gpt.live import outcome_of
+
+    assert outcome_of({}) == outcomes.STOPPED_EARLY     # ended without error, never reported
+    assert outcome_of(None) == outcomes.STOPPED_EARLY
+    assert outcome_of({}, errored=True) == outcomes.FAILED
+    assert outcome_of({"outcome": "running"}) == outcomes.STOPPED_EARLY
+    assert outcome_of({"outcome": outcomes.OOM}) == outcomes.OOM

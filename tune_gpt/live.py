@@ -23,14 +23,13 @@ FINAL = (outcomes.COMPLETED, outcomes.OOM, outcomes.DIVERGED, outcomes.FAILED,
 def outcome_of(last: dict[str, Any] | None, errored: bool = False) -> str:
     """A finished trial's outcome from its last reported result.
 
-    The trainable reports completed/oom/diverged/failed itself; a trial whose last report
-    still says "running" was stopped from outside (ASHA, or the search's time budget)."""
+    The trainable reports completed/oom/diverged/failed itself; a trial that ended without
+    an error and whose last report still says "running", or that had not reported yet, was
+    stopped from outside (ASHA, or the search's time or token budget)."""
     if errored:
         return outcomes.FAILED
     got = (last or {}).get("outcome")
-    if got in FINAL:
-        return got
-    return outcomes.STOPPED_EARLY if last else outcomes.FAILED
+    return got if got in FINAL else outcomes.STOPPED_EARLY
 
 
 def short_config(config: dict[str, Any], tuned: list[str]) -> str:
