@@ -3,14 +3,23 @@
     python benchmarks/search_efficiency.py                      # the whole matrix (~70 min)
     python benchmarks/search_efficiency.py --methods asha_tpe --seeds 1   # one cell (~9 min)
     python benchmarks/search_efficiency.py --quick              # ~1.5 minute smoke run
+    python benchmarks/search_efficiency.py --replay --seeds 30 --json OUT.json
+                                    # replayed on recorded curves, many seeds (benchmarks/replay.py)
 
 Methods (each a real tune-gpt search: local Ray, Optuna, MLflow):
   manual    the guide's three experiments (实验建议) with their CPU sizing, one after the
             other: batch_size 16/32/64 and learning_rate 1e-4/1e-3/1e-2 on nanoGPT's CPU
             recipe (4x128, block 64) for 1,000 iterations; (n_layer, n_embd) 2x64 / 4x128 /
             6x192 for 2,000 iterations. Nine runs, 14.08M training tokens in all.
-  asha_tpe  Optuna's TPE through Ray's OptunaSearch, ASHA early stopping on tokens.
+  asha_tpe  Optuna's TPE, ASHA early stopping on tokens, no priors. (In a real run it gets
+            tune-gpt's searcher, which tells TPE that stopped trials were PRUNED; the
+            replay's asha_tpe is Ray's plain OptunaSearch, which says COMPLETE: the state
+            before issue 12. The committed real results of 2026-11-28 are that state too.)
   random    Optuna's random sampler, every trial trained to its end (no early stopping).
+  default   tune-gpt's default: asha_tpe with the priors of nanoGPT's CPU recipe (4 x 128,
+            lr 1e-3, batch 12): that recipe first, the start-up trials near it.
+  default_wrong_prior   the same with a deliberately wrong prior (2 x 64, lr 1e-4,
+            batch 64); replay only unless asked for with --methods.
 
 The searches tune the same knobs over the same ranges the manual sweeps cover (batch_size,
 learning_rate, n_layer, n_embd) and stop when their trials together have trained as many
@@ -48,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 EXPERIMENTS = ("experiment_batch_size", "experiment_learning_rate", "experiment_model_size")
-METHODS = ("manual", "asha_tpe", "random")
+METHODS = ("manual", "asha_tpe", "random", "default", "default_wrong_prior")
 REFERENCE_MANUAL_BEST = 1.772  # the reference implementation, same sizing (issue 8)
 TARGET_FRACTION = 1 / 3
 # The knobs the manual sweeps keep fixed (nanoGPT's CPU recipe), shared by the searches.
@@ -66,7 +75,7 @@ SEARCH_PARAMS = {
 def manual_plan(scale: float = 1.0) -> list[dict[str, Any]]:
     """The nine runs of the guide's experiments (CPU profile), in the guide's order, each a
     full training config; `scale` shortens every run (for --quick)."""
-    from tune_gpt.sampling import label, resolve
+    from tune_gpt.space import label, resolve
     from tune_gpt.space import load_space
 
     runs = []
@@ -91,6 +100,20 @@ def tokens_of(cfg: dict[str, Any]) -> int:
             * cfg["max_iters"])
 
 
+# The new default's priors: nanoGPT's CPU recipe (config/train_shakespeare_char.py with its
+# CPU overrides): 4 x 128, lr 1e-3, batch 12. And a deliberately wrong prior (the worst
+# corner the manual sweeps saw: the smallest model at lr 1e-4, the largest batch), to show
+# that a bad prior costs little.
+PRIORS = {"batch_size": 12, "learning_rate": 1.0e-3, "n_layer": 4, "n_embd": 128}
+WRONG_PRIORS = {"batch_size": 64, "learning_rate": 1.0e-4, "n_layer": 2, "n_embd": 64}
+
+
+def with_priors(params: dict[str, Any], priors: dict[str, Any],
+                confidence: str = "medium") -> dict[str, Any]:
+    return {k: {**d, "prior": priors[k], "confidence": confidence} if k in priors else d
+            for k, d in params.items()}
+
+
 def space_for(method: str, seed: int, budget: int, scale: float,
               plan: list[dict[str, Any]]) -> dict[str, Any]:
     if method == "manual":
@@ -111,11 +134,16 @@ def space_for(method: str, seed: int, budget: int, scale: float,
                         "tokens_per_trial": per_trial, "tokens_per_eval": per_trial // 8,
                         "total_tokens": budget},
              "resources": {"cpu": 1, "gpu": 0}}
-    if method == "asha_tpe":
+    if method in ("asha_tpe", "default", "default_wrong_prior"):
         space["sampler"] = {"type": "tpe", "seed": seed, "n_startup_trials": 5}
         space["scheduler"] = {"type": "asha", "time_attr": "tokens",
                               "grace_period": per_trial // 8, "reduction_factor": 3}
-    else:
+    if method in ("default", "default_wrong_prior"):
+        # tune-gpt's default search: TPE told PRUNED for stopped trials (always, in every
+        # search), started from priors (the recipe first, start-up trials near it)
+        space["params"] = with_priors(SEARCH_PARAMS, PRIORS if method == "default"
+                                      else WRONG_PRIORS)
+    if method == "random":
         space["sampler"] = {"type": "random", "seed": seed}
         space["scheduler"] = {"type": "none"}
     return space
@@ -305,7 +333,8 @@ def _plot(cells: list[dict[str, Any]], manual_total: float, target: float, path:
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     top = max(max((p[0] for p in c["curve"]), default=0) for c in cells) or 1.0
     grid = np.linspace(0, top, 300)
-    colors = {"manual": "tab:gray", "asha_tpe": "tab:blue", "random": "tab:orange"}
+    colors = {"manual": "tab:gray", "asha_tpe": "tab:blue", "random": "tab:orange",
+              "default": "tab:green", "default_wrong_prior": "tab:red"}
     for method in METHODS:
         mine = [c for c in cells if c["method"] == method and c["curve"]]
         if not mine:
@@ -335,9 +364,28 @@ def _plot(cells: list[dict[str, Any]], manual_total: float, target: float, path:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/shakespeare_char/input.txt"))
-    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
-                   help="seeds for the searches (default 0 1 2)")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help=f"real mode: {', '.join(METHODS)} (default all); --replay: the "
+                        f"registered replay methods (default all)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="seeds for the searches (default 0 1 2). With --replay, one number N "
+                        "means seeds 0..N-1 (default 30), several are the seeds themselves")
+    p.add_argument("--replay", action="store_true",
+                   help="replay the searches on recorded curves (benchmarks/replay.py) "
+                        "instead of training")
+    p.add_argument("--table", default=None,
+                   help="--replay: the curves table (default results/replay/curves.jsonl)")
+    p.add_argument("--json", default=None,
+                   help="--replay: write the summary here (and the table as .md beside it)")
+    p.add_argument("--clock", choices=("time", "tokens"), default="time",
+                   help="--replay: a trial's reports come at its recorded wall times (time) "
+                        "or at equal token rates (tokens)")
+    p.add_argument("--methods-from", nargs="+", default=[], metavar="MODULE",
+                   help="--replay: import these modules first (they call "
+                        "replay.register_method)")
+    p.add_argument("--partial-manual", action="store_true",
+                   help="--replay: run even if the table has fewer manual lines than the "
+                        "guide's nine (budget and target would be off)")
     p.add_argument("--manual-seeds", type=int, nargs="+", default=[0],
                    help="seeds for the manual sweeps (default 0; only the init changes)")
     p.add_argument("--budget-fraction", type=float, default=1.0,
@@ -347,6 +395,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="smoke run: every run 1%% as long, one seed, in a separate folder")
     p.add_argument("--force", action="store_true", help="rerun cells already saved")
     args = p.parse_args(argv)
+    if args.replay:
+        return replay_main(args)
+    args.seeds = [0, 1, 2] if args.seeds is None else args.seeds
+    # the wrong prior is a replay experiment; in real runs only on request
+    args.methods = [m for m in METHODS if m != "default_wrong_prior"] \
+        if args.methods is None else args.methods
+    bad = [m for m in args.methods if m not in METHODS]
+    if bad:
+        p.error(f"--methods: unknown {bad}; choose from {', '.join(METHODS)} "
+                f"(more with --replay)")
     scale = 1.0
     if args.quick:
         scale, args.seeds, args.manual_seeds = 0.01, [0], [0]
@@ -383,6 +441,50 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(_markdown(summary))
     print(f"written: {out / 'summary.json'}, {out / 'summary.md'}, {out / 'curves.png'}")
+    return 0
+
+
+def replay_main(args: argparse.Namespace) -> int:
+    """--replay: every method over many seeds on the recorded curves (benchmarks/replay.py)."""
+    from benchmarks import replay
+
+    replay.load_methods_from(args.methods_from)
+    methods = list(replay.METHODS) if args.methods is None else args.methods
+    seeds = list(range(30)) if args.seeds is None else \
+        list(range(args.seeds[0])) if len(args.seeds) == 1 else args.seeds
+    if not seeds:
+        print("error: --seeds: no seeds (one number N means seeds 0..N-1)", file=sys.stderr)
+        return 2
+    path = Path(args.table) if args.table else replay.DEFAULT_TABLE
+    if not path.is_file():
+        print(f"error: no curves table at {path}; record it with benchmarks/record_curves.py",
+              file=sys.stderr)
+        return 2
+    table = replay.Table.load(path)
+    print(f"table {path}: {len(table.grid)} of {replay.GRID_SIZE} grid configs, "
+          f"{len(table.manual)} manual lines; budget {table.manual_tokens / 1e6:.2f}M tokens, "
+          f"target {table.manual_best:.4f}", flush=True)
+    if len(table.manual) < replay.EXPECTED_MANUAL_RUNS and not args.partial_manual:
+        print(f"error: {len(table.manual)} of the {replay.EXPECTED_MANUAL_RUNS} manual runs "
+              f"recorded: budget and target are not the manual sweeps' yet "
+              f"(--partial-manual runs anyway)", file=sys.stderr)
+        return 2
+    try:
+        summary = replay.run_replay(methods, seeds, table, clock=args.clock,
+                                    budget_fraction=args.budget_fraction,
+                                    progress=lambda m: print(m, flush=True))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    md = replay.markdown(summary)
+    print()
+    print(md)
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(summary, indent=1))
+        out.with_suffix(".md").write_text(md)
+        print(f"written: {out}, {out.with_suffix('.md')}")
     return 0
 
 

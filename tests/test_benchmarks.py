@@ -57,7 +57,8 @@ def test_search_efficiency_quick(tmp_path: Path, shakespeare_path: Path) -> None
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert [r["method"] for r in summary["rows"]] == ["manual", "asha_tpe", "random"]
+    assert [r["method"] for r in summary["rows"]] == ["manual", "asha_tpe", "random",
+                                                      "default"]
     manual_tokens = summary["manual_total_tokens"]
     assert manual_tokens == 140_800  # the nine runs of the guide's experiments at 1% length
     for cell in summary["cells"]:
@@ -68,7 +69,7 @@ def test_search_efficiency_quick(tmp_path: Path, shakespeare_path: Path) -> None
         if cell["method"] != "manual":
             # budget.total_tokens stopped it: at most one evaluation interval over per slot
             assert 0.8 * manual_tokens <= cell["tokens_spent"] <= manual_tokens + 4 * 4096
-    assert (out / "summary.md").read_text().count("\n| ") == 4
+    assert (out / "summary.md").read_text().count("\n| ") == 5
     assert (out / "curves.png").stat().st_size > 10_000
     # a second run finds every cell saved and only rebuilds the summary
     again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_efficiency.py"),

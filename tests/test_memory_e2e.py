@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tune_gpt import outcomes
+from tune_gpt import trial as outcomes
 
 pytestmark = pytest.mark.e2e
 

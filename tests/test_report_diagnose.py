@@ -12,8 +12,9 @@ import pytest
 from test_report_data import RUNG0, planted_search, report_of, section, trial
 
 from tune_gpt.report import memory
-from tune_gpt.report.diagnose import (EVAL_SHARE_MAX, OOM_REMEDIES, OVERFIT_MIN_RISE,
-                                      OVERFIT_REMEDIES, SLOW_REMEDIES, diverge_case, overfit_case)
+from tune_gpt.report.diagnose import diverge_case, overfit_case
+from tune_gpt.report.rules import (EVAL_SHARE_MAX, OOM_REMEDIES, OVERFIT_MIN_RISE, OVERFIT_REMEDIES,
+                                   SLOW_REMEDIES)
 
 
 def in_order(text: str, *parts: str) -> bool:

@@ -62,3 +62,19 @@ def test_cli_report_command(tmp_path, capsys):
     assert rc == 0 and "report:" in capsys.readouterr().out
     assert (tmp_path / "r" / "report.md").exists()
     assert main(["report", "missing", "--storage-path", str(tmp_path / "runs")]) == 2
+
+
+def test_load_results_gives_a_search_meta_and_keeps_reading_old_files(tmp_path):
+    from tune_gpt.report.folder import load_results
+    from tune_gpt.trial import SearchMeta
+
+    folder = save_search(tmp_path / "runs")
+    meta = json.loads((folder / "meta.json").read_text())
+    del meta["name"]
+    (folder / "meta.json").write_text(json.dumps({**meta, "from_a_future_version": True}))
+    _, _, got = load_results(folder)
+    assert isinstance(got, SearchMeta) and got.name == "beginner-demo"  # from the folder
+    assert got.memory_limit_bytes == meta["memory_limit_bytes"]
+    (folder / "meta.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match="meta.json: must hold a JSON object"):
+        load_results(folder)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tune_gpt import outcomes
+from tune_gpt import trial as outcomes
 
 from servers import mlflow_server  # noqa: F401  (a fixture)
 
@@ -47,7 +47,7 @@ def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
         history = client.get_metric_history(c.info.run_id, "val_loss")
         assert len(history) >= 2, "a metric series, not a single value"
         assert [m.step for m in history] == sorted(m.step for m in history)
-    assert set(by_outcome) <= set(outcomes.ALL)
+    assert set(by_outcome) <= set(outcomes.ENDED)
     assert by_outcome.get(outcomes.STOPPED_EARLY), "ASHA stopped no trial"
     assert by_outcome.get(outcomes.COMPLETED)
     for c in by_outcome[outcomes.STOPPED_EARLY]:
@@ -66,6 +66,20 @@ def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
 
     study = optuna.load_study(study_name="smoke-e2e", storage=f"sqlite:///{folder / 'optuna.db'}")
     assert len(study.trials) == 6
+    # ASHA's stopped trials reach the sampler as PRUNED at the token steps they reached
+    # (Ray's OptunaSearch alone records them COMPLETE), the finished ones as COMPLETE.
+    import pandas as pd
+
+    table = pd.read_csv(folder / "results" / "trials.csv")
+    by_state = {s: [t for t in study.trials if t.state == s] for s in optuna.trial.TrialState}
+    assert len(by_state[optuna.trial.TrialState.PRUNED]) == \
+        int((table["outcome"] == outcomes.STOPPED_EARLY).sum()) > 0
+    assert len(by_state[optuna.trial.TrialState.COMPLETE]) == \
+        int((table["outcome"] == outcomes.COMPLETED).sum())
+    for t in by_state[optuna.trial.TrialState.PRUNED]:
+        steps = sorted(t.intermediate_values)
+        assert steps[0] >= 5_000 and all(s % 1 == 0 for s in steps)  # token counts
+        assert t.value == t.intermediate_values[steps[-1]]
     assert result.best is not None and result.best["best_val_loss"] < 3.3
     assert result.report is not None and result.report.is_file()
 
@@ -128,3 +142,93 @@ scheduler: {type: none}
     assert sorted(c.data.tags["outcome"] for c in children) == sorted(got.values())
     assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
 
+
+
+def test_metric_train_loss_and_confirm_runs(tmp_path: Path, shakespeare_path: Path,
+                                            capsys) -> None:
+    """metric: train_loss: ASHA/Optuna compare train_loss, and the best trial, the summary,
+    the MLflow parent and meta.json follow it (they used to stay on val_loss). With
+    confirm, the top 2 configs train again on a new seed each, as MLflow runs tagged
+    confirm_of, and meta.json / the summary say whether the winner is real."""
+    import json
+
+    import optuna
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from tune_gpt.search import SearchOptions, run_search
+
+    result = run_search(SearchOptions(
+        space=str(ROOT / "search_spaces" / "smoke.yaml"), data=str(shakespeare_path),
+        name="by-train", storage_path=str(tmp_path / "runs"), report=False,
+        sets=["metric=train_loss", "budget.num_samples=3", "budget.tokens_per_trial=20k",
+              "scheduler.type=none", "confirm.top_k=2", "confirm.seeds=1"]))
+    out = capsys.readouterr().out
+    folder = tmp_path / "runs" / "by-train"
+    trials = pd.read_csv(folder / "results" / "trials.csv", dtype={"trial_id": str})
+    winner = trials.loc[trials["best_train_loss"].idxmin()]
+    assert result.best["metric"] == "train_loss"
+    assert result.best["trial_id"] == winner["trial_id"]
+    assert result.best["value"] == pytest.approx(winner["best_train_loss"])
+    assert f"best train_loss: {winner['best_train_loss']:.4f}" in out
+    meta = json.loads((folder / "results" / "meta.json").read_text())
+    assert meta["metric"] == "train_loss" and meta["best"]["trial_id"] == winner["trial_id"]
+    parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
+    assert parent.data.metrics["best_train_loss"] == pytest.approx(winner["best_train_loss"])
+    assert parent.data.tags["metric"] == "train_loss"
+    # the sampler was told each trial's last train_loss
+    study = optuna.load_study(study_name="by-train", storage=f"sqlite:///{folder / 'optuna.db'}")
+    told = sorted(round(t.value, 6) for t in study.trials)
+    assert told == sorted(round(v, 6) for v in trials["final_train_loss"])
+
+    # confirm: 2 configs x 1 new seed, nested under the parent, linked to their trial
+    client = MlflowClient(result.tracking_uri)
+    runs = client.search_runs([parent.info.experiment_id],
+                              f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+    confirms = [r for r in runs if "confirm_of" in r.data.tags]
+    assert len(runs) == 5 and len(confirms) == 2
+    top2 = list(trials.sort_values("best_train_loss")["trial_id"][:2])
+    assert sorted(r.data.tags["confirm_of"] for r in confirms) == sorted(top2)
+    for r in confirms:
+        assert int(r.data.params["seed"]) != int(trials["seed"].iloc[0])
+        assert r.data.tags["outcome"] == outcomes.COMPLETED
+    c = meta["confirm"]
+    assert [x["trial_id"] for x in c["configs"]] == top2 and c["metric"] == "train_loss"
+    assert all(x["n"] == 2 for x in c["configs"])  # the search's own run + one new seed
+    assert c["winner_is_real"] in (True, False) and c["noise"] > 0
+    assert "confirmed winner" in out
+    assert (folder / "results" / "confirm.csv").is_file()
+    assert parent.data.tags["confirm_winner"] == c["winner"]
+
+
+def test_flops_rungs_and_flops_budget_on_the_real_stack(tmp_path: Path,
+                                                       shakespeare_path: Path) -> None:
+    """ASHA's rungs and the search's budget counted in training FLOPs (6N + 12LCT per
+    token): the search stops once its trials together spent budget.total_flops, and the
+    sampler's intermediate values are at FLOP steps."""
+    import optuna
+    import pandas as pd
+
+    from tune_gpt.search import SearchOptions, run_search
+
+    result = run_search(SearchOptions(
+        space=str(ROOT / "search_spaces" / "smoke.yaml"), data=str(shakespeare_path),
+        name="flops", storage_path=str(tmp_path / "runs"), report=False, quiet=True,
+        sets=["scheduler.time_attr=flops", "scheduler.grace_period=4e9",
+              "budget.total_flops=6e10", "budget.num_samples=20",
+              "budget.max_concurrent_trials=2"]))
+    folder = tmp_path / "runs" / "flops"
+    curves = {}
+    for f in (folder / "tune").glob("*/progress.csv"):
+        df = pd.read_csv(f)
+        curves[str(df["trial_id"].iloc[0])] = df
+    spent = sum(float(df["flops"].max()) for df in curves.values())
+    assert len(curves) < 20, "the FLOP budget ended the search"
+    assert 6e10 <= spent < 6e10 * 1.6  # overshoot: at most one eval per running trial
+    for df in curves.values():
+        fpt = float(df["flops_per_token"].iloc[0])
+        assert (df["flops"] == df["tokens"] * fpt).all()
+    study = optuna.load_study(study_name="flops", storage=f"sqlite:///{folder / 'optuna.db'}")
+    measured = [t for t in study.trials if t.intermediate_values]
+    assert measured and all(min(t.intermediate_values) > 1e8 for t in measured)  # FLOP steps
+    assert result.counts["completed"] + result.counts["stopped_early"] == len(curves)

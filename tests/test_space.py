@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from tune_gpt.errors import UserError
-from tune_gpt.sampling import resolve, snap_n_embd, suggest
+from tune_gpt.space.resolve import resolve, snap_n_embd, suggest
 from tune_gpt.space import load_space
 
 SPACES = sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
@@ -30,7 +30,7 @@ def test_every_shipped_space_loads(path: Path, profile: str) -> None:
     assert space.budget.num_samples >= 1
     # every corner resolves to a legal config (load_space already checks; re-check one)
     sampled = {k: (d.candidates() or [d.low])[0] for k, d in space.params.items()}
-    from tune_gpt.sampling import label
+    from tune_gpt.space import label
     knobs = resolve(space, {k: label(v) for k, v in sampled.items()})
     assert knobs["n_embd"] % knobs["n_head"] == 0
 

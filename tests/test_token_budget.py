@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from tune_gpt.live import TokenBudget
+from tune_gpt.search.callbacks import TokenBudget
 
 
 def test_stops_when_the_trials_together_reach_the_budget(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_the_live_view_shows_the_compute_spent_and_what_is_left() -> None:
     import io
     from types import SimpleNamespace
 
-    from tune_gpt.live import LiveView
+    from tune_gpt.search.callbacks import LiveView
 
     out = io.StringIO()
     view = LiveView(20, ["learning_rate"], "val_loss", 2, None, every_s=0.0, stream=out,
@@ -58,8 +58,8 @@ def test_the_live_view_shows_the_compute_spent_and_what_is_left() -> None:
 
 
 def test_a_trial_cut_by_a_budget_before_its_first_report_is_stopped_early_not_failed() -> None:
-    from tune_gpt import outcomes
-    from tune_gpt.live import outcome_of
+    from tune_gpt import trial as outcomes
+    from tune_gpt.trial import outcome_of
 
     assert outcome_of({}) == outcomes.STOPPED_EARLY     # ended without error, never reported
     assert outcome_of(None) == outcomes.STOPPED_EARLY

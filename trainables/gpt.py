@@ -1,11 +1,12 @@
 """The Ray Tune trainable: one trial = one call of `tune_gpt.train.train`.
 
-Ray gives the function the trial's complete config (every knob, resolved by
-`tune_gpt.sampling.resolve`, plus a few `_`-prefixed settings of the search). At every
-evaluation it writes the trial's checkpoint and reports the metrics ASHA compares
-(val_loss, tokens seen, ...), so an interrupted or retried trial continues where it was. Every trial ends with
-exactly one outcome from `tune_gpt.outcomes`; a trial that fails reports that and returns,
-so it never takes the search down.
+Ray gives the function the trial's config (every knob, resolved by
+`tune_gpt.space.resolve`, and the trial's TrialPlan); the search's TrialSettings come
+through `tune.with_parameters`. At every evaluation it writes the trial's checkpoint and
+reports the metrics ASHA compares (val_loss, tokens seen, ...), so an interrupted or
+retried trial continues where it was. Every trial ends with exactly one outcome of
+`tune_gpt.trial`, decided here; a trial that fails reports that and returns, so it never
+takes the search down.
 
 Every report carries the search metric and never NaN: a NaN leaves Optuna's trial
 RUNNING forever and a missing metric aborts the whole search (see STACK_NOTES.md).
@@ -19,18 +20,9 @@ import time
 import traceback
 from typing import Any
 
-from tune_gpt import outcomes
-
-# A loss this many times that of uniform guessing (ln vocab) has exploded: Adam with an
-# absurd learning rate sends it to the thousands while staying finite, and it never comes
-# back. Treated like NaN/inf: the trial stops at once as `diverged`.
-EXPLODED_LOSS_FACTOR = 3.0
-# A config is skipped as predicted_oom only when its estimate exceeds the memory limit by
-# more than the estimator's error (it aims at +-20%): a borderline config is tried for real,
-# and if it does run out of memory it is recorded as oom (and may be rescued).
-PREDICTED_OOM_MARGIN = 1.2
-# Keys of the Ray config that are settings of the search, not training knobs.
-SEARCH_KEYS = ("_metric", "_penalty")
+from tune_gpt import trial as outcomes
+from tune_gpt.report.rules import EXPLODED_LOSS_FACTOR, PREDICTED_OOM_MARGIN
+from tune_gpt.trial import TrialPlan, TrialSettings
 
 
 def penalty_for(vocab_size: int) -> float:
@@ -43,7 +35,8 @@ def penalty_for(vocab_size: int) -> float:
 
 
 def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
-                  corpus_sha256: str | None = None) -> None:
+                  corpus_sha256: str | None = None,
+                  settings: TrialSettings | None = None) -> None:
     """Ray Tune function trainable (registered by tune_gpt.search).
 
     `corpus` is the data set's text, put once into Ray's object store by the driver (with
@@ -56,9 +49,11 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
     from tune_gpt.config import KNOBS, from_mapping
     from tune_gpt.data import prepare
     from tune_gpt.estimate import estimate
-    from tune_gpt.train import peak_memory_bytes, read_checkpoint, train
+    from tune_gpt.checkpoint import read_checkpoint
+    from tune_gpt.train import peak_memory_bytes, train
 
     started = time.time()
+    settings = settings or TrialSettings()
     cfg = from_mapping({k: config[k] for k in KNOBS if k in config})
     threads = _cpus_of_trial()
     data = prepare(cfg.dataset if corpus is None else
@@ -67,10 +62,11 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
     est = estimate(cfg, data.vocab_size)
     device = cfg.device if cfg.device != "auto" else \
         ("cuda" if torch.cuda.is_available() else "cpu")
-    limit = config.get("_memory_limit")
+    limit = settings.memory_limit_bytes
     base = {"tokens_per_iter": cfg.tokens_per_iter(), "vocab_size": data.vocab_size,
             "n_params": est.n_params, "est_mem_bytes": est.total, "device": device,
-            "memory_limit_bytes": limit or 0, "rescue_of": config.get("_rescue_of", ""),
+            "flops_per_token": est.flops_per_token,
+            "memory_limit_bytes": limit or 0, "rescue_of": TrialPlan.of(config).rescue_of,
             "node": os.uname().nodename, "node_id": _node_id(), "pid": os.getpid(),
             "threads": threads}
 
@@ -86,7 +82,7 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
     # every evaluation. (Ray's checkpoint retention deletes old checkpoints that the
     # experiment state saved before a driver crash may still point at; a restored trial
     # would then fail to start. A path per trial cannot go stale.)
-    ckpt_path = trial_checkpoint_path(config)
+    ckpt_path = trial_checkpoint_path(settings.checkpoint_dir)
     resume = read_checkpoint(ckpt_path) if ckpt_path and os.path.isfile(ckpt_path) else None
 
     last: dict[str, Any] = {}
@@ -106,7 +102,7 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
             ray.tune.report(row)
             return True
         final = record["iter"] >= cfg.max_iters
-        row["outcome"] = outcomes.COMPLETED if final else "running"
+        row["outcome"] = outcomes.COMPLETED if final else outcomes.RUNNING
         row["wall_s"] = time.time() - started
         _clean(row, penalty)
         last.update(row)
@@ -145,9 +141,8 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
             _free_memory()
 
 
-def trial_checkpoint_path(config: dict[str, Any]) -> str | None:
+def trial_checkpoint_path(folder: str | None) -> str | None:
     """<search>/checkpoints/<trial id>.pt, or None outside a search."""
-    folder = config.get("_checkpoint_dir")
     if not folder:
         return None
     import ray.tune
@@ -184,6 +179,8 @@ def _clean(row: dict[str, Any], penalty: float) -> None:
             row[key] = penalty
     row.setdefault("iter", 0)
     row.setdefault("tokens", 0)
+    # compute spent, for ASHA's time_attr "flops" and budget.total_flops (6N + 12LCT per token)
+    row["flops"] = float(row["tokens"]) * float(row.get("flops_per_token") or 0)
     row["time_s"] = row.get("elapsed_s", 0.0)  # ASHA's time_attr "time_s"
 
 

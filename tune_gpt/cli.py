@@ -18,7 +18,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from tune_gpt.errors import UserError
+from tune_gpt.errors import SearchInterrupted, UserError
 
 
 def _knob_help() -> str:
@@ -47,33 +47,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("space", help="search-space YAML (see search_spaces/)")
     _add_search_flags(s)
     s.add_argument("--resume", action="store_true",
-                   help="continue the interrupted search of the same name")
+                   help="continue the latest unfinished search of this space (or --name); "
+                        "the same as `tune-gpt resume NAME`")
+    s.set_defaults(func=_cmd_search)
 
     r = sub.add_parser("resume", help="continue an interrupted search by name")
     r.add_argument("name", help="search name (a folder under the storage path)")
     r.add_argument("--storage-path", default=None, help="where searches are kept (default ./runs)")
     r.add_argument("--address", default=None, help="Ray cluster address")
+    r.set_defaults(func=_cmd_resume)
 
     v = sub.add_parser("validate", help="check a search-space YAML without running anything")
     v.add_argument("space")
     v.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a YAML key (dotted, e.g. budget.num_samples=4)")
     v.add_argument("--profile", default=None, help="force a profile (cpu | gpu) instead of auto")
+    v.set_defaults(func=_cmd_validate)
 
     # --- single runs
     t = sub.add_parser("train", help="one training run (nanoGPT-style --key=value overrides)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog=_knob_help() if "train" in sys.argv[1:3] else None)
+                       epilog=_knob_help())
     t.add_argument("config", nargs="?", help="optional YAML of knobs")
     t.add_argument("--data", default=None, help="text file to train on (overrides dataset)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt.pt")
+    t.set_defaults(func=_cmd_train, knobs=True)
 
     e = sub.add_parser("estimate", help="parameters, tokens/iter, FLOPs and memory without training",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog=_knob_help() if "estimate" in sys.argv[1:3] else None)
+                       epilog=_knob_help())
     e.add_argument("config", nargs="?", help="optional YAML of knobs")
     e.add_argument("--data", default=None, help="text file (its vocabulary size is used)")
+    e.set_defaults(func=_cmd_estimate, knobs=True)
 
     g = sub.add_parser("sample", help="generate text from a trained checkpoint")
     g.add_argument("checkpoint", help="ckpt.pt written by `tune-gpt train`")
@@ -84,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=200)
     g.add_argument("--seed", type=int, default=1337)
     g.add_argument("--device", default="auto")
+    g.set_defaults(func=_cmd_sample)
 
     # --- results
     rp = sub.add_parser("report", help="write the tuning report of a finished search")
@@ -92,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--tracking-uri", default=None)
     rp.add_argument("--lang", choices=("en", "zh"), default="en")
     rp.add_argument("--out", default=None, help="report folder (default reports/<name>)")
+    rp.set_defaults(func=_cmd_report)
 
     u = sub.add_parser("ui", help="open the MLflow UI on the searches' tracking store")
     u.add_argument("--tracking-uri", default=None,
@@ -101,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--serve", action="store_true",
                    help="run a tracking server that trials on other nodes can log to")
+    u.set_defaults(func=_cmd_ui)
     return p
 
 
@@ -144,7 +153,7 @@ def _cmd_estimate(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _cmd_sample(args: argparse.Namespace) -> int:
+def _cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.sample import generate
 
     for i, text in enumerate(generate(args.checkpoint, start=args.start,
@@ -158,7 +167,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
+def _cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.space import describe, load_space
 
     space = load_space(args.space, sets=args.sets, profile=args.profile)
@@ -166,7 +175,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_search(args: argparse.Namespace) -> int:
+def _cmd_search(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.search import SearchOptions, run_search
 
     opts = SearchOptions(space=args.space, num_samples=args.num_samples, max_iters=args.max_iters,
@@ -178,14 +187,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_resume(args: argparse.Namespace) -> int:
+def _cmd_resume(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.search import resume_search
 
     resume_search(args.name, storage_path=args.storage_path, address=args.address)
     return 0
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.report import write_report_for
 
     path = write_report_for(args.search, storage_path=args.storage_path,
@@ -194,7 +203,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_ui(args: argparse.Namespace) -> int:
+def _cmd_ui(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.tracking import run_ui
 
     return run_ui(tracking_uri=args.tracking_uri, host=args.host, port=args.port,
@@ -209,38 +218,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if extra and args.command not in ("train", "estimate"):
+    if extra and not getattr(args, "knobs", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        if args.command == "train":
-            return _cmd_train(args, extra)
-        if args.command == "estimate":
-            return _cmd_estimate(args, extra)
-        if args.command == "sample":
-            return _cmd_sample(args)
-        if args.command == "validate":
-            return _cmd_validate(args)
-        if args.command == "search":
-            return _cmd_search(args)
-        if args.command == "resume":
-            return _cmd_resume(args)
-        if args.command == "report":
-            return _cmd_report(args)
-        if args.command == "ui":
-            return _cmd_ui(args)
+        return args.func(args, extra)
     except UserError as e:
         print(f"tune-gpt {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"tune-gpt {args.command}: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, SearchInterrupted) as e:
+        print(f"tune-gpt {args.command}: {e or 'interrupted'}", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 — only the search's own interruption is expected
-        if type(e).__name__ != "SearchInterrupted":
-            raise
-        print(f"tune-gpt {args.command}: {e}", file=sys.stderr)
-        return 130
-    parser.error(f"unknown command {args.command}")
-    return 2
 
 
 if __name__ == "__main__":

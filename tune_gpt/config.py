@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -21,77 +21,67 @@ DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def knob(default: Any, doc: str) -> Any:
+    """A config field with its documentation in the field's metadata (shown by --help)."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass
 class TrainConfig:
     """Every knob of one GPT training run. Defaults: nanoGPT's CPU recipe for shakespeare_char."""
 
     # --- data ---
-    dataset: str = "shakespeare_char"
-    """Named dataset (shakespeare_char) or the path of any UTF-8 text file (char-level)."""
-    out_dir: str = "out"
-    """Where `tune-gpt train` writes its checkpoint (ckpt.pt)."""
+    dataset: str = knob(
+        "shakespeare_char", "Named dataset (shakespeare_char) or the path of any UTF-8 text file (char-level).")
+    out_dir: str = knob("out", "Where `tune-gpt train` writes its checkpoint (ckpt.pt).")
 
     # --- batch ---
-    batch_size: int = 12
-    """Sequences per micro-batch. Memory grows linearly with it."""
-    block_size: int = 64
-    """Context length in tokens. Attention cost grows with its square."""
-    gradient_accumulation_steps: int = 1
-    """Micro-batches summed before each optimizer step: same tokens/iter, less memory."""
+    batch_size: int = knob(12, "Sequences per micro-batch. Memory grows linearly with it.")
+    block_size: int = knob(64, "Context length in tokens. Attention cost grows with its square.")
+    gradient_accumulation_steps: int = knob(
+        1, "Micro-batches summed before each optimizer step: same tokens/iter, less memory.")
 
     # --- model ---
-    n_layer: int = 4
-    """Transformer blocks."""
-    n_head: int = 4
-    """Attention heads per block; n_embd must be divisible by it."""
-    n_embd: int = 128
-    """Embedding width (the model's hidden size)."""
-    dropout: float = 0.0
-    """Dropout probability in attention, MLP and embeddings (0 for pretraining speed)."""
-    bias: bool = False
-    """Biases in Linear and LayerNorm layers (False is slightly better and faster)."""
+    n_layer: int = knob(4, "Transformer blocks.")
+    n_head: int = knob(4, "Attention heads per block; n_embd must be divisible by it.")
+    n_embd: int = knob(128, "Embedding width (the model's hidden size).")
+    dropout: float = knob(
+        0.0, "Dropout probability in attention, MLP and embeddings (0 for pretraining speed).")
+    bias: bool = knob(
+        False, "Biases in Linear and LayerNorm layers (False is slightly better and faster).")
 
     # --- optimizer (AdamW) ---
-    learning_rate: float = 1e-3
-    """Peak learning rate, reached after warmup."""
-    weight_decay: float = 0.1
-    """AdamW weight decay, applied to 2-D weights only (not biases, norms)."""
-    beta1: float = 0.9
-    """AdamW beta1."""
-    beta2: float = 0.99
-    """AdamW beta2 (0.99 suits small token counts per iteration)."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm to this value; 0 disables clipping."""
+    learning_rate: float = knob(1e-3, "Peak learning rate, reached after warmup.")
+    weight_decay: float = knob(
+        0.1, "AdamW weight decay, applied to 2-D weights only (not biases, norms).")
+    beta1: float = knob(0.9, "AdamW beta1.")
+    beta2: float = knob(0.99, "AdamW beta2 (0.99 suits small token counts per iteration).")
+    grad_clip: float = knob(
+        1.0, "Clip the global gradient norm to this value; 0 disables clipping.")
 
     # --- learning-rate schedule ---
-    warmup_iters: int = 100
-    """Linear warmup from 0 to learning_rate over this many iterations."""
-    decay_lr: bool = True
-    """Cosine-decay the learning rate from learning_rate to min_lr after warmup."""
-    lr_decay_iters: int = 2000
-    """Iteration where the cosine decay reaches min_lr (usually = max_iters)."""
-    min_lr: float = 1e-4
-    """Floor of the learning rate (usually learning_rate / 10)."""
+    warmup_iters: int = knob(
+        100, "Linear warmup from 0 to learning_rate over this many iterations.")
+    decay_lr: bool = knob(
+        True, "Cosine-decay the learning rate from learning_rate to min_lr after warmup.")
+    lr_decay_iters: int = knob(
+        2000, "Iteration where the cosine decay reaches min_lr (usually = max_iters).")
+    min_lr: float = knob(1e-4, "Floor of the learning rate (usually learning_rate / 10).")
 
     # --- run length and evaluation ---
-    max_iters: int = 2000
-    """Optimizer steps to train."""
-    eval_interval: int = 250
-    """Evaluate train/val loss every this many iterations (and at the end)."""
-    eval_iters: int = 20
-    """Batches averaged per loss estimate at each evaluation."""
-    log_interval: int = 10
-    """Print a training-loss line every this many iterations."""
+    max_iters: int = knob(2000, "Optimizer steps to train.")
+    eval_interval: int = knob(
+        250, "Evaluate train/val loss every this many iterations (and at the end).")
+    eval_iters: int = knob(20, "Batches averaged per loss estimate at each evaluation.")
+    log_interval: int = knob(10, "Print a training-loss line every this many iterations.")
 
     # --- system ---
-    dtype: str = "float32"
-    """float32 | bfloat16 | float16 (float16 uses a gradient scaler). Autocast on GPU."""
-    compile: bool = False
-    """torch.compile the model (faster on GPU; costs ~20 s of compile time first)."""
-    device: str = "auto"
-    """auto | cpu | cuda (auto picks CUDA when present)."""
-    seed: int = 1337
-    """Seed for model init and batch sampling."""
+    dtype: str = knob(
+        "float32", "float32 | bfloat16 | float16 (float16 uses a gradient scaler). Autocast on GPU.")
+    compile: bool = knob(
+        False, "torch.compile the model (faster on GPU; costs ~20 s of compile time first).")
+    device: str = knob("auto", "auto | cpu | cuda (auto picks CUDA when present).")
+    seed: int = knob(1337, "Seed for model init and batch sampling.")
 
     def tokens_per_iter(self) -> int:
         """Tokens consumed by one optimizer step."""
@@ -108,19 +98,13 @@ def _field_types() -> dict[str, type]:
 
 
 FIELD_TYPES = _field_types()
+_DOCS = {f.name: f.metadata.get("doc", "") for f in fields(TrainConfig)}
 KNOBS = tuple(FIELD_TYPES)
 
 
 def field_doc(name: str) -> str:
-    """The doc line written under a field (used for --help and the README)."""
-    import inspect
-
-    src = inspect.getsource(TrainConfig)
-    marker = f"    {name}:"
-    i = src.find(marker)
-    j = src.find('"""', i)
-    k = src.find('"""', j + 3)
-    return src[j + 3:k].strip() if i >= 0 and j >= 0 else ""
+    """A knob's one-line documentation (its field metadata; --help and the README use it)."""
+    return _DOCS.get(name, "")
 
 
 # ----------------------------------------------------------------------------- parsing

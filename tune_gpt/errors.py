@@ -31,3 +31,14 @@ def check_writable(folder: Path, what: str, fix: str) -> None:
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"{what} {folder} is not writable ({existing} is not a writable "
                         f"folder); {fix}")
+
+
+class SearchInterrupted(Exception):
+    """The search stopped before its end (Ctrl-C); its state is saved for `tune-gpt resume`.
+    The CLI prints it as one line and exits 130."""
+
+    def __init__(self, name: str, unfinished: int):
+        super().__init__(f"search '{name}' interrupted with {unfinished} trial(s) unfinished; "
+                         f"continue it with `tune-gpt resume {name}` (same --storage-path)")
+        self.name = name
+        self.unfinished = unfinished

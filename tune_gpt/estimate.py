@@ -290,7 +290,11 @@ def cpu_peak_flops(threads: int) -> float:
         torch.set_num_threads(1)
         try:
             n = 512
-            a, b = torch.randn(n, n), torch.randn(n, n)
+            # Its own generator: drawing from torch's global one here would change the
+            # dropout masks of the run that happens to measure first (a resumed run then
+            # differed from a straight one).
+            gen = torch.Generator().manual_seed(0)
+            a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
             torch.mm(a, b)  # warm up (packing buffers)
             best = float("inf")
             end = time.perf_counter() + 0.25

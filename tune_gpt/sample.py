@@ -23,7 +23,7 @@ def generate(checkpoint_path: str | Path, start: str = "\n", num_samples: int = 
 
     from tune_gpt.data import Vocab
     from tune_gpt.model import GPT, GPTConfig
-    from tune_gpt.train import read_checkpoint
+    from tune_gpt.checkpoint import read_checkpoint
 
     if num_samples < 1 or max_new_tokens < 0:
         raise UserError("--num-samples must be >= 1 and --max-new-tokens >= 0")

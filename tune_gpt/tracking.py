@@ -22,14 +22,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tune_gpt import outcomes
+from tune_gpt import trial as contract
 from tune_gpt.errors import UserError, check_writable
+from tune_gpt.trial import METRIC_KEYS, TrialPlan, knobs_of
 
 EXPERIMENT_KIND = "custom_model_development"  # opens the MLflow 3 UI on the runs table
 TRIAL_TAG = "ray.trial_id"
-METRIC_KEYS = ("train_loss", "val_loss", "best_val_loss", "lr", "tokens", "tokens_per_s",
-               "ms_per_iter", "mfu", "peak_mem_bytes", "elapsed_s", "eval_s", "wall_s",
-               "tokens_per_iter", "n_params", "vocab_size", "est_mem_bytes")
 
 
 def default_tracking_uri(storage: Path) -> str:
@@ -69,9 +67,9 @@ def _client(uri: str) -> Any:
 
 
 def start_parent(uri: str, experiment: str, search_name: str, tags: dict[str, str],
-                 params: dict[str, Any], artifacts: list[Path], artifact_root: Path | None,
-                 run_id: str | None = None) -> str:
-    """Create (or reopen, on resume) the search's parent run; return its id."""
+                 params: dict[str, Any], artifacts: list[Path], artifact_root: Path | None
+                 ) -> str:
+    """Create the search's parent run (and its experiment, the first time); return its id."""
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     client = _client(uri)
@@ -82,9 +80,6 @@ def start_parent(uri: str, experiment: str, search_name: str, tags: dict[str, st
                                           tags={"mlflow.experimentKind": EXPERIMENT_KIND})
     else:
         exp_id = exp.experiment_id
-    if run_id:
-        client.update_run(run_id, status="RUNNING")
-        return run_id
     run = client.create_run(exp_id, run_name=search_name,
                             tags={**tags, "tune_gpt.role": "search"})
     _log_params(client, run.info.run_id, params)
@@ -93,8 +88,13 @@ def start_parent(uri: str, experiment: str, search_name: str, tags: dict[str, st
     return run.info.run_id
 
 
+def reopen_parent(uri: str, run_id: str) -> None:
+    """A resumed search's parent run is RUNNING again."""
+    _client(uri).update_run(run_id, status="RUNNING")
+
+
 def finish_parent(uri: str, run_id: str, best: dict[str, Any] | None, counts: dict[str, int],
-                  status: str = "FINISHED") -> None:
+                  status: str = "FINISHED", confirm: dict[str, Any] | None = None) -> None:
     from mlflow.entities import Metric
 
     client = _client(uri)
@@ -105,8 +105,16 @@ def finish_parent(uri: str, run_id: str, best: dict[str, Any] | None, counts: di
         child = TrialRunLogger(uri, None, run_id).find(str(best["trial_id"]))
         if child:
             client.set_tag(run_id, "best_mlflow_run_id", child)
-        metrics.append(Metric("best_val_loss", float(best["best_val_loss"]), now, 0))
+        metrics.append(Metric(f"best_{best['metric'].removeprefix('best_')}",
+                              float(best["value"]), now, 0))
+        if best["metric"] != "best_val_loss" and math.isfinite(best.get("best_val_loss", math.nan)):
+            metrics.append(Metric("best_val_loss", float(best["best_val_loss"]), now, 0))
         _log_params(client, run_id, {f"best.{k}": v for k, v in best["config"].items()})
+    if confirm and confirm.get("winner"):
+        client.set_tag(run_id, "confirm_winner", str(confirm["winner"]))
+        client.set_tag(run_id, "confirm_winner_is_real", str(confirm.get("winner_is_real")))
+        if math.isfinite(confirm.get("noise", math.nan)):
+            metrics.append(Metric("confirm_noise", float(confirm["noise"]), now, 0))
     if metrics:
         client.log_batch(run_id, metrics=metrics)
     client.set_terminated(run_id, status=status)
@@ -171,16 +179,21 @@ class TrialRunLogger:
                 client.update_run(run_id, status="RUNNING")
         else:
             tags = {"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id,
-                    "outcome": "running", "tune_gpt.role": "trial"}
-            if config.get("_rescue_of"):  # an OOM rescue: link it to the trial it re-runs
-                tags["rescue_of"] = str(config["_rescue_of"])
-                original = self.find(str(config["_rescue_of"]))
+                    "outcome": contract.RUNNING, "tune_gpt.role": "trial"}
+            plan = TrialPlan.of(config)
+            if plan.confirm_of:  # a re-run of a search trial's config on a new seed
+                tags["confirm_of"] = plan.confirm_of
+                original = self.find(plan.confirm_of)
+                if original:
+                    tags["confirm_of_run_id"] = original
+            if plan.rescue_of:  # an OOM rescue: link it to the trial it re-runs
+                tags["rescue_of"] = plan.rescue_of
+                original = self.find(plan.rescue_of)
                 if original:
                     tags["rescue_of_run_id"] = original
             run = client.create_run(self._experiment_id, run_name=trial_name, tags=tags)
             run_id = run.info.run_id
-            _log_params(client, run_id, {k: v for k, v in config.items()
-                                         if not k.startswith("_")})
+            _log_params(client, run_id, knobs_of(config))
         self._runs[trial_id] = run_id
         return run_id
 
@@ -220,7 +233,7 @@ class TrialRunLogger:
         client.set_tag(run_id, "stop_reason", why[:5000])
         if last.get("error"):
             client.set_tag(run_id, "error", str(last["error"])[:5000])
-        ok = outcome in (outcomes.COMPLETED, outcomes.STOPPED_EARLY)
+        ok = outcome in contract.USABLE
         client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
 
 
@@ -273,56 +286,76 @@ def find_parent(uri: str, search: str) -> Any:
 
 def load_search(uri: str, search: str) -> tuple[Any, Any, dict[str, Any]]:
     """Rebuild a search's tables (one row per trial, one per eval) and meta from MLflow alone,
-    so a report can be written after the Ray results are gone."""
+    so a report can be written after the Ray results are gone. A finished search logged its
+    tables on the parent run: they are read in one download. An interrupted one is rebuilt
+    from its trials' runs and metric histories."""
     import json
     import tempfile
 
     import pandas as pd
 
-    from tune_gpt.config import FIELD_TYPES, coerce
-    from tune_gpt.results import CURVE_COLUMNS, trial_row
-
     client = _client(uri)
     parent = find_parent(uri, search)
     pid = parent.info.run_id
-    meta: dict[str, Any] = {}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = client.download_artifacts(pid, "results/meta.json", tmp)
-            meta = json.loads(Path(path).read_text())
-    except Exception:  # noqa: BLE001 — an interrupted search has no meta yet: rebuild it
-        tags = parent.data.tags
-        meta = {"name": parent.info.run_name, "sampler": {"type": tags.get("sampler")},
-                "scheduler": {"type": tags.get("scheduler")}, "profile": tags.get("profile"),
-                "data": tags.get("dataset"), "metric": "val_loss", "mode": "min",
-                "space_file": tags.get("space_file")}
-    meta.update(tracking_uri=uri, mlflow_parent_run_id=pid)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            folder = Path(client.download_artifacts(pid, "results", tmp))
+        except Exception:  # noqa: BLE001 — no tables yet (interrupted): rebuilt below
+            folder = None
+        if folder is not None and all((folder / f).is_file() for f in
+                                      ("trials.csv", "curves.csv", "meta.json")):
+            meta = json.loads((folder / "meta.json").read_text())
+            meta.update(tracking_uri=uri, mlflow_parent_run_id=pid)
+            trials = pd.read_csv(folder / "trials.csv", dtype={"trial_id": str})
+            return trials, pd.read_csv(folder / "curves.csv", dtype={"trial_id": str}), meta
+    tags = parent.data.tags
+    meta = {"name": parent.info.run_name, "sampler": {"type": tags.get("sampler")},
+            "scheduler": {"type": tags.get("scheduler")}, "profile": tags.get("profile"),
+            "data": tags.get("dataset"), "metric": tags.get("metric", "val_loss"),
+            "mode": tags.get("mode", "min"), "space_file": tags.get("space_file"),
+            "tracking_uri": uri, "mlflow_parent_run_id": pid}
     children = client.search_runs([parent.info.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{pid}'",
                                   max_results=10000)
     rows, curves = [], []
     for run in children:
-        config = {}
-        for k, v in run.data.params.items():
-            if k in FIELD_TYPES:
-                try:
-                    config[k] = coerce(k, v)
-                except UserError:
-                    config[k] = v
-        by_step: dict[int, dict[str, Any]] = {}
-        for key in METRIC_KEYS:
-            for m in client.get_metric_history(run.info.run_id, key):
-                by_step.setdefault(int(m.step), {"iter": int(m.step)})[key] = m.value
-        evals = [by_step[s] for s in sorted(by_step)]
+        trial_id, config, evals, last = _trial_from_run(client, run)
         tags = run.data.tags
-        last = {**(evals[-1] if evals else {}), "iter": int(tags.get("stopped_at_iter", 0)),
-                "node": tags.get("node", "")}
-        for k in ("tokens_per_iter", "n_params", "vocab_size", "est_mem_bytes"):
-            if k in run.data.metrics:
-                last[k] = run.data.metrics[k]
-        trial_id = tags.get(TRIAL_TAG, run.info.run_id)
-        rows.append(trial_row(trial_id, tags.get("outcome", outcomes.FAILED),
-                              tags.get("error", ""), config, evals, last))
-        curves += [{"trial_id": trial_id, **{c: e.get(c) for c in CURVE_COLUMNS[1:]}}
+        rows.append(contract.trial_row(trial_id, contract.recorded_outcome(tags.get("outcome")),
+                                       tags.get("error", ""), config, evals, last, _knobs()))
+        curves += [{"trial_id": trial_id, **{c: e.get(c) for c in contract.EVAL_KEYS}}
                    for e in evals]
-    return pd.DataFrame(rows), pd.DataFrame(curves, columns=list(CURVE_COLUMNS)), meta
+    return pd.DataFrame(rows), pd.DataFrame(curves, columns=list(contract.CURVE_COLUMNS)), meta
+
+
+def _knobs() -> tuple[str, ...]:
+    from tune_gpt.config import KNOBS
+
+    return KNOBS
+
+
+def _trial_from_run(client: Any, run: Any) -> tuple[str, dict, list[dict], dict]:
+    """A trial's id, knobs, evaluations and last report, from its MLflow run. Only the
+    metrics the run has are read (one history each)."""
+    from tune_gpt.config import FIELD_TYPES, coerce
+
+    config = {}
+    for k, v in run.data.params.items():
+        if k in FIELD_TYPES:
+            try:
+                config[k] = coerce(k, v)
+            except UserError:
+                config[k] = v
+    by_step: dict[int, dict[str, Any]] = {}
+    for key in (k for k in METRIC_KEYS if k in run.data.metrics
+                and k not in contract.TRIAL_CONSTANTS):
+        for m in client.get_metric_history(run.info.run_id, key):
+            by_step.setdefault(int(m.step), {"iter": int(m.step)})[key] = m.value
+    evals = [by_step[s] for s in sorted(by_step)]
+    tags = run.data.tags
+    last = {**(evals[-1] if evals else {}), "iter": int(tags.get("stopped_at_iter", 0)),
+            "node": tags.get("node", "")}
+    for k in contract.TRIAL_CONSTANTS:  # the same at every step: the latest value is enough
+        if k in run.data.metrics:
+            last[k] = run.data.metrics[k]
+    return tags.get(TRIAL_TAG, run.info.run_id), config, evals, last

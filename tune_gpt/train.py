@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
-import os
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -29,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tune_gpt.errors import UserError
+from tune_gpt.checkpoint import CHECKPOINT_NAME, Checkpointer, check_resumable, resume_state
 
 if TYPE_CHECKING:
     import torch
@@ -37,11 +36,6 @@ if TYPE_CHECKING:
     from tune_gpt.config import TrainConfig
     from tune_gpt.data import PreparedData
     from tune_gpt.model import GPT
-
-CHECKPOINT_NAME = "ckpt.pt"
-# What must match between a checkpoint and the config that resumes it.
-MODEL_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias")
-
 
 @dataclass
 class EvalRecord:
@@ -106,109 +100,6 @@ def get_lr(it: int, cfg: TrainConfig) -> float:
     progress = (it - cfg.warmup_iters) / (cfg.lr_decay_iters - cfg.warmup_iters)  # 0 -> 1
     coeff = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
     return cfg.min_lr + coeff * (cfg.learning_rate - cfg.min_lr)
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-class Checkpointer:
-    """Everything needed to continue a run exactly where it stopped, handed to on_eval.
-
-    The batch generator's state and torch's RNG state are part of it, so a resumed run
-    draws the same batches (and dropout masks) as an uninterrupted one. Only tensors and
-    plain dicts/lists/strings/numbers are stored, so torch.load(weights_only=True) reads it."""
-
-    def __init__(self, model: GPT, optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, cfg: TrainConfig, meta: dict,
-                 generator: torch.Generator):
-        self.model, self.optimizer, self.scaler = model, optimizer, scaler
-        self.cfg, self.meta, self.generator = cfg, meta, generator
-        self.iter = 0
-        self.best_val_loss = math.inf
-        self.last_path: Path | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        import torch
-
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "iter": self.iter,
-            "best_val_loss": self.best_val_loss,
-            "config": self.cfg.to_dict(),
-            "meta": self.meta,
-            "rng": {"batch": self.generator.get_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized()
-                    else []},
-        }
-
-    def save(self, path: str | Path) -> Path:
-        """Write the checkpoint to `path` (a temporary file renamed into place)."""
-        import torch
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        self.last_path = path
-        return path
-
-    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
-        import torch
-
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self.iter = int(ckpt["iter"])
-        self.best_val_loss = float(ckpt.get("best_val_loss", math.inf))
-        rng = ckpt.get("rng") or {}
-        if "batch" in rng:
-            self.generator.set_state(rng["batch"])
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if rng.get("cuda") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint written by Checkpointer.save; a UserError if it is missing or not one."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found; `tune-gpt train` writes "
-                        f"OUT_DIR/{CHECKPOINT_NAME} (out_dir defaults to ./out)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 — a truncated file, a text file, a foreign pickle...
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"{path}: not a readable tune-gpt checkpoint ({reason[:200]})") from None
-    missing = [k for k in ("model", "config", "meta", "iter") if not isinstance(ckpt, dict)
-               or k not in ckpt]
-    if missing:
-        raise UserError(f"{path}: not a tune-gpt checkpoint (missing {', '.join(missing)})")
-    return ckpt
-
-
-def _resume_state(resume: bool | str | Path | dict, cfg: TrainConfig) -> dict | None:
-    if resume is False or resume is None:
-        return None
-    if isinstance(resume, dict):
-        return resume
-    return read_checkpoint(Path(cfg.out_dir) / CHECKPOINT_NAME if resume is True else resume)
-
-
-def _check_resumable(ckpt: dict, cfg: TrainConfig, data: PreparedData) -> None:
-    for key in MODEL_KEYS:
-        if ckpt["config"].get(key) != getattr(cfg, key):
-            raise UserError(f"cannot resume: the checkpoint has {key}={ckpt['config'].get(key)} "
-                            f"but the config says {key}={getattr(cfg, key)}; resume with the "
-                            f"same model shape")
-    if list(ckpt["meta"].get("itos", [])) != list(data.vocab.itos):
-        raise UserError(f"cannot resume: the checkpoint's vocabulary differs from "
-                        f"{data.name}'s; resume on the dataset it was trained on")
 
 
 # ----------------------------------------------------------------------------- steps
@@ -322,9 +213,9 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data) -> Tr
     validate_for_device(cfg, device)
     data = data or prepare(cfg.dataset)
     check_block_size(cfg, data.n_val)
-    state = _resume_state(resume, cfg)
+    state = resume_state(resume, cfg)
     if state is not None:
-        _check_resumable(state, cfg, data)
+        check_resumable(state, cfg, data)
 
     torch.manual_seed(cfg.seed)
     if device == "cuda":

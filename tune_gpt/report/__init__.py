@@ -6,15 +6,38 @@
 
     tune-gpt report NAME [--lang zh]                         # the same from a search folder
 
-Modules: results (input tables, equal budget), diagnose (every rule and threshold),
-effects (knob effects), summary, export (configs, next space), figures, i18n, render,
-build (the core), folder (file I/O).
+Modules: rules (every threshold, with its reason), results (input tables, equal budget),
+diagnose (the oom, slow, overfit and diverge rule sets), effects (knob effects), summary,
+export (configs, next space), figures, i18n (+ locales/*.yaml), render, build (the core),
+folder (file I/O).
+
+The public names are imported on first use (PEP 562), so `import tune_gpt.report.rules`
+(the Ray trainable does) loads neither pandas nor matplotlib.
 """
 
 from __future__ import annotations
 
-from tune_gpt.report.build import build_report
-from tune_gpt.report.findings import Findings, Report
-from tune_gpt.report.folder import write_report, write_report_for
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tune_gpt.report.build import build_report
+    from tune_gpt.report.findings import Findings, Report
+    from tune_gpt.report.folder import write_report, write_report_for
+
+_HOME = {"build_report": "build", "Findings": "findings", "Report": "findings",
+         "write_report": "folder", "write_report_for": "folder"}
 
 __all__ = ["Findings", "Report", "build_report", "write_report", "write_report_for"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value  # imported once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
-from tune_gpt.outcomes import DIVERGED, STOPPED_EARLY
 from tune_gpt.report import figures as fig
 from tune_gpt.report import fmt
-from tune_gpt.report.diagnose import (CURVES_TOP, diagnose_divergence, diagnose_oom,
-                                      diagnose_overfitting, diagnose_slowness, top_ids)
+from tune_gpt.report.diagnose import (diagnose_divergence, diagnose_oom, diagnose_overfitting,
+                                      diagnose_slowness, top_ids)
 from tune_gpt.report.effects import knob_effects
 from tune_gpt.report.export import best_config_yaml, nanogpt_config, next_space
 from tune_gpt.report.findings import EffectsFinding, Findings, NextStep, Report
 from tune_gpt.report.i18n import translator
 from tune_gpt.report.render import render
 from tune_gpt.report.results import Results, at_budget, prepare, ranked
+from tune_gpt.report.rules import CURVES_TOP
 from tune_gpt.report.stats import pareto_front
 from tune_gpt.report.summary import leaderboard, summarize
+from tune_gpt.trial import DIVERGED, STOPPED_EARLY, SearchMeta
 
 
-def build_report(trials: pd.DataFrame, curves: pd.DataFrame, meta: dict[str, Any],
-                 lang: str = "en") -> Report:
+def build_report(trials: pd.DataFrame, curves: pd.DataFrame,
+                 meta: SearchMeta | Mapping[str, Any] | None, lang: str = "en") -> Report:
     """Diagnose a finished search and render its report. No file I/O.
 
-    trials: one row per trial; curves: one row per evaluation; meta: the search's settings
-    (see README "Report inputs"). lang: "en" or "zh"."""
+    trials: one row per trial; curves: one row per evaluation; meta: the search's settings,
+    a SearchMeta or the dict of a meta.json (see README "Report inputs"); trials are ranked
+    by its metric. lang: "en" or "zh"."""
     translator(lang)  # an unknown language fails before any work
     res = prepare(trials, curves, meta)
     summary = summarize(res)
@@ -41,7 +43,8 @@ def build_report(trials: pd.DataFrame, curves: pd.DataFrame, meta: dict[str, Any
     found = Findings(summary=summary, leaderboard=leaderboard(res, effects.budget),
                      oom=diagnose_oom(res), slow=slow, overfit=overfit, diverge=diverge,
                      effects=effects, next=NextStep(summary.best_config, summary.best_trial, [],
-                                                    space, top))
+                                                    space, top),
+                     confirm=res.meta.confirm)
     found.next.notes = _notes(found)
     figures = make_figures(res, found, fig.figure_language(lang))
     files = {
@@ -77,13 +80,12 @@ def _notes(f: Findings) -> list[tuple[str, dict[str, Any]]]:
 def make_figures(res: Results, f: Findings, lang: str) -> dict[str, bytes]:
     """Only figures with something to show are made."""
     out: dict[str, bytes] = {}
-    order = [i for i in ranked(res) if np.isfinite(res.trials.at[i, "best_val_loss"])
-             and res.trials.at[i, "outcome"] != DIVERGED]
+    order = [i for i in ranked(res) if res.trials.at[i, "outcome"] != DIVERGED]
     stopped = {i for i in res.trials.index if res.trials.at[i, "outcome"] == STOPPED_EARLY}
     shown = [i for i in order if i not in stopped][:CURVES_TOP] + [i for i in order if i in stopped][:10]
     curves = {i: res.curve(i) for i in shown if np.isfinite(res.curve(i)["val_loss"]).any()}
     if curves:
-        out["curves.png"] = fig.curves_png(curves, stopped, res.meta, lang)
+        out["curves.png"] = fig.curves_png(curves, stopped, res.meta.scheduler, lang)
     fx: EffectsFinding = f.effects
     if fx.importances:
         out["importances.png"] = fig.importances_png(fx.importances, fx.importance_source != "meta", lang)

@@ -15,15 +15,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tune_gpt.report.diagnose import EFFECT_MIN_LOSS, EFFECT_MIN_N, EFFECT_MIN_RATIO, EFFECT_MIN_RHO
 from tune_gpt.report.findings import Effect, EffectsFinding
 from tune_gpt.report.results import Results, at_budget, common_budget, comparable_ids
+from tune_gpt.report.rules import EFFECT_MIN_LOSS, EFFECT_MIN_N, EFFECT_MIN_RATIO, EFFECT_MIN_RHO
 from tune_gpt.report.stats import halves, spearman
 
 METRICS = ("val_loss", "tokens_per_s", "peak_mem", "gap")
 
 
-def effect(knob: str, metric: str, x: pd.Series, y: pd.Series) -> Effect:
+def effect(knob: str, metric: str, x: pd.Series, y: pd.Series,
+           noise: float | None = None) -> Effect:
     """One knob's effect on one metric: rho, n, the two halves and a direction (up / down /
     none; few when fewer than EFFECT_MIN_N trials have both values; constant when they all
     used the same value)."""
@@ -39,6 +40,9 @@ def effect(knob: str, metric: str, x: pd.Series, y: pd.Series) -> Effect:
         e.direction = "few"
     elif np.isfinite(rho) and abs(rho) >= EFFECT_MIN_RHO and _clear(metric, e):
         e.direction = "up" if rho > 0 else "down"
+        # smaller than the seed noise the confirm runs measured: not a real effect
+        if metric in ("val_loss", "gap") and noise and abs(e.diff) < noise:
+            e.direction = "noise"
     return e
 
 
@@ -67,7 +71,9 @@ def knob_effects(res: Results) -> EffectsFinding:
     metrics = {"val_loss": at["val_loss"], "tokens_per_s": t["tokens_per_s"],
                "peak_mem": mem, "gap": at["gap"]}
     knobs = res.tuned_knobs()
-    effects = [effect(k, m, t[k], metrics[m]) for k in knobs for m in METRICS]
+    confirm = res.meta.confirm or {}
+    noise = confirm.get("noise") if np.isfinite(confirm.get("noise", np.nan)) else None
+    effects = [effect(k, m, t[k], metrics[m], noise) for k in knobs for m in METRICS]
     # The naive view, for contrast: each trial's val_loss wherever it stopped.
     naive = [effect(k, "val_loss", t[k], t["final_val_loss"]) for k in knobs]
     importances, source = _importances(res, effects)
@@ -77,7 +83,7 @@ def knob_effects(res: Results) -> EffectsFinding:
 def _importances(res: Results, effects: list[Effect]) -> tuple[dict[str, float], str]:
     """Optuna's importances from meta when given; otherwise |rho| with val_loss, scaled to
     sum to 1, so the figure still ranks the knobs (and says it is the fallback)."""
-    given = res.meta.get("importances") or {}
+    given = res.meta.importances if isinstance(res.meta.importances, dict) else {}
     clean = {str(k): float(v) for k, v in given.items()
              if isinstance(v, (int, float)) and np.isfinite(v)}
     if clean:

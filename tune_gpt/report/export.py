@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 
 from tune_gpt.config import FIELD_TYPES, KNOBS, TrainConfig
-from tune_gpt.report.diagnose import NARROW_PAD
-from tune_gpt.report.results import Results, parse_amount
+from tune_gpt.errors import UserError
+from tune_gpt.report.results import Results
+from tune_gpt.report.rules import NARROW_PAD
+from tune_gpt.space import parse_amount
 
 # The configuration keys nanoGPT's train.py declares (and so accepts in a config file).
 NANOGPT_KEYS = ("out_dir", "eval_interval", "log_interval", "eval_iters", "eval_only",
@@ -55,7 +57,7 @@ def sig(x: float, digits: int = 3) -> float:
 def _no_config(trial_id: str | None) -> str:
     if trial_id:
         return f"# the best trial, {trial_id}, has no recorded knobs (trials.csv lacks them)\n"
-    return "# no trial finished with a finite val_loss, so there is no best config yet\n"
+    return "# no trial finished with a finite loss, so there is no best config yet\n"
 
 
 def best_config_yaml(res: Results, trial_id: str | None, knobs: dict[str, Any]) -> str:
@@ -64,7 +66,7 @@ def best_config_yaml(res: Results, trial_id: str | None, knobs: dict[str, Any]) 
         return _no_config(trial_id)
     knobs = {**knobs, "out_dir": f"out-{res.name}-best"}
     lines = [f"# Best trial of search '{res.name}': {trial_id} "
-             f"(best val_loss {res.trials.at[trial_id, 'best_val_loss']:.4f}).",
+             f"(best {res.metric} {res.trials.at[trial_id, res.score]:.4f}).",
              "# Every knob it trained with; re-run it with:",
              "#   tune-gpt train best_config.yaml",
              "#   tune-gpt train best_config.yaml --max_iters=5000   # longer, same recipe"]
@@ -81,7 +83,7 @@ def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) ->
     stem = dataset.rsplit("/", 1)[-1].rsplit(".", 1)[0] or "data"
     device = "cuda" if k["device"] in ("auto", "cuda") else k["device"]
     out = [f"# nanoGPT config exported by tune-gpt: best trial {trial_id} of search '{res.name}'",
-           f"# (best val_loss {res.trials.at[trial_id, 'best_val_loss']:.4f}).",
+           f"# (best {res.metric} {res.trials.at[trial_id, res.score]:.4f}).",
            "# Use it from a nanoGPT checkout:  python train.py config/<this file>.py", ""]
 
     def put(key: str, value: Any, comment: str = "") -> None:
@@ -141,7 +143,10 @@ def narrow(spec: Any, values: list[Any]) -> tuple[Any, str]:
     if kind == "choice":
         keep = [c for c in spec["choice"] if any(_same(c, v) for v in values)] or list(spec["choice"])
         return (keep[0] if len(keep) == 1 else {"choice": keep}), f"was {flow(spec)}"
-    lo, hi = parse_amount(spec[kind][0]), parse_amount(spec[kind][1])
+    try:
+        lo, hi = (parse_amount(v, f"params: {kind}") for v in spec[kind][:2])
+    except (UserError, TypeError, ValueError):  # a hand-written meta.json: keep what it says
+        return spec, "kept: its range is not two numbers"
     log = kind == "loguniform" or bool(spec.get("log"))
     f = (lambda v: math.log(v)) if log else (lambda v: float(v))
     inv = (lambda v: math.exp(v)) if log else (lambda v: v)
@@ -193,7 +198,8 @@ def next_space(res: Results, top: list[str], budget: float | None) -> tuple[dict
     """The narrowed space as a mapping and as commented YAML that `tune-gpt search` reads."""
     params: dict[str, Any] = {}
     notes: dict[str, str] = {}
-    fixed = {k: py(v) for k, v in (res.meta.get("fixed") or {}).items()}
+    meta = res.meta
+    fixed = {k: py(v) for k, v in (meta.fixed or {}).items()}
     t = res.trials.loc[top] if top else res.trials.iloc[0:0]
     for name, spec in res.params.items():
         if name in FIELD_TYPES and name in t.columns:
@@ -212,23 +218,23 @@ def next_space(res: Results, top: list[str], budget: float | None) -> tuple[dict
     _keep_heads_compatible(params, fixed, notes, t)
     for k in params:
         fixed.pop(k, None)
-    s = res.meta.get("scheduler") or {}
-    b = dict(res.meta.get("budget") or {})
+    s = meta.scheduler or {}
+    b = dict(meta.budget or {})
     if b.get("tokens_per_trial") is None and b.get("max_tokens"):
         b["tokens_per_trial"] = b["max_tokens"]  # meta's name for the per-trial token budget
     space = {
         "name": f"{res.name}-next"[:80],
         "description": f"narrowed from search {res.name} around its top {len(top)} trials",
-        "data": str(res.meta.get("data") or (res.trials["dataset"].iloc[0] if len(res.trials)
-                                             else "shakespeare_char")),
-        "metric": res.meta.get("metric", "val_loss"),
-        "mode": res.meta.get("mode", "min"),
+        "data": str(meta.data or (res.trials["dataset"].iloc[0] if len(res.trials)
+                                  else "shakespeare_char")),
+        "metric": meta.metric,
+        "mode": meta.mode,
         "params": params,
         "fixed": fixed,
-        "sampler": {k: py(v) for k, v in (res.meta.get("sampler") or {"type": "tpe", "seed": 0}).items()},
+        "sampler": {k: py(v) for k, v in (meta.sampler or {"type": "tpe", "seed": 0}).items()},
         "scheduler": {k: py(s[k]) for k in SCHEDULER_KEYS if s.get(k) not in (None, "")},
         "budget": {k: py(b[k]) for k in BUDGET_KEYS if b.get(k) is not None},
-        "resources": {k: py(v) for k, v in (res.meta.get("resources") or {}).items() if k in RESOURCE_KEYS},
+        "resources": {k: py(v) for k, v in (meta.resources or {}).items() if k in RESOURCE_KEYS},
     }
     return space, _space_yaml(res, space, notes, top, budget)
 
@@ -263,8 +269,8 @@ def _space_yaml(res: Results, space: dict[str, Any], notes: dict[str, str], top:
     when = f"at {budget:,.0f} tokens (equal budget)" if budget else "(no comparable trials)"
     lines = [
         f"# Next search, derived from search '{res.name}'"
-        + (f" (space {res.meta['space_file']})" if res.meta.get("space_file") else "") + ".",
-        f"# Top trials by val_loss {when}: {', '.join(top) or 'none'}.",
+        + (f" (space {res.meta.space_file})" if res.meta.space_file else "") + ".",
+        f"# Top trials by {res.metric} {when}: {', '.join(top) or 'none'}.",
         "# Each range spans the values the top trials used, widened by "
         f"{NARROW_PAD:.0%} of that span on each side",
         "# (in log space for loguniform), and never past the original range; choices keep the",

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from tune_gpt.errors import UserError
 from tune_gpt.report import fmt
-from tune_gpt.report.results import parse_amount
 from tune_gpt.report.i18n import translator
+from tune_gpt.space import parse_amount
 
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
              "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC",
@@ -75,19 +76,19 @@ def _token_formatter() -> Any:
     return FuncFormatter(label)
 
 
-def rungs(meta: dict[str, Any], x_max: float) -> tuple[str, list[float]]:
+def rungs(scheduler: Mapping[str, Any] | None, x_max: float) -> tuple[str, list[float]]:
     """(axis, rung positions): ASHA's rung i at grace_period * reduction_factor**i up to max_t,
     on the axis that matches the scheduler's time_attr ('tokens' or 'iter'); for time_s
-    or no ASHA, ('tokens', [])."""
-    s = meta.get("scheduler") or {}
+    or no ASHA, ('tokens', []). `scheduler` is meta.scheduler."""
+    s = scheduler if isinstance(scheduler, Mapping) else {}
     attr = s.get("time_attr", "tokens")
     if s.get("type") != "asha" or attr not in ("tokens", "iter"):
         return "tokens", []
     try:
-        max_t = parse_amount(s.get("max_t") or 0) or x_max
-        grace = parse_amount(s.get("grace_period") or 0) or max_t / 10  # 0 = a tenth of max_t
-        rf = float(s.get("reduction_factor") or 0)
-    except (TypeError, ValueError):
+        max_t = parse_amount(s.get("max_t") or 0, "scheduler.max_t") or x_max
+        grace = parse_amount(s.get("grace_period") or 0, "scheduler.grace_period") or max_t / 10
+        rf = float(s.get("reduction_factor") or 0)  # grace 0 above: a tenth of max_t
+    except (UserError, TypeError, ValueError):  # a hand-written meta.json: no rungs drawn
         return attr, []
     if grace <= 0 or rf <= 1 or not math.isfinite(max_t):
         return attr, []
@@ -98,15 +99,17 @@ def rungs(meta: dict[str, Any], x_max: float) -> tuple[str, list[float]]:
     return attr, out
 
 
-def curves_png(curves: dict[str, pd.DataFrame], stopped: set[str], meta: dict[str, Any],
-               lang: str) -> bytes:
-    """val_loss against tokens (or iterations, when ASHA counts those) per trial."""
+def curves_png(curves: dict[str, pd.DataFrame], stopped: set[str],
+               scheduler: Mapping[str, Any] | None, lang: str) -> bytes:
+    """val_loss against tokens (or iterations, when ASHA counts those) per trial, with the
+    rungs of the search's scheduler (meta.scheduler)."""
     import matplotlib as mpl
 
     T = translator(lang)
-    col = "iter" if (meta.get("scheduler") or {}).get("time_attr") == "iter" else "tokens"
+    s = scheduler if isinstance(scheduler, Mapping) else {}
+    col = "iter" if s.get("time_attr") == "iter" else "tokens"
     x_max = max((float(c[col].max()) for c in curves.values() if len(c)), default=0.0)
-    axis, marks = rungs(meta, x_max)
+    axis, marks = rungs(s, x_max)
     col = "iter" if axis == "iter" else "tokens"
     with mpl.rc_context(_rc(lang)):
         fig = _figure()

@@ -15,6 +15,8 @@ import pandas as pd
 @dataclass
 class Summary:
     best_trial: str | None
+    metric: str                    # what "best" is measured by: val_loss | train_loss
+    best_value: float              # the best trial's best `metric`
     best_val_loss: float
     best_config: dict[str, Any]
     best_outcome: str
@@ -30,9 +32,11 @@ class Summary:
 
 @dataclass
 class Leaderboard:
-    table: pd.DataFrame     # rank order; knob columns are only those that differ
+    table: pd.DataFrame     # rank order; knob columns are only those that differ; "best" and
+                            # "at_budget" are the trial's best `metric` and its `metric` at `budget`
     knobs: list[str]        # the differing knobs shown
     budget: float | None    # the equal-budget column's token count
+    metric: str             # what the trials are ranked by: val_loss | train_loss
 
 
 @dataclass
@@ -51,7 +55,7 @@ class Pair:
 class Remedy:
     """One rung of a remedy ladder, made concrete for a given config."""
 
-    key: str                                   # e.g. "smaller_batch" (see diagnose.*_REMEDIES)
+    key: str                                   # e.g. "smaller_batch" (see rules.*_REMEDIES)
     changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # knob -> (old, new)
     tokens_per_iter: float | None = None       # after the change
     mem_bytes: float | None = None             # estimated need after the change
@@ -82,7 +86,6 @@ class OomCase:
 class OomFinding:
     cases: list[OomCase]
     limit_bytes: float | None
-    estimator: str                 # "tune_gpt.estimate" or "formula" (see memory.py)
 
 
 @dataclass
@@ -169,7 +172,8 @@ class Effect:
     high_median: float = float("nan")
     low_ids: list[str] = field(default_factory=list)
     high_ids: list[str] = field(default_factory=list)
-    direction: str = "none"        # up | down | none | few (too few trials) | constant
+    direction: str = "none"        # up | down | none | noise (below the confirm runs' seed
+                                   # noise) | few (too few trials) | constant
 
     @property
     def diff(self) -> float:
@@ -212,6 +216,7 @@ class Findings:
     diverge: DivergeFinding
     effects: EffectsFinding
     next: NextStep
+    confirm: dict[str, Any] | None = None  # the confirm runs' summary (meta.confirm)
 
 
 @dataclass

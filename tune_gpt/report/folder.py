@@ -17,6 +17,7 @@ import pandas as pd
 
 from tune_gpt.errors import UserError
 from tune_gpt.report.findings import Report
+from tune_gpt.trial import SearchMeta
 
 RESULT_FILES = ("trials.csv", "curves.csv", "meta.json")
 
@@ -35,8 +36,10 @@ def find_results(search: str | os.PathLike, storage_path: str | os.PathLike | No
                     f"give the search name (see `ls {root}`), its folder, or --storage-path")
 
 
-def load_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Read trials.csv, curves.csv (optional) and meta.json (optional)."""
+def load_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, SearchMeta]:
+    """Read trials.csv, curves.csv (optional) and meta.json (optional; keys an older or newer
+    version wrote that SearchMeta lacks are dropped). A meta without a name gets the
+    search folder's."""
     text = {"trial_id": str, "rescue_of": str, "error": str, "outcome": str}
     try:
         trials = pd.read_csv(folder / "trials.csv", dtype=text)
@@ -53,9 +56,11 @@ def load_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, An
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"{folder / 'meta.json'}: not valid JSON ({e}); fix or delete it") from None
+        if not isinstance(meta, dict):
+            raise UserError(f"{folder / 'meta.json'}: must hold a JSON object; fix or delete it")
     if not meta.get("name"):
         meta["name"] = folder.parent.name if folder.name == "results" else folder.name
-    return trials, curves, meta
+    return trials, curves, SearchMeta.from_dict(meta)
 
 
 def write_report(report: Report, out_dir: str | os.PathLike) -> Path:

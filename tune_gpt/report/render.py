@@ -1,4 +1,4 @@
-"""Findings -> markdown, section by section, every sentence from the catalogue (i18n.py)."""
+"""Findings -> markdown, section by section, every sentence from the catalogue (i18n)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from typing import Any, Callable
 import numpy as np
 
 from tune_gpt.report import fmt
-from tune_gpt.report.diagnose import (COMPILE_SPEEDUP, EFFECT_MIN_LOSS, EFFECT_MIN_N,
-                                      EFFECT_MIN_RATIO, EFFECT_MIN_RHO, EVAL_SHARE_MAX, EXPLODE_RATIO,
-                                      FLAT_FRACTION, OVERFIT_GAP_RATIO, OVERFIT_MIN_RISE,
-                                      QUIET_LOG_INTERVAL, SLOW_FRACTION, SMALL_BATCH_MAX)
 from tune_gpt.report.effects import disagreements
 from tune_gpt.report.export import flow, py
 from tune_gpt.report.findings import Effect, Evidence, Findings, Pair, Remedy
-from tune_gpt.report.i18n import EN, translator
+from tune_gpt.report.rules import REAL_Z
+from tune_gpt.report.i18n import catalogue, translator
 from tune_gpt.report.results import Results
+from tune_gpt.report.rules import (COMPILE_SPEEDUP, EFFECT_MIN_LOSS, EFFECT_MIN_N, EFFECT_MIN_RATIO,
+                                   EFFECT_MIN_RHO, EVAL_SHARE_MAX, EXPLODE_RATIO, FLAT_FRACTION,
+                                   OVERFIT_GAP_RATIO, OVERFIT_MIN_RISE, QUIET_LOG_INTERVAL,
+                                   SLOW_FRACTION, SMALL_BATCH_MAX)
 
 Tr = Callable[..., str]
 
@@ -47,34 +48,35 @@ def render(res: Results, f: Findings, lang: str, figures: list[str]) -> str:
     parts += _slow(f, T, figures)
     parts += _overfit(f, T)
     parts += _diverge(f, T)
-    parts += _effects(f, T, figures)
+    parts += _effects(f, T, figures, catalogue(lang))
     parts += _next(res, f, T)
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
 def _intro(res: Results, T: Tr) -> str:
     m = res.meta
-    s = m.get("scheduler") or {}
+    s = m.scheduler if isinstance(m.scheduler, dict) else {}
     if s.get("type") == "asha":
         sched = T("sched.asha", time_attr=s.get("time_attr", "?"), grace=fmt.tokens(s.get("grace_period")),
                   rf=s.get("reduction_factor", "?"), max_t=fmt.tokens(s.get("max_t")))
     else:
         sched = T("sched.none")
-    sampler = m.get("sampler") or {}
+    sampler = m.sampler
     samp = ", ".join(f"{k}={v}" for k, v in sampler.items()) if isinstance(sampler, dict) else str(sampler)
-    return T("intro", name=res.name, data=m.get("data", "?"), profile=m.get("profile", "?"),
-             device=m.get("device", "?"), started=m.get("started_at", "?"), mode=m.get("mode", "min"),
-             metric=m.get("metric", "val_loss"), sampler=samp or "?", scheduler=sched)
+    return T("intro", name=res.name, data=m.data or "?", profile=m.profile or "?",
+             device=m.device or "?", started=m.started_at or "?", mode=m.mode, metric=m.metric,
+             sampler=samp or "?", scheduler=sched)
 
 
 def _summary(f: Findings, T: Tr) -> list[str]:
     s = f.summary
     out = [f"## {T('s1')}"]
     if s.best_trial:
-        out.append(T("best", loss=fmt.loss(s.best_val_loss), trial=s.best_trial, outcome=s.best_outcome,
-                     tokens=fmt.tokens(s.best_tokens), iters=fmt.count(s.best_iters)))
+        out.append(T("best", metric=s.metric, loss=fmt.loss(s.best_value), trial=s.best_trial,
+                     outcome=s.best_outcome, tokens=fmt.tokens(s.best_tokens),
+                     iters=fmt.count(s.best_iters)))
     else:
-        out.append(T("best.none"))
+        out.append(T("best.none", metric=s.metric))
     out.append(T("budget", trials=s.n_trials, iters=fmt.count(s.iters), tokens=fmt.tokens(s.tokens),
                  wall=fmt.seconds(s.wall_s, tuple(T("units.time").split("|")))))
     out.append(T("outcomes", list=" · ".join(f"{k} {v}" for k, v in s.by_outcome.items()) or "—"))
@@ -90,17 +92,41 @@ def _leaderboard(f: Findings, T: Tr, figures: list[str]) -> list[str]:
     lb = f.leaderboard
     out = [f"## {T('s2')}"]
     if lb.table.empty:
-        return out + [T("lb.none")]
+        return out + [T("lb.none", metric=lb.metric)]
     b = fmt.tokens(lb.budget)
-    out.append(T("lb.intro", n=len(lb.table), budget=b))
-    headers = ["#", T("lb.trial"), T("lb.outcome"), *lb.knobs, T("lb.best"), T("lb.at", budget=b),
-               T("lb.tokens"), T("lb.speed")]
+    out.append(T("lb.intro", n=len(lb.table), budget=b, metric=lb.metric))
+    headers = ["#", T("lb.trial"), T("lb.outcome"), *lb.knobs, T("lb.best", metric=lb.metric),
+               T("lb.at", budget=b, metric=lb.metric), T("lb.tokens"), T("lb.speed")]
     rows = [[i + 1, f"`{r['trial_id']}`", r["outcome"], *[fmt.value(k, r[k]) for k in lb.knobs],
-             fmt.loss(r["best_val_loss"]), fmt.loss(r["val_at_budget"]), fmt.tokens(r["tokens"]),
+             fmt.loss(r["best"]), fmt.loss(r["at_budget"]), fmt.tokens(r["tokens"]),
              fmt.speed(r["tokens_per_s"])] for i, (_, r) in enumerate(lb.table.iterrows())]
     out.append(table(headers, rows))
     if "curves.png" in figures:
         out.append(f"![val_loss curves](curves.png)\n\n*{T('fig.curves.caption')}*")
+    return out + _confirm(f.confirm, T)
+
+
+def _confirm(c: dict[str, Any] | None, T: Tr) -> list[str]:
+    """The confirm runs: each config's mean ± std on new seeds, and the verdict."""
+    if not c or not c.get("configs"):
+        return []
+    m = c["metric"]
+    out = [T("confirm.head", k=c["top_k"], seeds=c["seeds"])]
+    rows = [[f"`{x['trial_id']}`", fmt.loss(x["search_value"]),
+             fmt.loss(x["mean"]) + (f" ± {x['std']:.3f}" if fmt.ok(x["std"]) else ""), x["n"]]
+            for x in c["configs"]]
+    out.append(table([T("confirm.trial"), T("confirm.search", metric=m),
+                      T("confirm.mean", metric=m), T("confirm.n")], rows))
+    real = c.get("winner_is_real")
+    if real is None:
+        out.append(T("confirm.unknown"))
+    else:
+        out.append(T("confirm.real" if real else "confirm.noise", winner=c["winner"],
+                     runner=c["runner_up"], gap=f"{c['gap']:.3f}", se=f"{c['gap_se']:.3f}",
+                     noise=f"{c['noise']:.3f}", z=f"{REAL_Z:g}"))
+    first = c["configs"][0]["trial_id"]
+    if c.get("winner") and c["winner"] != first:
+        out.append(T("confirm.changed", winner=c["winner"], best=first))
     return out
 
 
@@ -134,8 +160,7 @@ def _oom(f: Findings, T: Tr) -> list[str]:
             lines.append("\n" + T(key, changes=changes(c.combined.changes), mem=fmt.gb(c.combined.mem_bytes),
                                   tpi=fmt.count(c.combined.tokens_per_iter)))
         out.append("\n".join(lines))
-    source = T("oom.source.formula") if o.estimator == "formula" else f"`{o.estimator}`"
-    out.append(T("oom.source", source=source))
+    out.append(T("oom.source", source="`tune_gpt.estimate`"))
     return out
 
 
@@ -290,7 +315,7 @@ def _cell(e: Effect | None, T: Tr, ratio: bool) -> str:
     return f"{arrow} {size} ({rho}, n {e.n})".replace("  ", " ")
 
 
-def _effects(f: Findings, T: Tr, figures: list[str]) -> list[str]:
+def _effects(f: Findings, T: Tr, figures: list[str], words: dict[str, str]) -> list[str]:
     fx = f.effects
     out = [f"## {T('s7')}"]
     knobs = list(dict.fromkeys(e.knob for e in fx.effects))
@@ -302,7 +327,7 @@ def _effects(f: Findings, T: Tr, figures: list[str]) -> list[str]:
         rows = [[f"`{k}`", _cell(fx.get(k, "val_loss"), T, False), _cell(fx.get(k, "tokens_per_s"), T, True),
                  _cell(fx.get(k, "peak_mem"), T, True), _cell(fx.get(k, "gap"), T, False),
                  f"{fx.importances[k]:.2f}" if k in fx.importances else fmt.DASH,
-                 T(f"guide.{k}") if f"guide.{k}" in EN else ""] for k in knobs]
+                 T(f"guide.{k}") if f"guide.{k}" in words else ""] for k in knobs]
         out.append(table([T("fx.col.knob"), T("fx.col.val"), T("fx.col.speed"), T("fx.col.mem"),
                           T("fx.col.gap"), T("fx.col.imp"), T("fx.col.guide")], rows))
         if fx.memory_source == "estimated":

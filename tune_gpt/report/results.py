@@ -8,32 +8,25 @@ trial's curve at the same number of tokens removes the second part:
 
     budget = common_budget(res, ids)     # the largest token count all of `ids` reached
     table = at_budget(res, ids, budget)  # each trial's last eval at or before it
+
+Trials are ranked by the search's metric (`meta.metric`): `res.score` is the trials-table
+column that ranks them (best_val_loss, or best_train_loss for metric train_loss) and
+`res.metric` the evaluation it is the best of (val_loss or train_loss).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from tune_gpt.config import FIELD_TYPES, KNOBS, coerce
-from tune_gpt.outcomes import COMPLETED, DIVERGED, STOPPED_EARLY
-
-# Evaluations fall on a token grid that differs a little between batch sizes
-# (eval_interval is a whole number of iterations, rounded up): an evaluation at most 5% past
-# the equal budget counts as at it, so no trial drops out of a comparison over a few tokens.
-BUDGET_TOLERANCE = 0.05
-
-# Columns of the trials table (besides the knobs) and what a missing one defaults to.
-TRIAL_TEXT = ("trial_id", "outcome", "error", "rescue_of")
-TRIAL_NUMBERS = ("tokens_per_iter", "iters", "tokens", "best_val_loss", "final_val_loss",
-                 "final_train_loss", "tokens_per_s", "ms_per_iter", "mfu", "peak_mem_bytes",
-                 "est_mem_bytes", "wall_s", "eval_s", "n_params", "vocab_size")
-CURVE_NUMBERS = ("iter", "tokens", "train_loss", "val_loss", "lr", "tokens_per_s",
-                 "ms_per_iter", "mfu", "peak_mem_bytes", "elapsed_s", "eval_s")
+from tune_gpt.report.rules import BUDGET_TOLERANCE
+from tune_gpt.trial import (COMPLETED, DIVERGED, EVAL_KEYS, STOPPED_EARLY, TRIAL_NUMBERS,
+                            TRIAL_TEXT, SearchMeta, score_column)
 
 # Knobs that say where or how a trial ran rather than what it trained: never "tuned".
 NOT_TUNED = ("out_dir", "dataset", "device", "seed")
@@ -45,24 +38,35 @@ class Results:
 
     trials: pd.DataFrame
     curves: pd.DataFrame
-    meta: dict[str, Any]
+    meta: SearchMeta
 
     @property
     def name(self) -> str:
-        return str(self.meta.get("name") or "search")
+        return str(self.meta.name or "search")
+
+    @property
+    def score(self) -> str:
+        """The trials-table column that ranks trials for the search's metric."""
+        return score_column(self.meta.metric)
+
+    @property
+    def metric(self) -> str:
+        """The evaluation `score` is the best of: val_loss or train_loss (what the report
+        names when it says "best", and reads at the equal budget to rank trials)."""
+        return self.score.removeprefix("best_")
 
     @property
     def vocab_size(self) -> int | None:
         v = pd.to_numeric(self.trials["vocab_size"], errors="coerce").dropna()
         if len(v):
             return int(v.iloc[0])
-        m = self.meta.get("vocab_size")
+        m = self.meta.vocab_size
         return int(m) if m else None
 
     @property
     def params(self) -> dict[str, Any]:
         """The tuned parameters as written in the search space (knob or group -> dist)."""
-        p = self.meta.get("params") or {}
+        p = self.meta.params or {}
         return dict(p) if isinstance(p, dict) else {}
 
     def tuned_knobs(self) -> list[str]:
@@ -88,10 +92,11 @@ class Results:
 
     def on_gpu(self) -> bool:
         """Did the search run on a GPU? (device may say "auto"; the profile or resources tell.)"""
-        devices = {str(self.meta.get("device", "")).lower()}
+        devices = {str(self.meta.device or "").lower()}
         devices |= {str(d).lower() for d in self.trials.get("device", [])}
-        gpus = (self.meta.get("resources") or {}).get("gpu") or 0
-        return any("cuda" in d for d in devices) or self.meta.get("profile") == "gpu" or float(gpus) > 0
+        resources = self.meta.resources if isinstance(self.meta.resources, dict) else {}
+        gpus = resources.get("gpu") or 0
+        return any("cuda" in d for d in devices) or self.meta.profile == "gpu" or float(gpus) > 0
 
     def curve(self, trial_id: str) -> pd.DataFrame:
         """That trial's evaluations, sorted by iteration (empty when it has none)."""
@@ -118,9 +123,12 @@ class Results:
                           for k, g in self.curves.groupby("trial_id", sort=False)}
 
 
-def prepare(trials: pd.DataFrame, curves: pd.DataFrame, meta: dict[str, Any] | None) -> Results:
-    """Copy and normalise the three inputs (never mutates them)."""
+def prepare(trials: pd.DataFrame, curves: pd.DataFrame,
+            meta: SearchMeta | Mapping[str, Any] | None) -> Results:
+    """Copy and normalise the three inputs (never mutates them). `meta` is a SearchMeta or
+    the dict of a meta.json (keys of other versions are dropped, missing ones default)."""
     t = trials.copy() if trials is not None else pd.DataFrame()
+    # the columns are the trial contract's (tune_gpt.trial): a missing one is "" or NaN
     for col in TRIAL_TEXT:
         t[col] = t[col].fillna("").astype(str) if col in t.columns else ""
     if len(t) and (t["trial_id"] == "").any():
@@ -136,7 +144,7 @@ def prepare(trials: pd.DataFrame, curves: pd.DataFrame, meta: dict[str, Any] | N
 
     c = curves.copy() if curves is not None else pd.DataFrame()
     c["trial_id"] = c["trial_id"].astype(str) if "trial_id" in c.columns else ""
-    for col in CURVE_NUMBERS:
+    for col in EVAL_KEYS:
         c[col] = pd.to_numeric(c[col], errors="coerce") if col in c.columns else np.nan
     c = c[c["trial_id"].isin(t.index)]
     # tokens seen = iter * tokens/iter when the curve does not say
@@ -144,7 +152,7 @@ def prepare(trials: pd.DataFrame, curves: pd.DataFrame, meta: dict[str, Any] | N
     c["tokens"] = c["tokens"].fillna(c["iter"] * tpi)
     c = c.sort_values(["trial_id", "iter", "tokens"], kind="stable").reset_index(drop=True)
 
-    res = Results(t, c, dict(meta or {}))
+    res = Results(t, c, SearchMeta.from_dict(meta))
     _fill_from_curves(res)
     return res
 
@@ -162,6 +170,8 @@ def _fill_from_curves(res: Results) -> None:
         if math.isnan(t.at[tid, "final_val_loss"]) and len(val):
             t.at[tid, "final_val_loss"] = val["val_loss"].iloc[-1]
         train = cur[np.isfinite(cur["train_loss"])]
+        if math.isnan(t.at[tid, "best_train_loss"]) and len(train):
+            t.at[tid, "best_train_loss"] = train["train_loss"].min()
         if math.isnan(t.at[tid, "final_train_loss"]) and len(train):
             t.at[tid, "final_train_loss"] = train["train_loss"].iloc[-1]
         if math.isnan(t.at[tid, "tokens"]):
@@ -219,24 +229,16 @@ def at_budget(res: Results, ids: list[str], budget: float | None) -> pd.DataFram
 
 
 def ranked(res: Results, ids: list[str] | None = None) -> list[str]:
-    """Trial ids by best_val_loss, best first; trials without a finite loss last."""
+    """Trial ids by the search's metric (`res.score`), best first; only trials with a
+    finite score. The losses are minimised whatever meta.mode says."""
     t = res.trials if ids is None else res.trials.loc[ids]
-    key = t["best_val_loss"].where(np.isfinite(t["best_val_loss"]), np.inf)
-    return list(key.sort_values(kind="stable").index)
+    score = t[res.score]
+    return list(score[np.isfinite(score)].sort_values(kind="stable").index)
 
 
 def best_id(res: Results) -> str | None:
-    """The trial with the lowest finite best_val_loss, or None when no trial has one. A
-    diverged trial is never "best" (its recipe does not work), unless nothing else is left."""
-    order = [i for i in ranked(res) if np.isfinite(res.trials.at[i, "best_val_loss"])]
+    """The trial with the lowest finite score, or None when no trial has one. A diverged
+    trial is never "best" (its recipe does not work), unless nothing else is left."""
+    order = ranked(res)
     sound = [i for i in order if res.trials.at[i, "outcome"] != DIVERGED]
     return (sound or order or [None])[0]
-
-
-def parse_amount(v: Any) -> float:
-    """200k -> 2e5 (meta values are numbers, but a hand-written meta may use suffixes)."""
-    if isinstance(v, (int, float)):
-        return float(v)
-    text = str(v).strip().lower()
-    mult = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}.get(text[-1:], 1.0)
-    return float(text[:-1] if mult != 1.0 else text) * mult

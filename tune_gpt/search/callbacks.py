@@ -1,4 +1,5 @@
-"""Ray Tune callbacks of a search: the live view in the terminal and MLflow logging.
+"""Ray Tune callbacks of a search: the live view in the terminal, MLflow logging, the OOM
+rescue and the token budget.
 
 Both run in the search's driver process. They must pickle (Ray stores the run config with
 the experiment so that `Tuner.restore` can bring them back), so anything that cannot be
@@ -13,23 +14,10 @@ from typing import Any
 
 from ray.tune import Callback, Stopper
 
-from tune_gpt import outcomes
+from tune_gpt import trial as outcomes
+from tune_gpt.search.optuna import RESCUE_ATTR, study_storage
 from tune_gpt.tracking import TrialRunLogger
-
-FINAL = (outcomes.COMPLETED, outcomes.OOM, outcomes.DIVERGED, outcomes.FAILED,
-         outcomes.PREDICTED_OOM)
-
-
-def outcome_of(last: dict[str, Any] | None, errored: bool = False) -> str:
-    """A finished trial's outcome from its last reported result.
-
-    The trainable reports completed/oom/diverged/failed itself; a trial that ended without
-    an error and whose last report still says "running", or that had not reported yet, was
-    stopped from outside (ASHA, or the search's time or token budget)."""
-    if errored:
-        return outcomes.FAILED
-    got = (last or {}).get("outcome")
-    return got if got in FINAL else outcomes.STOPPED_EARLY
+from tune_gpt.trial import TrialPlan, outcome_of
 
 
 def short_config(config: dict[str, Any], tuned: list[str]) -> str:
@@ -86,8 +74,9 @@ class MLflowTrialCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
         last = dict(self._last.get(trial.trial_id) or trial.last_result or {})
-        last["error"] = _error_text(trial)
-        self.logger.finish(trial.trial_id, str(trial), trial.config, outcomes.FAILED, last,
+        outcome = outcome_of(last, errored=True)
+        last["error"] = last.get("error") or _error_text(trial)
+        self.logger.finish(trial.trial_id, str(trial), trial.config, outcome, last,
                            f"trial process failed: {last['error']}")
 
 
@@ -143,9 +132,8 @@ class LiveView(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
         if isinstance(result.get("tokens"), (int, float)):
             self._tokens[trial.trial_id] = float(result["tokens"])
-        value = result.get("best_val_loss", result.get(self.metric))
-        if isinstance(value, (int, float)) and result.get("outcome") in ("running",
-                                                                           outcomes.COMPLETED):
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and result.get("outcome") in outcomes.EVALUATED:
             if self._best is None or value < self._best[0]:
                 self._best = (float(value), trial.trial_id,
                               short_config(trial.config, self.tuned))
@@ -156,7 +144,7 @@ class LiveView(Callback):
         self._finish(trials, trial, outcome_of(trial.last_result))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
-        self._finish(trials, trial, outcomes.FAILED)
+        self._finish(trials, trial, outcome_of(trial.last_result, errored=True))
 
     def _finish(self, trials: list, trial: Any, outcome: str) -> None:
         self._done[trial.trial_id] = outcome
@@ -214,46 +202,48 @@ class RescueOnOOM(Callback):
     `rescue_of`, which links it to the original in MLflow and the report. A rescue takes
     one of the search's num_samples."""
 
-    def __init__(self, study_db: str, study_name: str, max_rescues: int, attr: str):
-        self.study_db, self.study_name = study_db, study_name
-        self.max_rescues, self.attr = max_rescues, attr
+    def __init__(self, folder: str, max_rescues: int):
+        self.folder, self.max_rescues = folder, max_rescues
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
         last = trial.last_result or {}
         if last.get("outcome") != outcomes.OOM:
             return
         cfg = trial.config
-        depth = int(cfg.get("_rescue_depth", 0))
-        if depth >= self.max_rescues or cfg["batch_size"] < 2:
+        plan = TrialPlan.of(cfg)
+        if plan.rescue_depth >= self.max_rescues or cfg["batch_size"] < 2:
             return
         import optuna
+        from pathlib import Path
 
-        study = optuna.load_study(study_name=self.study_name,
-                                  storage=f"sqlite:///{self.study_db}")
-        study.enqueue_trial(dict(cfg.get("_sampled") or {}), skip_if_exists=False,
-                            user_attrs={self.attr: {
-                                "of": cfg.get("_rescue_of") or trial.trial_id,
+        folder = Path(self.folder)
+        study = optuna.load_study(study_name=folder.name, storage=study_storage(folder))
+        study.enqueue_trial(dict(plan.sampled), skip_if_exists=False,
+                            user_attrs={RESCUE_ATTR: {
+                                "of": plan.rescue_of or trial.trial_id,
                                 "batch_size": cfg["batch_size"] // 2,
                                 "gradient_accumulation_steps":
                                     cfg["gradient_accumulation_steps"] * 2,
-                                "depth": depth + 1}})
+                                "depth": plan.rescue_depth + 1}})
 
 
 
 class TokenBudget(Stopper):
-    """`budget.total_tokens`: stop the whole search once its trials together have trained
-    that many tokens (the compute budget, counted the way the report counts it).
+    """`budget.total_tokens` (or, with attr="flops", `budget.total_flops`): stop the whole
+    search once its trials together have trained that many tokens (FLOPs): the compute
+    budget, counted the way the report counts it.
 
-    Each trial reports its own running token count; the sum of the latest counts is the
+    Each trial reports its own running count; the sum of the latest counts is the
     compute spent. Trials stop at their next report after the budget is reached, so the
     search overshoots by at most one evaluation interval per running trial. After a
     restore (`tune-gpt resume`) the counts of trials that will not report again are read
     back from their progress.csv, so a resumed search keeps the budget it started with.
     """
 
-    def __init__(self, total_tokens: int, tune_dir: str):
-        self.total_tokens = int(total_tokens)
+    def __init__(self, total_tokens: float, tune_dir: str, attr: str = "tokens"):
+        self.total_tokens = float(total_tokens)
         self.tune_dir = tune_dir
+        self.attr = attr
         self.spent: dict[str, float] | None = None
 
     def _load(self) -> dict[str, float]:
@@ -265,7 +255,7 @@ class TokenBudget(Stopper):
             with open(progress, newline="") as f:
                 for row in csv.DictReader(f):
                     try:
-                        tokens = float(row.get("tokens") or 0)
+                        tokens = float(row.get(self.attr) or 0)
                     except ValueError:
                         continue
                     key = row.get("trial_id") or progress.parent.name
@@ -275,7 +265,7 @@ class TokenBudget(Stopper):
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         if self.spent is None:
             self.spent = self._load()
-        tokens = result.get("tokens")
+        tokens = result.get(self.attr)
         if isinstance(tokens, (int, float)):
             self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), float(tokens))
         return self.stop_all()

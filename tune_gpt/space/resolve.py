@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from tune_gpt.config import FIELD_TYPES, TrainConfig, from_mapping
 from tune_gpt.errors import UserError
-from tune_gpt.space import SearchSpace
+from tune_gpt.space.schema import SearchSpace
 
 
 def label(value: Any) -> Any:
@@ -24,7 +24,7 @@ def label(value: Any) -> Any:
 
 
 
-def _values_of(space: SearchSpace, knob: str) -> list[Any]:
+def values_of(space: SearchSpace, knob: str) -> list[Any]:
     """All values a knob can take across params, groups and fixed settings."""
     out: list[Any] = []
     if knob in space.params:
@@ -46,7 +46,7 @@ def snap_n_embd(raw: int, n_head: int, allowed: list[int]) -> int:
 
 
 def check_heads(space: SearchSpace) -> None:
-    heads, embds = _values_of(space, "n_head"), _values_of(space, "n_embd")
+    heads, embds = values_of(space, "n_head"), values_of(space, "n_embd")
     for h in sorted(set(heads)):
         if not any(e % h == 0 for e in embds):
             raise UserError(f"{space.source}: no n_embd value ({', '.join(map(str, sorted(set(embds))))}) "
@@ -88,7 +88,7 @@ def resolve(space: SearchSpace, sampled: Mapping[str, Any], *, data: str | None 
     if seed is not None:
         knobs["seed"] = seed
     if "n_embd" in space.params or "n_head" in space.params or space.group_params():
-        allowed = sorted(set(_values_of(space, "n_embd")))
+        allowed = sorted(set(values_of(space, "n_embd")))
         if knobs["n_embd"] % knobs["n_head"]:
             knobs["n_embd"] = snap_n_embd(knobs["n_embd"], knobs["n_head"], allowed)
     tpi = knobs["batch_size"] * knobs["block_size"] * knobs["gradient_accumulation_steps"]

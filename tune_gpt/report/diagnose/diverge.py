@@ -1,0 +1,64 @@
+"""Divergence: trials whose loss became NaN/inf, climbed back up (exploding) or never left
+the uniform guess (flat); and the learning rates that trained fine, overall and among the
+top trials."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from tune_gpt.report.diagnose.common import top_ids
+from tune_gpt.report.findings import DivergeCase, DivergeFinding
+from tune_gpt.report.results import Results, comparable_ids
+from tune_gpt.report.rules import EXPLODE_RATIO, FLAT_FRACTION
+from tune_gpt.trial import DIVERGED, FAILED, OOM, PREDICTED_OOM
+
+
+def diverge_case(trial_id: str, row: pd.Series, cur: pd.DataFrame,
+                 ln_vocab: float | None) -> DivergeCase | None:
+    """diverged (outcome), nan (NaN/inf in the curve), exploding (train_loss back up by
+    EXPLODE_RATIO) or flat (best val_loss >= FLAT_FRACTION * ln(vocab)); None when fine."""
+    lr = float(row["learning_rate"]) if pd.notna(row.get("learning_rate")) else float("nan")
+    # an eval with a NaN/inf val_loss, or an infinite train_loss (NaN train = not measured)
+    bad = cur[~np.isfinite(cur["val_loss"]) | np.isinf(cur["train_loss"])]
+    first_bad = float(bad["iter"].iloc[0]) if len(bad) else float(row["iters"])
+    if row["outcome"] == DIVERGED:
+        return DivergeCase(trial_id, lr, "diverged", first_bad, float("nan"))
+    if len(bad):
+        return DivergeCase(trial_id, lr, "nan", first_bad, float("nan"))
+    tr = cur[np.isfinite(cur["train_loss"]) & (cur["iter"] > 0)]
+    if len(tr) >= 2:
+        m = float(tr["train_loss"].min())
+        last = tr.iloc[-1]
+        if m > 0 and last["train_loss"] >= EXPLODE_RATIO * m:
+            return DivergeCase(trial_id, lr, "exploding", float(last["iter"]), float(last["train_loss"]))
+    val = cur[np.isfinite(cur["val_loss"]) & (cur["iter"] > 0)]
+    if ln_vocab and len(val) and val["val_loss"].min() >= FLAT_FRACTION * ln_vocab:
+        return DivergeCase(trial_id, lr, "flat", float(val["iter"].iloc[-1]), float(val["val_loss"].min()))
+    return None
+
+
+def diagnose_divergence(res: Results) -> DivergeFinding:
+    ln_vocab = math.log(res.vocab_size) if res.vocab_size and res.vocab_size > 1 else None
+    cases = []
+    for tid, row in res.trials.iterrows():
+        if row["outcome"] in (OOM, PREDICTED_OOM, FAILED):
+            continue  # these never trained far enough to say anything about the lr
+        c = diverge_case(tid, row, res.curve(tid), ln_vocab)
+        if c is not None:
+            cases.append(c)
+    bad = {c.trial_id for c in cases}
+    lr = pd.to_numeric(res.trials["learning_rate"], errors="coerce")
+    ok = [lr[i] for i in comparable_ids(res) if i not in bad and np.isfinite(lr[i])]
+    unstable = [c.learning_rate for c in cases
+                if c.reason != "flat" and np.isfinite(c.learning_rate)]
+    safe = None
+    if ok:
+        below = [v for v in ok if not unstable or v < min(unstable)]
+        safe = (min(ok), max(below or ok))
+    top, _ = top_ids(res)
+    good_lrs = [lr[i] for i in top if i not in bad and np.isfinite(lr[i])]
+    good = (min(good_lrs), max(good_lrs)) if good_lrs else None
+    return DivergeFinding(cases, safe, good, len(ok), ln_vocab)

@@ -1,0 +1,105 @@
+"""Every threshold behind a diagnosis, named, each with the reason for its value.
+
+The report's rule sets (tune_gpt.report.diagnose), its effects table and its renderer read
+them from here, and so does the Ray trainable (EXPLODED_LOSS_FACTOR, PREDICTED_OOM_MARGIN),
+so what stops a trial and what the report says about it cannot drift apart. The remedy
+ladders follow the beginner's guide, §6 "配置调优策略", in its priority order.
+
+This module imports nothing: the trainable reads it without pulling in pandas.
+"""
+
+from __future__ import annotations
+
+# ----------------------------------------------------------------------------- the trainable
+
+# A loss this many times that of uniform guessing (ln vocab) has exploded: Adam with an
+# absurd learning rate sends it to the thousands while staying finite, and it never comes
+# back. Treated like NaN/inf: the trial stops at once as `diverged`.
+EXPLODED_LOSS_FACTOR = 3.0
+# A config is skipped as predicted_oom only when its estimate exceeds the memory limit by
+# more than the estimator's error (it aims at +-20%): a borderline config is tried for real,
+# and if it does run out of memory it is recorded as oom (and may be rescued).
+PREDICTED_OOM_MARGIN = 1.2
+
+# ----------------------------------------------------------------------------- display
+
+LEADERBOARD_SIZE = 10       # ten rows fit on a screen; the full table is trials.csv
+CURVES_TOP = 5              # more lines than this in one plot stop being readable
+
+# ----------------------------------------------------------------------------- equal budget
+
+# Evaluations fall on a token grid that differs a little between batch sizes
+# (eval_interval is a whole number of iterations, rounded up): an evaluation at most 5% past
+# the equal budget counts as at it, so no trial drops out of a comparison over a few tokens.
+BUDGET_TOLERANCE = 0.05
+
+# ----------------------------------------------------------------------------- overfitting
+
+OVERFIT_MIN_RISE = 0.03     # nats. A loss estimate averages eval_iters batches and wobbles
+                            # by ~0.01 on shakespeare_char; three times that is a real rise.
+OVERFIT_GAP_RATIO = 0.10    # val_loss more than 10% above train_loss at the last eval: the
+                            # model does clearly better on text it has seen. Relative, so it
+                            # means the same for char-level (loss ~1.5) and BPE (~3) data.
+
+# ----------------------------------------------------------------------------- divergence
+
+EXPLODE_RATIO = 1.2         # train_loss climbing back 20% above its own minimum is not
+                            # overfitting (that needs train_loss to fall) but instability.
+FLAT_FRACTION = 0.9         # best val_loss still above 90% of ln(vocab), the loss of a uniform
+                            # guess: the model learned (almost) nothing. Any working run on
+                            # shakespeare_char is below 3.0 = 0.72*ln(65) within a few hundred
+                            # iterations, so 0.9 leaves room for short runs and flags only the stuck.
+
+# ----------------------------------------------------------------------------- slowness
+
+SLOW_FRACTION = 0.5         # MFU (or tokens/s) below half the search's median: twice slower
+                            # than its peers for its size, more than noise between trials.
+EVAL_SHARE_MAX = 0.25       # a quarter of wall time spent evaluating. Evaluation costs about
+                            # 2*eval_iters forward passes (train and val split) per eval_interval
+                            # steps, a forward being ~1/3 of a step: nanoGPT's shakespeare_char
+                            # recipe (200 every 250) spends ~35%, which is why the guide raises
+                            # eval_interval to 500; above 25%, doing so gains >= 1.14x.
+EVAL_SHARE_TARGET = 0.10    # what the "fewer evaluations" remedy aims for.
+SMALL_BATCH_MAX = 8         # the guide's table: batch_size 1-8 is "慢" (slow), for debugging.
+QUIET_LOG_INTERVAL = 100    # the guide's remedy value: log_interval = 100.
+COMPILE_SPEEDUP = (1.5, 2.0)  # the guide's "提速1.5-2x" for compile=True on a GPU.
+
+# ----------------------------------------------------------------------------- memory
+
+MEMORY_HEADROOM = 0.9       # an estimate "fits" only under 90% of the limit: the CUDA context,
+                            # allocator fragmentation and estimate error take the rest.
+MAX_OOM_LADDERS = 3         # remedies are spelled out for the three biggest OOM configs.
+
+# ----------------------------------------------------------------------------- effects and narrowing
+
+EFFECT_MIN_RHO = 0.3        # |Spearman rho| below this is "no clear effect": with ~10 trials
+                            # a weaker correlation is well within chance.
+EFFECT_MIN_N = 4            # fewer trials than this: too few to say anything.
+EFFECT_MIN_LOSS = 0.01      # nats: a val_loss or gap difference smaller than the eval noise
+                            # (~0.01 on shakespeare_char) is shown as "no clear effect"...
+EFFECT_MIN_RATIO = 0.05     # ...and so is a speed or memory ratio within 5% of 1 (throughput
+                            # of the same config varies by a few % from run to run).
+REMEDY_MIN_GAP = 0.02       # nats. A remedy "works" (or "made it worse") only if the val-train
+                            # gap moves by at least this much too: smaller moves are within the
+                            # evaluation noise, however consistent their ranks.
+TOP_FRACTION = 0.25         # the next search centres on the best quarter of the trials...
+TOP_MIN = 3                 # ...but on at least three, so one lucky trial cannot decide it.
+NARROW_PAD = 0.25           # widen the top trials' span by 25% on each side (log scale for
+                            # loguniform) so the optimum can still lie just outside it.
+
+# ----------------------------------------------------------------------------- remedy ladders
+
+# Each ladder is in the guide's order, which is the advice's priority: the report lists the
+# remedies in this order and tells the user to try the first one that fits.
+OOM_REMEDIES = ("smaller_batch", "smaller_block", "grad_accum", "smaller_model", "mixed_precision")
+SLOW_REMEDIES = ("compile", "larger_batch", "fewer_evals", "less_logging")  # guide's order
+OVERFIT_REMEDIES = ("dropout", "weight_decay", "smaller_model", "more_data")  # guide's order
+
+# Knobs that set speed per token; trials equal on all but one of them "differ mainly" in it.
+SPEED_KEYS = ("batch_size", "block_size", "gradient_accumulation_steps", "n_layer", "n_head",
+              "n_embd", "bias", "dtype", "compile", "device")
+
+# The confirm runs (`confirm:`): the winner is "real" when it beats the runner-up by more
+# than this many standard errors of the difference of their means (pooled seed noise):
+# about a 95% one-sided margin for normal noise. Below it the two are reported as equal.
+REAL_Z = 2.0

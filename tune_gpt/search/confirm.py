@@ -1,0 +1,169 @@
+"""Is the winner real? (`confirm: {top_k: 3, seeds: 2}`)
+
+A search ranks configs by one training run each, and the run-to-run noise of a small GPT
+(another init, other batches) is often as large as the gaps between the best configs. After
+the search, the top_k configs train again at their full budget on `seeds` new seeds each,
+as nested MLflow runs tagged `confirm_of`. The summary gives each config's mean ± std and
+says whether the winner beats the runner-up by more than the seed noise.
+
+    picked = pick_top(trials, metric, k)                      # the search's best trial ids
+    runs = confirm_configs(picked, configs, seeds)            # one config per (trial, seed)
+    summary = summarize(picked, trials, rerun_rows, metric)   # what meta.json keeps
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from tune_gpt import trial as contract
+from tune_gpt.report.rules import REAL_Z
+
+SEED_STRIDE = 1000  # new seeds: the trial's seed + 1000, + 2000, ... (never the search's own)
+
+
+def pick_top(rows: list[Mapping[str, Any]], metric: str, k: int) -> list[str]:
+    """The k best trials with a usable score (completed or stopped early), best first."""
+    col = contract.score_column(metric)
+    usable = [r for r in rows if r.get("outcome") in contract.USABLE
+              and isinstance(r.get(col), (int, float)) and math.isfinite(r[col])]
+    usable.sort(key=lambda r: float(r[col]))
+    return [str(r["trial_id"]) for r in usable[:k]]
+
+
+def confirm_configs(picked: list[str], configs: Mapping[str, Mapping[str, Any]],
+                    seeds: int) -> list[dict[str, Any]]:
+    """Each picked trial's config (its knobs, full max_iters) on `seeds` new seeds, tagged
+    with the trial it confirms."""
+    out = []
+    for tid in picked:
+        knobs = contract.knobs_of(configs[tid])
+        for i in range(1, seeds + 1):
+            plan = contract.TrialPlan(confirm_of=tid)
+            out.append({**knobs, "seed": int(knobs.get("seed", 0)) + SEED_STRIDE * i,
+                        **plan.to_config()})
+    return out
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
+    return mean, std
+
+
+def summarize(picked: list[str], search_rows: list[Mapping[str, Any]],
+              rerun_rows: list[Mapping[str, Any]], metric: str, seeds: int) -> dict[str, Any]:
+    """Per confirmed config: its samples (the search's own run when it completed, plus the
+    re-runs that completed), mean ± std; the pooled seed noise; and whether the winner's
+    lead over the runner-up exceeds REAL_Z standard errors of that noise."""
+    col = contract.score_column(metric)
+    by_id = {str(r["trial_id"]): r for r in search_rows}
+    configs = []
+    for tid in picked:
+        original = by_id.get(tid, {})
+        samples = [float(original[col])] if original.get("outcome") == contract.COMPLETED \
+            else []
+        reruns = [r for r in rerun_rows if r.get("confirm_of") == tid]
+        done = [float(r[col]) for r in reruns if r.get("outcome") == contract.COMPLETED
+                and math.isfinite(float(r.get(col, math.nan)))]
+        samples += done
+        mean, std = _mean_std(samples) if samples else (math.nan, math.nan)
+        configs.append({"trial_id": tid, "search_value": float(original.get(col, math.nan)),
+                        "rerun_values": done, "values": samples, "n": len(samples),
+                        "mean": mean, "std": std,
+                        "failed_reruns": len(reruns) - len(done)})
+    # pooled within-config variance: the seed noise of one run
+    dof = sum(c["n"] - 1 for c in configs if c["n"] > 1)
+    ss = sum(sum((v - c["mean"]) ** 2 for v in c["values"]) for c in configs if c["n"] > 1)
+    noise = math.sqrt(ss / dof) if dof else math.nan
+    ranked = sorted((c for c in configs if c["n"]), key=lambda c: c["mean"])
+    out: dict[str, Any] = {"metric": metric, "column": col, "top_k": len(picked),
+                           "seeds": seeds, "noise": noise, "configs": configs,
+                           "winner": ranked[0]["trial_id"] if ranked else None,
+                           "runner_up": ranked[1]["trial_id"] if len(ranked) > 1 else None,
+                           "same_as_search_best": bool(ranked and picked
+                                                       and ranked[0]["trial_id"] == picked[0])}
+    if len(ranked) > 1 and math.isfinite(noise):
+        w, r = ranked[0], ranked[1]
+        se = noise * math.sqrt(1 / w["n"] + 1 / r["n"])
+        out.update(gap=r["mean"] - w["mean"], gap_se=se,
+                   winner_is_real=bool(r["mean"] - w["mean"] > REAL_Z * se))
+    else:
+        out.update(gap=math.nan, gap_se=math.nan, winner_is_real=None)
+    return out
+
+
+def run_confirm(space: Any, folder: Any, prepared: Any, uri: str, parent_run_id: str,
+                trials: Any, configs: Mapping[str, Mapping[str, Any]], quiet: bool
+                ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """Train the confirm runs (a second Tuner under FOLDER/confirm, no early stopping) and
+    summarise them. None when the space asks for none or no trial is usable."""
+    import os
+
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from tune_gpt.config import KNOBS
+    from tune_gpt.search.callbacks import LiveView, MLflowTrialCallback
+    from tune_gpt.search.tuner import make_trainable, trial_name
+
+    c = space.confirm
+    rows = trials.to_dict("records")
+    picked = pick_top(rows, space.metric, c.top_k) if c.top_k else []
+    if not picked:
+        return None
+    points = confirm_configs(picked, configs, c.seeds)
+    tuner = tune.Tuner(
+        make_trainable(space, folder, prepared, checkpoints="confirm-checkpoints"),
+        tune_config=tune.TuneConfig(
+            metric=space.metric, mode=space.mode, num_samples=len(points),
+            search_alg=_points(points, space.metric, space.mode),
+            max_concurrent_trials=space.budget.max_concurrent_trials, reuse_actors=True,
+            trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+        run_config=tune.RunConfig(
+            name="confirm", storage_path=str(folder), verbose=0, log_to_file=True,
+            failure_config=tune.FailureConfig(max_failures=1),
+            # progress.csv / result.json: the result grid's metrics come from them
+            callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
+                       MLflowTrialCallback(uri, parent_run_id, None),
+                       LiveView(len(points), ["seed"], space.metric, 1, None,
+                                stream=open(os.devnull, "w") if quiet else None)]))
+    grid = tuner.fit()
+    reruns = []
+    for result in grid:
+        reported = [] if result.metrics_dataframe is None else \
+            result.metrics_dataframe.to_dict("records")
+        last = reported[-1] if reported else {}
+        evals = [r for r in reported if r.get("outcome") in contract.EVALUATED]
+        row = contract.trial_row(_trial_id(result), contract.outcome_of(
+            last, errored=result.error is not None), str(last.get("error") or ""),
+            dict(result.config or {}), evals, last, KNOBS)
+        row["confirm_of"] = contract.TrialPlan.of(result.config or {}).confirm_of
+        reruns.append(row)
+    return reruns, summarize(picked, rows, reruns, space.metric, c.seeds)
+
+
+def _points(points: list[dict[str, Any]], metric: str, mode: str) -> Any:
+    """A Ray searcher that hands out these configs, in order, then says it is finished."""
+    from ray.tune.search import Searcher
+
+    class Points(Searcher):
+        def __init__(self) -> None:
+            super().__init__(metric=metric, mode=mode)
+            self.todo = [dict(p) for p in points]
+
+        def suggest(self, trial_id: str) -> dict[str, Any] | None:
+            return self.todo.pop(0) if self.todo else Searcher.FINISHED
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                              error: bool = False) -> None:
+            pass
+
+    return Points()
+
+
+def _trial_id(result: Any) -> str:
+    from pathlib import Path
+
+    return str((result.metrics or {}).get("trial_id") or Path(result.path).name)

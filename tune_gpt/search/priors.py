@@ -1,0 +1,146 @@
+"""Priors from the guide: sample near where good values probably are early, trust the data
+later (the idea of πBO, Hvarfner et al. 2022, and PriorBand, Mallik et al. 2023).
+
+A knob's `prior:` (and `confidence: low | medium | high`) in a search space says where good
+values probably are: the guide's recommended values, or a known recipe such as nanoGPT's
+CPU config. `PriorSampler` wraps an Optuna sampler (TPE by default):
+
+- the first trial is the prior itself (every knob at its prior, the others at random):
+  the recipe, run first; with ASHA's rungs still empty it trains to its end;
+- the start-up trials, where TPE would draw uniformly at random, are drawn from the prior
+  instead: a normal around the prior (in log space for log ranges) whose width is a share
+  of the range set by the confidence, or for a choice the prior with a set probability;
+- after the start-up, each trial is drawn from the prior with a probability that decays as
+  the data grows (n_startup / (n_startup + trials since)), otherwise by the wrapped sampler,
+  so a wrong prior costs a few cheap, early-stopped trials and then fades out.
+
+Which trials came from the prior is recorded in the trial's system attrs
+(`tune_gpt.from_prior`), so the study says what the prior contributed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import (BaseDistribution, CategoricalDistribution,
+                                  FloatDistribution, IntDistribution)
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+
+# Normal width around the prior, as a share of the range (log range for log knobs).
+WIDTH = {"low": 0.5, "medium": 0.25, "high": 0.125}
+# Probability that a choice knob takes its prior value (otherwise uniform over the rest).
+CHOICE_P = {"low": 0.4, "medium": 0.6, "high": 0.8}
+FROM_PRIOR = "tune_gpt.from_prior"
+
+
+class PriorSampler(BaseSampler):
+    """An Optuna sampler that samples from per-knob priors early and from `base` later.
+
+    priors: knob (Optuna param name) -> (prior value, confidence)."""
+
+    def __init__(self, base: BaseSampler, priors: dict[str, tuple[Any, str]],
+                 n_startup_trials: int = 5, seed: int | None = None,
+                 start_at_prior: bool = True):
+        self._base = base
+        self._priors = dict(priors)
+        self._n_startup = max(1, int(n_startup_trials))
+        self._rng = np.random.RandomState(seed)
+        self._random = optuna.samplers.RandomSampler(seed=seed)
+        self._start_at_prior = start_at_prior
+        self._mode: dict[int, str] = {}  # trial number -> "center" | "prior" | "base"
+
+    # -- deciding, once per trial
+
+    def _decide(self, study: optuna.Study, trial: FrozenTrial) -> str:
+        if trial.number in self._mode:
+            return self._mode[trial.number]
+        done = len(study._get_trials(deepcopy=False, use_cache=True,
+                                     states=(TrialState.COMPLETE, TrialState.PRUNED)))
+        started = trial.number  # trials asked before this one (running ones included)
+        if self._start_at_prior and started == 0:
+            mode = "center"
+        elif done < self._n_startup or started < self._n_startup:
+            mode = "prior"
+        else:
+            since = max(0, done - self._n_startup)
+            mode = "prior" if self._rng.rand() < self._n_startup / (self._n_startup + since) \
+                else "base"
+        self._mode[trial.number] = mode
+        return mode
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial
+                                    ) -> dict[str, BaseDistribution]:
+        return self._base.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if self._decide(study, trial) != "base":
+            return {}
+        return self._base.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        mode = self._decide(study, trial)
+        if mode == "base":
+            return self._base.sample_independent(study, trial, param_name, param_distribution)
+        study._storage.set_trial_system_attr(trial._trial_id, FROM_PRIOR, mode)
+        if param_name not in self._priors:
+            return self._random.sample_independent(study, trial, param_name,
+                                                   param_distribution)
+        value, confidence = self._priors[param_name]
+        if mode == "center":
+            return _snap(value, param_distribution)
+        return sample_near(self._rng, value, confidence, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._base.before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
+                    values: Any) -> None:
+        self._base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._base.reseed_rng()
+        self._random.reseed_rng()
+        self._rng = np.random.RandomState()
+
+
+def sample_near(rng: np.random.RandomState, prior: Any, confidence: str,
+                dist: BaseDistribution) -> Any:
+    """One draw from the prior's distribution over `dist` (truncated to its range)."""
+    if isinstance(dist, CategoricalDistribution):
+        choices = list(dist.choices)
+        if prior in choices and (len(choices) == 1 or rng.rand() < CHOICE_P[confidence]):
+            return prior
+        others = [c for c in choices if c != prior] or choices
+        return others[rng.randint(len(others))]
+    low, high, log = float(dist.low), float(dist.high), bool(dist.log)
+    f = math.log if log else (lambda x: x)
+    lo, hi, centre = f(low), f(high), f(min(max(float(prior), low), high))
+    width = WIDTH[confidence] * (hi - lo)
+    for _ in range(64):  # truncated normal by rejection; the range always holds the prior
+        x = rng.normal(centre, width) if width > 0 else centre
+        if lo <= x <= hi:
+            break
+    else:
+        x = centre
+    return _snap(math.exp(x) if log else x, dist)
+
+
+def _snap(value: Any, dist: BaseDistribution) -> Any:
+    """A value as the distribution holds it: on its step, inside its range."""
+    if isinstance(dist, CategoricalDistribution):
+        return value if value in dist.choices else dist.choices[0]
+    if isinstance(dist, IntDistribution):
+        step = dist.step or 1
+        v = int(round((float(value) - dist.low) / step)) * step + dist.low
+        return int(min(max(v, dist.low), dist.high))
+    assert isinstance(dist, FloatDistribution)
+    v = float(value)
+    if dist.step:
+        v = round((v - dist.low) / dist.step) * dist.step + dist.low
+    return float(min(max(v, dist.low), dist.high))

@@ -1,0 +1,366 @@
+"""One search, start to end: check everything, open the MLflow parent, fit, collect the
+tables, write the report. `run_search` starts one; `resume_search` continues one.
+
+    tune-gpt search search_spaces/beginner.yaml
+    tune-gpt search search_spaces/smoke.yaml --data input.txt --name demo --storage-path runs
+    tune-gpt resume demo
+
+Layout of one search (everything under STORAGE/NAME, default ./runs/NAME):
+    state.json        what is needed to resume (options, profile, MLflow parent run id)
+    space.yaml        the space as resolved (profile merged, --set applied)
+    optuna.db         the Optuna study (optuna-dashboard sqlite:///.../optuna.db)
+    tune/             Ray Tune's experiment: trial folders, logs
+    checkpoints/      one checkpoint per trial, until the search is finished
+    results/          trials.csv, curves.csv, meta.json (what the report reads)
+The default MLflow store is STORAGE/mlflow.db, shared by all searches of that storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from tune_gpt.errors import SearchInterrupted, UserError
+from tune_gpt.search.state import (SearchOptions, SearchResult, SearchState, check_name,
+                                   existing_state, find_resumable, new_name, storage_of)
+from tune_gpt.space import SearchSpace, load_space
+
+# Ray settings of every search: no usage stats, no TensorBoard loggers, the classic output,
+# and the experiment state saved every second (default: every 10 s or more), so that after
+# a crash a trial that had finished is known as finished and is not run again.
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+           "RAY_AIR_NEW_OUTPUT": "0", "TUNE_GLOBAL_CHECKPOINT_S": "1"}
+
+
+@dataclass
+class _Plan:
+    """A checked search, ready to run."""
+
+    opts: SearchOptions
+    space: SearchSpace
+    storage: Path
+    folder: Path
+    dataset: str
+    prepared: Any
+    uri: str
+    state: SearchState | None  # None: a new search (its parent run is not made yet)
+
+
+def run_search(opts: SearchOptions) -> SearchResult:
+    """Validate everything, then run the search, then write results + report.
+    With opts.resume, continue the unfinished search (--name, or the latest of the space)."""
+    storage = storage_of(opts.storage_path)
+    if opts.resume:
+        name = opts.name or find_resumable(storage, load_space(
+            opts.space, sets=opts.sets, profile=opts.profile).name)
+        return resume_search(name, storage_path=str(storage), address=opts.address,
+                             quiet=opts.quiet)
+    return _run(_plan_new(opts, storage))
+
+
+def resume_search(name: str, storage_path: str | None = None, address: str | None = None,
+                  quiet: bool = False) -> SearchResult:
+    """Continue the interrupted search `name` with the options it was started with."""
+    storage = storage_of(storage_path)
+    state = existing_state(storage, name)
+    opts = replace(SearchOptions.from_dict(state.options), resume=True, quiet=quiet,
+                   storage_path=str(storage), address=address or state.options.get("address"))
+    space = load_space(storage / name / "space.yaml", profile=state.profile)
+    return _run(_checked(opts, space, storage, name, state))
+
+
+def _plan_new(opts: SearchOptions, storage: Path) -> _Plan:
+    if opts.name is not None:
+        check_name(opts.name)
+    if not Path(opts.space).is_file():
+        raise UserError(f"{opts.space}: search space not found; see search_spaces/ for examples")
+    space = load_space(opts.space, sets=opts.sets, profile=opts.profile)
+    if opts.num_samples is not None:
+        if opts.num_samples < 1:
+            raise UserError("--num-samples must be at least 1")
+        space.budget.num_samples = opts.num_samples
+    name = opts.name or new_name(space.name)
+    if (storage / name / "state.json").exists():
+        raise UserError(f"a search named '{name}' already exists under {storage}; continue it "
+                        f"with `tune-gpt resume {name}`, or choose another --name")
+    return _checked(opts, space, storage, name, None)
+
+
+def _checked(opts: SearchOptions, space: SearchSpace, storage: Path, name: str,
+             state: SearchState | None) -> _Plan:
+    """Every check that needs no Ray: iterations, data, tracking store, cluster address."""
+    from tune_gpt import tracking
+
+    if opts.max_iters is not None and opts.max_iters < 1:
+        raise UserError("--max-iters must be at least 1")
+    dataset, prepared = check_data(space, opts.data or space.data)
+    uri = opts.tracking_uri or (state.tracking_uri if state else None) or \
+        tracking.default_tracking_uri(storage)
+    tracking.check_tracking_uri(uri)
+    check_ray_address(opts.address)
+    return _Plan(opts, space, storage, storage / name, dataset, prepared, uri, state)
+
+
+def _run(plan: _Plan) -> SearchResult:
+    from tune_gpt import tracking
+
+    opts, space, folder = plan.opts, plan.space, plan.folder
+    say: Callable[..., None] = (lambda *a: None) if opts.quiet else \
+        (lambda *a: print(*a, flush=True))
+    if space.profile == "cpu":
+        say(f"no GPU here: using the CPU profile of {space.source} — {space.description}")
+    for k, v in RAY_ENV.items():
+        os.environ.setdefault(k, v)
+    connect_ray(opts.address, tempfile.mkdtemp(prefix="tgray-"))
+    import ray
+
+    try:
+        state = plan.state or _start(plan)
+        if plan.state is not None:
+            tracking.reopen_parent(plan.uri, state.parent_run_id)
+        state.write(folder)
+        _announce(say, plan, state)
+        from tune_gpt.search.tuner import build_tuner
+
+        started = time.time()
+        tuner = build_tuner(space, folder, plan.dataset, plan.prepared, plan.uri,
+                            state.parent_run_id, seed=opts.seed, max_iters_cap=opts.max_iters,
+                            resume=plan.state is not None, quiet=opts.quiet)
+        with ctrl_c_stops_gracefully() as interrupted:
+            grid = tuner.fit()
+        wall = time.time() - started
+        if interrupted.is_set():  # Ray saved its state: keep the search resumable
+            tracking.mark_interrupted(plan.uri, state.parent_run_id)
+            raise SearchInterrupted(state.name, len(grid) - grid.num_terminated)
+        trials, curves, meta = _finish(plan, state, grid, wall)
+    finally:
+        ray.shutdown()
+
+    report_path = None
+    if opts.report:
+        from tune_gpt.report import build_report, write_report
+
+        report = build_report(trials, curves, meta, lang=opts.lang)
+        report_path = write_report(report, Path(opts.reports_dir) / state.name)
+        tracking.log_folder(plan.uri, state.parent_run_id, report_path.parent, "report")
+    print_summary(say, state.name, meta.best, meta.counts, wall, folder, report_path, space,
+                  meta.confirm)
+    return SearchResult(state.name, folder, meta.best, meta.counts, report_path, plan.uri,
+                        state.parent_run_id, wall)
+
+
+def _start(plan: _Plan) -> SearchState:
+    """A new search: its folder, space.yaml and MLflow parent run."""
+    import yaml
+
+    from tune_gpt import tracking
+
+    opts, space, folder = plan.opts, plan.space, plan.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "space.yaml").write_text(yaml.safe_dump(space.raw, sort_keys=False))
+    seed = opts.seed if opts.seed is not None else space.sampler.get("seed")
+    parent = tracking.start_parent(
+        plan.uri, f"tune-gpt-{space.name}", folder.name,
+        tags={"space_file": str(Path(space.source).resolve()), "profile": space.profile,
+              "sampler": space.sampler["type"], "scheduler": space.scheduler.type,
+              "metric": space.metric, "mode": space.mode, "seed": str(seed),
+              "git_commit": _git_commit(), "dataset": plan.dataset,
+              "dataset_sha256": str(getattr(plan.prepared, "sha256", ""))},
+        params={"num_samples": space.budget.num_samples,
+                **{f"space.{k}": v.to_yaml() for k, v in space.params.items()},
+                **{f"fixed.{k}": v for k, v in space.fixed.items()}},
+        artifacts=[Path(space.source), folder / "space.yaml"],
+        artifact_root=plan.storage / "mlartifacts" if plan.uri.startswith("sqlite") else None)
+    return SearchState(name=folder.name, space_name=space.name, profile=space.profile,
+                       tracking_uri=plan.uri, parent_run_id=parent, dataset=plan.dataset,
+                       options={**asdict(opts), "data": plan.dataset, "resume": False})
+
+
+def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[Any, Any, Any]:
+    """Tables, Optuna study closed, MLflow parent finished, checkpoints dropped."""
+    from tune_gpt import tracking
+    from tune_gpt.search.collect import collect, write_tables
+    from tune_gpt.search.optuna import reconcile_study
+    from tune_gpt.trial import told_column
+
+    folder = plan.folder
+    trials, curves, meta = collect(grid, plan.space, state, folder, wall)
+    if plan.state is not None:
+        reconcile_study(folder, trials, told_column(plan.space.metric))
+    if plan.space.confirm.top_k and len(trials):
+        from tune_gpt.search.confirm import run_confirm
+
+        configs = {str((r.metrics or {}).get("trial_id") or Path(r.path).name): r.config
+                   for r in grid}
+        done = run_confirm(plan.space, folder, plan.prepared, plan.uri, state.parent_run_id,
+                           trials, configs, plan.opts.quiet)
+        if done is not None:
+            reruns, meta.confirm = done
+            import pandas as pd
+
+            (folder / "results").mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(reruns).to_csv(folder / "results" / "confirm.csv", index=False)
+    write_tables(folder / "results", trials, curves, meta)
+    tracking.log_folder(plan.uri, state.parent_run_id, folder / "results", "results")
+    tracking.finish_parent(plan.uri, state.parent_run_id, meta.best, meta.counts,
+                           confirm=meta.confirm)
+    state.finished = True
+    state.write(folder)
+    # Trial checkpoints (one per trial, kept until now so that a crash at any moment can
+    # resume) are not needed once the search is finished.
+    shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    shutil.rmtree(folder / "confirm-checkpoints", ignore_errors=True)
+    return trials, curves, meta
+
+
+def _announce(say: Callable[..., None], plan: _Plan, state: SearchState) -> None:
+    space, opts = plan.space, plan.opts
+    sched = f"ASHA on {space.scheduler.time_attr}" if space.scheduler.type == "asha" else \
+        "no early stopping"
+    say(f"search '{state.name}': {space.budget.num_samples} trials of {space.source} "
+        f"({space.sampler['type']} sampler, {sched})")
+    ui = "tune-gpt ui" + ("" if opts.storage_path is None else f" --storage-path {plan.storage}")
+    say(f"  results: {plan.folder}\n  MLflow:  {plan.uri} (parent run {state.parent_run_id}; "
+        f"`{ui}`)")
+
+
+# ----------------------------------------------------------------------------- preflight
+
+def check_data(space: SearchSpace, data: str) -> tuple[str, Any]:
+    """Resolve the data set once in the driver (raises UserError if it is not usable)."""
+    from tune_gpt.config import TrainConfig, check_block_size
+    from tune_gpt.data import prepare
+
+    path = Path(data).expanduser()
+    dataset = str(path.resolve()) if path.exists() or os.sep in data or data.endswith(".txt") \
+        else data
+    prepared = prepare(dataset)
+    blocks = [space.fixed.get("block_size", 0)]
+    for d in space.params.values():
+        for v in d.candidates() or []:
+            blocks.append(v.get("block_size", 0) if isinstance(v, dict) else 0)
+    if "block_size" in space.params:
+        blocks += list(space.params["block_size"].candidates() or [])
+    check_block_size(TrainConfig(block_size=max(blocks + [1])), prepared.n_val)
+    return dataset, prepared
+
+
+def check_ray_address(address: str | None) -> None:
+    """Fail fast on a cluster address nobody answers at (ray.init would wait a minute)."""
+    import socket
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address or address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"Ray address {address!r} must look like HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as e:
+        raise UserError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one "
+                        f"with `ray start --head`, or leave --address out for a local Ray") \
+            from None
+
+
+def connect_ray(address: str | None, temp_dir: str) -> None:
+    import ray
+
+    kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR,
+                                  configure_logging=True)
+    address = address or os.environ.get("RAY_ADDRESS")
+    env = {k: os.environ[k] for k in ("TUNE_GPT_CACHE_DIR",) if k in os.environ}
+    if env:
+        kwargs["runtime_env"] = {"env_vars": env}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(include_dashboard=False, _temp_dir=temp_dir, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot connect to the Ray cluster at {address} ({first}); check "
+                        f"`ray status` there, or leave --address out for a local Ray") from None
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@contextlib.contextmanager
+def ctrl_c_stops_gracefully() -> Any:
+    """Ctrl-C during fit(): remember it, and ask Ray Tune to stop gracefully (it saves its
+    state) through its SIGUSR1 handler; a second Ctrl-C interrupts at once. Ray's own SIGINT
+    handler is off while fit() runs (TUNE_DISABLE_SIGINT_HANDLER, restored afterwards)
+    because it leaves no trace of the interruption: the search would look finished and
+    could not be resumed."""
+    import signal
+    import threading
+
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    env_before = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+
+    def on_sigint(sig: int, frame: Any) -> None:
+        interrupted.set()
+        signal.signal(signal.SIGINT, previous)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if env_before is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = env_before
+
+
+def print_summary(say: Callable[..., None], name: str, best: dict[str, Any] | None,
+                  counts: dict[str, int], wall: float, folder: Path, report: Path | None,
+                  space: SearchSpace, confirm: dict[str, Any] | None = None) -> None:
+    say(f"\nsearch '{name}' done in {wall / 60:.1f} min: " +
+        ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in counts.items() if n))
+    if best:
+        say(f"best {best['metric']}: {best['value']:.4f} (trial {best['trial_id']})")
+        shown = [k for k in space.params if k in best["config"]]
+        shown += [k for d in space.group_params().values() for v in d.values for k in v
+                  if k not in shown]
+        say("best config: " + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in ((k, best["config"][k]) for k in dict.fromkeys(shown))))
+    else:
+        say("no trial produced a usable result")
+    if confirm and confirm.get("winner"):
+        for c in confirm["configs"]:
+            spread = f" ± {c['std']:.4f}" if c["n"] > 1 else ""
+            say(f"confirm {c['trial_id']}: {confirm['metric']} {c['mean']:.4f}{spread} over "
+                f"{c['n']} run(s)")
+        real = confirm.get("winner_is_real")
+        verdict = "beats the runner-up by more than the seed noise" if real else \
+            "is within the seed noise of the runner-up" if real is False else \
+            "cannot be compared with the runner-up (too few runs)"
+        say(f"confirmed winner {confirm['winner']} {verdict}"
+            + (f" (gap {confirm['gap']:.4f}, noise {confirm['noise']:.4f} per run)"
+               if real is not None else ""))
+    say(f"results: {folder / 'results'}")
+    if report:
+        say(f"report:  {report}")

@@ -1,0 +1,147 @@
+"""The Ray Tune side of a search, built but not run: `build_tuner` returns the Tuner (a new
+one, or one restored from its folder), so a test can inspect it without calling fit().
+
+    tuner = build_tuner(space, folder, dataset, prepared, uri, parent_run_id)
+    grid = tuner.fit()
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tune_gpt.errors import UserError
+from tune_gpt.space import SearchSpace, grid_size, label, resolve
+from tune_gpt.trial import TrialSettings
+
+
+def make_scheduler(space: SearchSpace, max_iters: int, vocab_size: int = 65) -> Any:
+    """Ray's ASHA as `scheduler:` says, or None (every trial runs to its end)."""
+    s = space.scheduler
+    if s.type == "none":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    tokens = space.budget.tokens_per_trial or 0
+    max_t = s.max_t or {"tokens": tokens, "iter": max_iters,
+                        "flops": tokens * max_flops_per_token(space, vocab_size),
+                        "time_s": space.budget.time_budget_s or 3600}[s.time_attr]
+    grace = s.grace_period or max_t / 10
+    return ASHAScheduler(time_attr=s.time_attr, max_t=max_t, grace_period=grace,
+                         reduction_factor=s.reduction_factor, brackets=s.brackets)
+
+
+def max_flops_per_token(space: SearchSpace, vocab_size: int) -> int:
+    """Training FLOPs per token of the space's largest model (its longest trial in FLOPs)."""
+    from tune_gpt.estimate import count_params, flops_per_token
+    from tune_gpt.space.resolve import values_of
+
+    L, C, T = (max(values_of(space, k)) for k in ("n_layer", "n_embd", "block_size"))
+    return flops_per_token(count_params(L, C, T, vocab_size, False)[0], L, C, T)
+
+
+def trial_settings(space: SearchSpace, folder: Path, checkpoints: str = "checkpoints"
+                   ) -> TrialSettings:
+    return TrialSettings(metric=space.metric, checkpoint_dir=str(folder / checkpoints),
+                         memory_limit_bytes=space.memory_limit)
+
+
+def make_trainable(space: SearchSpace, folder: Path, prepared: Any,
+                   checkpoints: str = "checkpoints") -> Any:
+    """The Ray trainable with its data and TrialSettings, and the resources of one trial.
+    The text travels once through Ray's object store: any node can train on it."""
+    from ray import tune
+
+    from trainables.gpt import gpt_trainable
+
+    res = space.resources
+    corpus = Path(prepared.source).read_bytes()
+    return tune.with_resources(
+        tune.with_parameters(gpt_trainable, corpus=corpus, corpus_sha256=prepared.sha256,
+                             settings=trial_settings(space, folder, checkpoints)),
+        {"cpu": res["cpu"], "gpu": res["gpu"]})
+
+
+def _longest_trial_iters(space: SearchSpace, max_iters_cap: int | None) -> int:
+    """max_iters of the space's first point: ASHA's max_t when it counts iterations."""
+    point = {k: (d.low if d.candidates() is None else label(d.candidates()[0]))
+             for k, d in space.params.items()}
+    return max(resolve(space, point, max_iters_cap=max_iters_cap)["max_iters"], 1)
+
+
+def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, uri: str,
+                parent_run_id: str, *, seed: int | None = None,
+                max_iters_cap: int | None = None, resume: bool = False,
+                quiet: bool = False) -> Any:
+    """The search's Tuner: the trainable with its data and TrialSettings, the Optuna
+    searcher, ASHA, the budgets and the callbacks (MLflow, live view, OOM rescue).
+    With `resume`, the Tuner is restored from FOLDER/tune (UserError if there is none)."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from tune_gpt.search.callbacks import (LiveView, MLflowTrialCallback, RescueOnOOM)
+    from tune_gpt.search.optuna import make_searcher
+
+    res = space.resources
+    trainable = make_trainable(space, folder, prepared)
+    tune_dir = folder / "tune"
+    if resume:
+        if not tune.Tuner.can_restore(str(tune_dir)):
+            raise UserError(f"cannot resume: {tune_dir} holds no Ray Tune experiment (the "
+                            f"search stopped before its first trial); start it again without "
+                            f"--resume")
+        return tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_errored=True)
+
+    num = space.budget.num_samples
+    if space.sampler["type"] == "grid" and not space.rescue:
+        num = min(num, grid_size(space))  # rescues are extra trials: the user sizes those
+    concurrency = space.budget.max_concurrent_trials or max(1, int(_cluster_cpus() //
+                                                                   res["cpu"]))
+    rescue = [RescueOnOOM(str(folder), space.rescue)] if space.rescue else []
+    # Ray's automatic loggers are off (TensorBoard's noise); keep the two the results need.
+    callbacks = [*rescue, JsonLoggerCallback(), CSVLoggerCallback(),
+                 MLflowTrialCallback(uri, parent_run_id, space.budget.time_budget_s),
+                 LiveView(num, list(space.params), space.metric, concurrency,
+                          space.budget.time_budget_s,
+                          stream=open(os.devnull, "w") if quiet else None,
+                          total_tokens=space.budget.total_tokens)]
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=space.metric, mode=space.mode,
+            search_alg=make_searcher(space, folder, dataset, seed=seed,
+                                     max_iters_cap=max_iters_cap),
+            scheduler=make_scheduler(space, _longest_trial_iters(space, max_iters_cap),
+                                     prepared.vocab_size),
+            num_samples=num, max_concurrent_trials=space.budget.max_concurrent_trials,
+            time_budget_s=space.budget.time_budget_s, reuse_actors=True,
+            trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(folder), verbose=0, log_to_file=True,
+            stop=_budget_stopper(space, str(tune_dir)),
+            failure_config=tune.FailureConfig(max_failures=2),
+            callbacks=callbacks))
+
+
+def _budget_stopper(space: SearchSpace, tune_dir: str) -> Any:
+    """budget.total_tokens and/or budget.total_flops as one Ray Stopper (None: neither)."""
+    from ray.tune.stopper import CombinedStopper
+
+    from tune_gpt.search.callbacks import TokenBudget
+
+    b = space.budget
+    stoppers = [TokenBudget(total, tune_dir, attr) for total, attr in
+                ((b.total_tokens, "tokens"), (b.total_flops, "flops")) if total]
+    return None if not stoppers else stoppers[0] if len(stoppers) == 1 else \
+        CombinedStopper(*stoppers)
+
+
+def trial_name(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _cluster_cpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 1.0

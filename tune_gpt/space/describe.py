@@ -1,0 +1,39 @@
+"""A short human summary of a loaded space (what `tune-gpt validate` prints)."""
+
+from __future__ import annotations
+
+from tune_gpt.space.schema import SearchSpace
+
+
+def describe(space: SearchSpace) -> str:
+    """A short human summary (what `tune-gpt validate` prints)."""
+    lines = [f"{space.source}: ok — search '{space.name}' (profile: {space.profile}"
+             + (f"; offers {', '.join(space.profiles)}" if space.profiles else "") + ")"]
+    if space.description:
+        lines.append(f"  {space.description}")
+    lines.append(f"  objective: {space.mode} {space.metric}; data: {space.data}")
+    lines.append("  tuned:")
+    for k, d in space.params.items():
+        spec = d.to_yaml()
+        lines.append(f"    {k}: {spec}")
+    if space.fixed:
+        lines.append("  fixed: " + ", ".join(f"{k}={v}" for k, v in space.fixed.items()))
+    s, b = space.scheduler, space.budget
+    lines.append(f"  sampler: {space.sampler}")
+    if s.type == "asha":
+        lines.append(f"  scheduler: ASHA on {s.time_attr}, grace_period {s.grace_period:,.0f}, "
+                     f"reduction_factor {s.reduction_factor:g}, max_t "
+                     f"{(s.max_t or b.tokens_per_trial or 0):,.0f}, brackets {s.brackets}")
+    else:
+        lines.append("  scheduler: none (every trial runs to the end)")
+    lines.append(f"  budget: {b.num_samples} trials"
+                 + (f", {b.max_concurrent_trials} at a time" if b.max_concurrent_trials else "")
+                 + (f", {b.time_budget_s:g} s wall" if b.time_budget_s else "")
+                 + (f", {b.tokens_per_trial:,} tokens per trial" if b.tokens_per_trial else "")
+                 + (f", {b.total_tokens:,} tokens in all" if b.total_tokens else "")
+                 + (f", {b.total_flops:.3g} FLOPs in all" if b.total_flops else ""))
+    lines.append(f"  resources per trial: {space.resources}")
+    if space.memory_limit:
+        lines.append(f"  memory limit per trial: {space.memory_limit / 2**30:.2f} GiB"
+                     + (f", OOM rescue up to {space.rescue}x" if space.rescue else ""))
+    return "\n".join(lines)
