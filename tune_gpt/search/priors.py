@@ -7,12 +7,14 @@ CPU config. `PriorSampler` wraps an Optuna sampler (TPE by default):
 
 - the first trial is the prior itself (every knob at its prior, the others at random):
   the recipe, run first; with ASHA's rungs still empty it trains to its end;
-- the start-up trials, where TPE would draw uniformly at random, are drawn from the prior
-  instead: a normal around the prior (in log space for log ranges) whose width is a share
-  of the range set by the confidence, or for a choice the prior with a set probability;
-- after the start-up, each trial is drawn from the prior with a probability that decays as
-  the data grows (n_startup / (n_startup + trials since)), otherwise by the wrapped sampler,
-  so a wrong prior costs a few cheap, early-stopped trials and then fades out.
+- of the start-up trials, where TPE would draw uniformly at random, every other one is
+  drawn from the prior instead (as PriorBand mixes prior and uniform draws): a normal
+  around the prior (in log space for log ranges) whose width is a share of the range set
+  by the confidence, or for a choice the prior with a set probability;
+- after the start-up, each trial is drawn from the prior with probability
+  (share of the best trials that came from the prior) x n_startup / (n_startup + trials
+  since), otherwise by the wrapped sampler: a prior whose draws win keeps being used for
+  a while, a wrong one (its draws lose to the uniform ones) is dropped at once.
 
 Which trials came from the prior is recorded in the trial's system attrs
 (`tune_gpt.from_prior`), so the study says what the prior contributed.
@@ -58,19 +60,43 @@ class PriorSampler(BaseSampler):
     def _decide(self, study: optuna.Study, trial: FrozenTrial) -> str:
         if trial.number in self._mode:
             return self._mode[trial.number]
-        done = len(study._get_trials(deepcopy=False, use_cache=True,
-                                     states=(TrialState.COMPLETE, TrialState.PRUNED)))
-        started = trial.number  # trials asked before this one (running ones included)
-        if self._start_at_prior and started == 0:
+        finished = study._get_trials(deepcopy=False, use_cache=True,
+                                     states=(TrialState.COMPLETE, TrialState.PRUNED))
+        n = trial.number  # trials asked before this one (running ones included)
+        if self._start_at_prior and n == 0:
             mode = "center"
-        elif done < self._n_startup or started < self._n_startup:
-            mode = "prior"
+        elif len(finished) < self._n_startup or n < self._n_startup:
+            # PriorBand's start: half the start-up trials from the prior, half uniform, so
+            # that a wrong prior is seen to lose against plain random draws
+            mode = "prior" if n % 2 else "random"
         else:
-            since = max(0, done - self._n_startup)
-            mode = "prior" if self._rng.rand() < self._n_startup / (self._n_startup + since) \
-                else "base"
+            since = max(0, len(finished) - self._n_startup)
+            p = self.prior_share(study, finished) * self._n_startup / (self._n_startup + since)
+            mode = "prior" if self._rng.rand() < p else "base"
         self._mode[trial.number] = mode
         return mode
+
+    @staticmethod
+    def prior_share(study: optuna.Study, finished: list[FrozenTrial]) -> float:
+        """The share of the best trials (the top quarter, at least two) that came from the
+        prior, ranked as TPE ranks them: finished ones by value first, then stopped ones
+        by how far they got and their value there. A prior whose draws lose against
+        uniform ones stops being sampled."""
+        sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
+
+        def rank(t: FrozenTrial) -> tuple[int, float, float]:
+            if t.state == TrialState.COMPLETE and t.value is not None:
+                return (0, 0.0, sign * t.value)
+            if t.intermediate_values:
+                step, v = max(t.intermediate_values.items())
+                return (1, -step, sign * v)
+            return (2, 0.0, 0.0)
+
+        top = sorted(finished, key=rank)[:max(2, len(finished) // 4)]
+        if not top:
+            return 1.0
+        return sum(bool(t.system_attrs.get(FROM_PRIOR) in ("center", "prior"))
+                   for t in top) / len(top)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial
                                     ) -> dict[str, BaseDistribution]:
@@ -88,7 +114,7 @@ class PriorSampler(BaseSampler):
         if mode == "base":
             return self._base.sample_independent(study, trial, param_name, param_distribution)
         study._storage.set_trial_system_attr(trial._trial_id, FROM_PRIOR, mode)
-        if param_name not in self._priors:
+        if mode == "random" or param_name not in self._priors:
             return self._random.sample_independent(study, trial, param_name,
                                                    param_distribution)
         value, confidence = self._priors[param_name]
