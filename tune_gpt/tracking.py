@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tune_gpt import trial as contract
+from tune_gpt.config import FIELD_TYPES, KNOBS, coerce
 from tune_gpt.errors import UserError, check_writable
 from tune_gpt.trial import METRIC_KEYS, TrialPlan, knobs_of
 
@@ -322,23 +323,15 @@ def load_search(uri: str, search: str) -> tuple[Any, Any, dict[str, Any]]:
         trial_id, config, evals, last = _trial_from_run(client, run)
         tags = run.data.tags
         rows.append(contract.trial_row(trial_id, contract.recorded_outcome(tags.get("outcome")),
-                                       tags.get("error", ""), config, evals, last, _knobs()))
+                                       tags.get("error", ""), config, evals, last, KNOBS))
         curves += [{"trial_id": trial_id, **{c: e.get(c) for c in contract.EVAL_KEYS}}
                    for e in evals]
     return pd.DataFrame(rows), pd.DataFrame(curves, columns=list(contract.CURVE_COLUMNS)), meta
 
 
-def _knobs() -> tuple[str, ...]:
-    from tune_gpt.config import KNOBS
-
-    return KNOBS
-
-
 def _trial_from_run(client: Any, run: Any) -> tuple[str, dict, list[dict], dict]:
     """A trial's id, knobs, evaluations and last report, from its MLflow run. Only the
     metrics the run has are read (one history each)."""
-    from tune_gpt.config import FIELD_TYPES, coerce
-
     config = {}
     for k, v in run.data.params.items():
         if k in FIELD_TYPES:

@@ -185,8 +185,14 @@ class TrialPlan:
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> TrialPlan:
-        raw = config.get(TRIAL_PLAN_KEY) or {}
-        return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
+        return cls(**known_fields(cls, config.get(TRIAL_PLAN_KEY) or {}))
+
+
+def known_fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of `data` that are fields of the dataclass `cls` (files written by other
+    versions may hold more, or fewer)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 def knobs_of(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -234,7 +240,4 @@ class SearchMeta:
         """From meta.json (unknown keys of other versions are dropped, missing ones default)."""
         if isinstance(data, SearchMeta):
             return data
-        data = dict(data or {})
-        names = {f.name for f in fields(cls)}
-        clean = {k: v for k, v in data.items() if k in names and v is not None}
-        return cls(**clean)
+        return cls(**{k: v for k, v in known_fields(cls, data or {}).items() if v is not None})

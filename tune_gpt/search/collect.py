@@ -22,15 +22,8 @@ def collect(grid: Any, space: SearchSpace, state: Any, folder: Path, wall_s: flo
 
     rows, curves = [], []
     for result in grid:
-        df = result.metrics_dataframe
-        reported = [] if df is None else df.to_dict("records")
-        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
-        last = reported[-1] if reported else {}
-        outcome = contract.outcome_of(last, errored=result.error is not None)
-        evals = [r for r in reported if r.get("outcome") in contract.EVALUATED]
-        row = contract.trial_row(trial_id, outcome,
-                                 str(last.get("error") or (result.error or "")),
-                                 dict(result.config or {}), evals, last, KNOBS)
+        row, evals = result_row(result)
+        trial_id = row["trial_id"]
         for name in space.group_params():
             matches = [label(v) for v in space.params[name].values
                        if all(row.get(k) == x for k, x in v.items())]
@@ -55,6 +48,25 @@ def collect(grid: Any, space: SearchSpace, state: Any, folder: Path, wall_s: flo
     if meta.scheduler.get("type") == "asha" and not meta.scheduler.get("max_t"):
         meta.scheduler["max_t"] = space.budget.tokens_per_trial
     return trials, curves_df, meta
+
+
+def trial_id_of(result: Any) -> str:
+    """The trial id of one of Ray's results (its folder's name before its first report)."""
+    return str((result.metrics or {}).get("trial_id") or Path(result.path).name)
+
+
+def result_row(result: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One of Ray's results -> its trials-table row and its evaluations (from progress.csv;
+    the outcome decided by trial.outcome_of)."""
+    df = result.metrics_dataframe
+    reported = [] if df is None else df.to_dict("records")
+    last = reported[-1] if reported else {}
+    evals = [r for r in reported if r.get("outcome") in contract.EVALUATED]
+    row = contract.trial_row(trial_id_of(result),
+                             contract.outcome_of(last, errored=result.error is not None),
+                             str(last.get("error") or (result.error or "")),
+                             dict(result.config or {}), evals, last, KNOBS)
+    return row, evals
 
 
 def best_summary(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:

@@ -104,8 +104,8 @@ def run_confirm(space: Any, folder: Any, prepared: Any, uri: str, parent_run_id:
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from tune_gpt.config import KNOBS
     from tune_gpt.search.callbacks import LiveView, MLflowTrialCallback
+    from tune_gpt.search.collect import result_row
     from tune_gpt.search.tuner import make_trainable, trial_name
 
     c = space.confirm
@@ -129,16 +129,9 @@ def run_confirm(space: Any, folder: Any, prepared: Any, uri: str, parent_run_id:
                        MLflowTrialCallback(uri, parent_run_id, None),
                        LiveView(len(points), ["seed"], space.metric, 1, None,
                                 stream=open(os.devnull, "w") if quiet else None)]))
-    grid = tuner.fit()
     reruns = []
-    for result in grid:
-        reported = [] if result.metrics_dataframe is None else \
-            result.metrics_dataframe.to_dict("records")
-        last = reported[-1] if reported else {}
-        evals = [r for r in reported if r.get("outcome") in contract.EVALUATED]
-        row = contract.trial_row(_trial_id(result), contract.outcome_of(
-            last, errored=result.error is not None), str(last.get("error") or ""),
-            dict(result.config or {}), evals, last, KNOBS)
+    for result in tuner.fit():
+        row, _ = result_row(result)
         row["confirm_of"] = contract.TrialPlan.of(result.config or {}).confirm_of
         reruns.append(row)
     return reruns, summarize(picked, rows, reruns, space.metric, c.seeds)
@@ -161,9 +154,3 @@ def _points(points: list[dict[str, Any]], metric: str, mode: str) -> Any:
             pass
 
     return Points()
-
-
-def _trial_id(result: Any) -> str:
-    from pathlib import Path
-
-    return str((result.metrics or {}).get("trial_id") or Path(result.path).name)

@@ -187,7 +187,7 @@ def _start(plan: _Plan) -> SearchState:
 def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[Any, Any, Any]:
     """Tables, Optuna study closed, MLflow parent finished, checkpoints dropped."""
     from tune_gpt import tracking
-    from tune_gpt.search.collect import collect, write_tables
+    from tune_gpt.search.collect import collect, trial_id_of, write_tables
     from tune_gpt.search.optuna import reconcile_study
     from tune_gpt.trial import told_column
 
@@ -198,8 +198,7 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
     if plan.space.confirm.top_k and len(trials):
         from tune_gpt.search.confirm import run_confirm
 
-        configs = {str((r.metrics or {}).get("trial_id") or Path(r.path).name): r.config
-                   for r in grid}
+        configs = {trial_id_of(r): r.config for r in grid}
         done = run_confirm(plan.space, folder, plan.prepared, plan.uri, state.parent_run_id,
                            trials, configs, plan.opts.quiet)
         if done is not None:

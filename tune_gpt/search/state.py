@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tune_gpt.errors import UserError, check_writable
+from tune_gpt.trial import known_fields
 
 STATE_FILE = "state.json"
 NAME_RULE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
@@ -39,8 +40,7 @@ class SearchOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchOptions:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**known_fields(cls, data))
 
 
 @dataclass
@@ -65,9 +65,7 @@ class SearchState:
 
     @classmethod
     def read(cls, folder: Path) -> SearchState:
-        data = json.loads((folder / STATE_FILE).read_text())
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**known_fields(cls, json.loads((folder / STATE_FILE).read_text())))
 
 
 @dataclass
