@@ -13,7 +13,12 @@ from typing import Iterable
 
 
 class UserError(Exception):
-    """A problem the user can fix. The message says what, where and how to fix it."""
+    """A problem the user can fix. The message says what, where and how to fix it, on one
+    line: a line break that comes from the user's input (a key named "a\\nb") is shown
+    escaped, so the message stays one line."""
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"), *args)
 
 
 def closest(name: str, candidates: Iterable[str]) -> str:
