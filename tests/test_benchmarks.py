@@ -47,6 +47,7 @@ def test_gpu_check_quick_runs_on_cpu(tmp_path: Path, shakespeare_path: Path) -> 
     result = _run("gpu_check", tmp_path, "--data", str(shakespeare_path))
     assert result["shakespeare"]["iters"] == 30
     assert len(result["estimator"]) == 2
+    assert result["gpt2"]["vocab"] == 50304 and result["gpt2"]["iters"] == 4
 
 
 def test_search_efficiency_quick(tmp_path: Path, shakespeare_path: Path) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tune_gpt import data as data_mod
+from tune_gpt.data import text as data_mod
 from tune_gpt.data import get_batch, prepare, vocab_size_of
 from tune_gpt.errors import UserError
 
@@ -100,7 +100,7 @@ def test_unusable_files_give_one_clear_error(tmp_path: Path, content: bytes | No
 
 
 def test_a_directory_is_not_a_text_file(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="not a file"):
+    with pytest.raises(UserError, match="not a nanoGPT data folder .no train.bin.; pass a UTF-8 text file"):
         prepare(str(tmp_path), cache_dir=tmp_path / "cache")
 
 

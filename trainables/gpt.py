@@ -34,14 +34,14 @@ def penalty_for(vocab_size: int) -> float:
     return math.log(max(vocab_size, 2)) + 1.0
 
 
-def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
-                  corpus_sha256: str | None = None,
+def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = None,
                   settings: TrialSettings | None = None) -> None:
     """Ray Tune function trainable (registered by tune_gpt.search).
 
-    `corpus` is the data set's text, put once into Ray's object store by the driver (with
-    tune.with_parameters), so a trial on any node of a cluster trains on exactly the text
-    the driver checked, without a shared file system for the data."""
+    `data_ship` (tune_gpt.data.folder.shipment) is the data set's token files, put once into
+    Ray's object store by the driver (with tune.with_parameters), so a trial on any node of
+    a cluster trains on exactly the tokens the driver checked, without a shared file system;
+    for a data set too big for that, it is a path and the data's identity, checked here."""
     import ray.tune
     import torch
 
@@ -56,8 +56,8 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
     settings = settings or TrialSettings()
     cfg = from_mapping({k: config[k] for k in KNOBS if k in config})
     threads = _cpus_of_trial()
-    data = prepare(cfg.dataset if corpus is None else
-                   str(materialise_corpus(corpus, corpus_sha256, cfg.dataset)))
+    data = receive_data(data_ship) if data_ship else \
+        prepare(cfg.dataset, tokenizer=cfg.tokenizer)
     penalty = penalty_for(data.vocab_size)
     est = estimate(cfg, data.vocab_size)
     device = cfg.device if cfg.device != "auto" else \
@@ -116,7 +116,7 @@ def gpt_trainable(config: dict[str, Any], corpus: bytes | None = None,
 
     try:
         if limit and device == "cpu":
-            train_in_child(cfg.to_dict(), data_path=str(data.source), limit_bytes=limit,
+            train_in_child(cfg.to_dict(), data_path=str(data.dir), limit_bytes=limit,
                            threads=threads, resume=resume, ckpt_path=ckpt_path,
                            on_eval=report_eval)
         else:
@@ -151,24 +151,24 @@ def trial_checkpoint_path(folder: str | None) -> str | None:
     return os.path.join(folder, f"{ray.tune.get_context().get_trial_id()}.pt")
 
 
-def materialise_corpus(corpus: bytes, sha256: str | None, dataset: str) -> Any:
-    """Write the driver's text into this node's cache once (keyed and verified by sha256)."""
-    import hashlib
-    from pathlib import Path
+def receive_data(ship: dict[str, Any]) -> Any:
+    """The driver's data set on this node: shipped token files written into this node's
+    cache once, or a path this node must see holding the same data (same identity)."""
+    from tune_gpt.data import default_cache_dir, prepare
+    from tune_gpt.data.folder import materialise
+    from tune_gpt.errors import UserError
 
-    from tune_gpt.data import default_cache_dir
-
-    digest = hashlib.sha256(corpus).hexdigest()
-    if sha256 and digest != sha256:
-        raise RuntimeError(f"data set arrived corrupted (sha256 {digest[:12]} != {sha256[:12]})")
-    name = Path(dataset).name if dataset != "shakespeare_char" else "input.txt"
-    path = default_cache_dir() / "incoming" / digest[:16] / name
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
-        tmp.write_bytes(corpus)
-        os.replace(tmp, path)  # atomic: trials on one node may race here
-    return path
+    if "files" in ship:
+        return materialise(ship, default_cache_dir())
+    node = os.uname().nodename
+    if not os.path.isdir(ship["path"]):
+        raise UserError(f"node {node} has no data folder at {ship['path']}; every node must "
+                        f"see the same path (a shared or copied folder)")
+    data = prepare(ship["path"])
+    if data.sha256 != ship["sha256"]:
+        raise UserError(f"node {node}: the data at {ship['path']} differs from the driver's "
+                        f"(identity {data.sha256[:12]} != {ship['sha256'][:12]})")
+    return data
 
 
 def _clean(row: dict[str, Any], penalty: float) -> None:

@@ -125,6 +125,8 @@ def check_resumable(ckpt: dict, cfg: TrainConfig, data: PreparedData) -> None:
             raise UserError(f"cannot resume: the checkpoint has {key}={ckpt['config'].get(key)} "
                             f"but the config says {key}={getattr(cfg, key)}; resume with the "
                             f"same model shape")
-    if list(ckpt["meta"].get("itos", [])) != list(data.vocab.itos):
+    if ckpt["meta"].get("tokenizer", "char") != data.tokenizer or \
+            ckpt["meta"].get("vocab_size", data.vocab_size) != data.vocab_size or \
+            list(ckpt["meta"].get("itos", [])) != data.itos():
         raise UserError(f"cannot resume: the checkpoint's vocabulary differs from "
                         f"{data.name}'s; resume on the dataset it was trained on")

@@ -5,6 +5,7 @@
     tune-gpt train --batch_size=16 --max_iters=1000      # one run, nanoGPT-style overrides
     tune-gpt estimate --n_layer=6 --n_embd=384 --block_size=256 --batch_size=64
     tune-gpt sample out/ckpt.pt
+    tune-gpt data ~/nanoGPT/data/shakespeare_char      # what a data set holds, what it costs
     tune-gpt report NAME                                 # re-write a search's report
     tune-gpt ui                                          # MLflow UI on the search store
 
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="one training run (nanoGPT-style --key=value overrides)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=_knob_help())
-    t.add_argument("config", nargs="?", help="optional YAML of knobs")
+    t.add_argument("config", nargs="?", help="optional YAML of knobs, or a nanoGPT config/*.py (read, never run)")
     t.add_argument("--data", default=None, help="text file to train on (overrides dataset)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt.pt")
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("estimate", help="parameters, tokens/iter, FLOPs and memory without training",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=_knob_help())
-    e.add_argument("config", nargs="?", help="optional YAML of knobs")
+    e.add_argument("config", nargs="?", help="optional YAML of knobs, or a nanoGPT config/*.py (read, never run)")
     e.add_argument("--data", default=None, help="text file (its vocabulary size is used)")
     e.set_defaults(func=_cmd_estimate, knobs=True)
 
@@ -91,6 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=1337)
     g.add_argument("--device", default="auto")
     g.set_defaults(func=_cmd_sample)
+
+    d = sub.add_parser("data", help="what a data set holds and what a search of it will see",
+                       description="The data doctor: tokens, vocabulary and tokenizer, the "
+                                   "epochs each trial sees, loss references, warnings.")
+    d.add_argument("dataset", help="shakespeare_char, a UTF-8 text file, or a nanoGPT data "
+                                   "folder (train.bin, val.bin, optional meta.pkl)")
+    d.add_argument("--tokenizer", default="auto", help="auto | char | gpt2 (text files)")
+    d.add_argument("--tokens-per-trial", default=None, help="e.g. 2M: shows the epochs")
+    d.add_argument("--block-size", type=int, default=None)
+    d.add_argument("--batch-size", type=int, default=None)
+    d.set_defaults(func=_cmd_data)
 
     # --- results
     rp = sub.add_parser("report", help="write the tuning report of a finished search")
@@ -116,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_search_flags(s: argparse.ArgumentParser) -> None:
     s.add_argument("--num-samples", type=int, default=None, help="trials to run")
     s.add_argument("--max-iters", type=int, default=None, help="cap each trial's iterations")
-    s.add_argument("--data", default=None, help="text file or dataset name to train on")
+    s.add_argument("--data", default=None,
+                   help="text file, nanoGPT data folder or dataset name to train on")
+    s.add_argument("--tokenizer", default=None, choices=("auto", "char", "gpt2"),
+                   help="how a text file becomes tokens (= --set fixed.tokenizer=...)")
     s.add_argument("--name", default=None, help="search name (default: the space's name + time)")
     s.add_argument("--seed", type=int, default=None, help="sampler and training seed")
     s.add_argument("--tracking-uri", default=None,
@@ -167,6 +182,19 @@ def _cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
+    from tune_gpt.data import prepare
+    from tune_gpt.data.doctor import doctor
+    from tune_gpt.space.amounts import parse_amount
+
+    tokens = int(parse_amount(args.tokens_per_trial, "--tokens-per-trial")) \
+        if args.tokens_per_trial else None
+    data = prepare(args.dataset, tokenizer=args.tokenizer)
+    print(doctor(data, tokens_per_trial=tokens, block_size=args.block_size,
+                 batch_size=args.batch_size).format())
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.space import describe, load_space
 
@@ -181,7 +209,9 @@ def _cmd_search(args: argparse.Namespace, extra: list[str]) -> int:
     opts = SearchOptions(space=args.space, num_samples=args.num_samples, max_iters=args.max_iters,
                          data=args.data, name=args.name, seed=args.seed,
                          tracking_uri=args.tracking_uri, storage_path=args.storage_path,
-                         address=args.address, resume=args.resume, sets=args.sets,
+                         address=args.address, resume=args.resume,
+                         sets=args.sets + ([f"fixed.tokenizer={args.tokenizer}"]
+                                           if args.tokenizer else []),
                          profile=args.profile, lang=args.lang, report=not args.no_report)
     run_search(opts)
     return 0

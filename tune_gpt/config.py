@@ -1,7 +1,8 @@
 """Training configuration: one typed dataclass with nanoGPT's knob names.
 
 A config comes from defaults, then an optional YAML file (keys map 1:1 onto the fields),
-then `--key=value` overrides in nanoGPT's style. Every value is type-checked and every
+then `--key=value` overrides in nanoGPT's style. A nanoGPT config/*.py file works too: it is
+parsed, never run (tune_gpt.nanogpt_config). Every value is type-checked and every
 rule is checked in `validate`, whose messages name the key the user wrote.
 
     cfg = load_train_config("my.yaml", ["--batch_size=16", "--max_iters=1000"])
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -19,6 +21,7 @@ from tune_gpt.errors import UserError, closest
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
+TOKENIZERS = ("auto", "char", "gpt2")   # the `tokenizer` knob
 
 
 def knob(default: Any, doc: str) -> Any:
@@ -32,7 +35,11 @@ class TrainConfig:
 
     # --- data ---
     dataset: str = knob(
-        "shakespeare_char", "Named dataset (shakespeare_char) or the path of any UTF-8 text file (char-level).")
+        "shakespeare_char", "shakespeare_char, a UTF-8 text file, or a nanoGPT data folder "
+        "(train.bin, val.bin, optional meta.pkl).")
+    tokenizer: str = knob(
+        "auto", "auto | char | gpt2: how a text file becomes tokens (auto = char); a nanoGPT "
+        "folder brings its own (meta.pkl = char, none = GPT-2 BPE).")
     out_dir: str = knob("out", "Where `tune-gpt train` writes its checkpoint (ckpt.pt).")
 
     # --- batch ---
@@ -203,15 +210,44 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = (),
-                      **values: Any) -> TrainConfig:
-    """Defaults <- YAML file <- keyword values <- `--key=value` overrides, then validate."""
+def read_config_file(path: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """The knobs a config file sets (each type-checked; the rules come later, in `validate`)
+    and notes on what was not taken as written. A `.py` file is a nanoGPT config, read
+    without running it (tune_gpt.nanogpt_config); any other file is YAML, keys 1:1 knobs."""
+    if str(path).endswith(".py"):
+        from tune_gpt.nanogpt_config import read_nanogpt_config
+
+        nano = read_nanogpt_config(path, TrainConfig().to_dict())
+        where = {k: f"{path}:{line}: " for k, line in nano.lines.items()}
+        return ({k: coerce(k, v, where.get(k, f"{path}: ")) for k, v in nano.knobs.items()},
+                list(nano.notes))
+    return {k: coerce(str(k), v, f"{path}: ") for k, v in read_yaml_mapping(path).items()}, []
+
+
+def load_train_config_with_notes(path: str | Path | None = None, overrides: Iterable[str] = (),
+                                 **values: Any) -> tuple[TrainConfig, list[str]]:
+    """Defaults <- config file (YAML or nanoGPT .py) <- keyword values <- `--key=value`
+    overrides, then validate. Also returns the file's notes (nanoGPT keys tune-gpt ignores)."""
     merged: dict[str, Any] = {}
+    notes: list[str] = []
     if path is not None:
-        merged.update({k: coerce(str(k), v, f"{path}: ") for k, v in read_yaml_mapping(path).items()})
+        knobs, notes = read_config_file(path)
+        merged.update(knobs)
     merged.update(values)
     merged.update(parse_overrides(overrides))
-    return from_mapping(merged, f"{path}: " if path else "")
+    return from_mapping(merged, f"{path}: " if path else ""), notes
+
+
+def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = (),
+                      **values: Any) -> TrainConfig:
+    """Defaults <- config file <- keyword values <- `--key=value` overrides, then validate.
+
+    A nanoGPT .py file's notes (keys tune-gpt ignores, ...) are printed to stderr, one line
+    each; load_train_config_with_notes returns them instead."""
+    cfg, notes = load_train_config_with_notes(path, overrides, **values)
+    for note in notes:
+        print(f"{path}: note: {note}", file=sys.stderr)
+    return cfg
 
 
 # ----------------------------------------------------------------------------- validation
@@ -250,6 +286,8 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
              f"({cfg.warmup_iters}); usually lr_decay_iters = max_iters")
     if cfg.dtype not in DTYPES:
         fail(f"'dtype' must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
+    if cfg.tokenizer not in TOKENIZERS:
+        fail(f"'tokenizer' must be one of {', '.join(TOKENIZERS)}, got {cfg.tokenizer!r}")
     if cfg.device not in DEVICES:
         fail(f"'device' must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     if not cfg.dataset:

@@ -231,7 +231,7 @@ def estimate_for_config(cfg: TrainConfig) -> Estimate:
     else the number of distinct characters in the file."""
     from tune_gpt.data import vocab_size_of
 
-    return estimate(cfg, vocab_size_of(cfg.dataset))
+    return estimate(cfg, vocab_size_of(cfg.dataset, cfg.tokenizer))
 
 
 # ----------------------------------------------------------------------------- peak FLOP/s

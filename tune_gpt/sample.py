@@ -4,7 +4,8 @@
 
     texts = generate("out/ckpt.pt", start="ROMEO:", num_samples=2, max_new_tokens=200)
 
-The checkpoint carries the model config and the vocabulary, so the dataset is not needed.
+The checkpoint carries the model config and the tokenizer (a char vocabulary, or GPT-2 BPE,
+decoded with tiktoken), so the dataset is not needed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def generate(checkpoint_path: str | Path, start: str = "\n", num_samples: int = 
     `temperature` from the `top_k` most likely characters; reproducible for a given seed."""
     import torch
 
-    from tune_gpt.data import Vocab
+    from tune_gpt.data import Codec
     from tune_gpt.model import GPT, GPTConfig
     from tune_gpt.checkpoint import read_checkpoint
 
@@ -38,9 +39,10 @@ def generate(checkpoint_path: str | Path, start: str = "\n", num_samples: int = 
 
     ckpt = read_checkpoint(checkpoint_path)
     cfg, meta = ckpt["config"], ckpt["meta"]
-    vocab = Vocab(tuple(meta["itos"]))
+    codec = Codec.from_meta(meta)
+    vocab_size = int(meta.get("vocab_size") or len(meta["itos"]))
     try:
-        model = GPT(GPTConfig(block_size=cfg["block_size"], vocab_size=vocab.size,
+        model = GPT(GPTConfig(block_size=cfg["block_size"], vocab_size=vocab_size,
                               n_layer=cfg["n_layer"], n_head=cfg["n_head"],
                               n_embd=cfg["n_embd"], dropout=0.0, bias=cfg["bias"]))
         model.load_state_dict(ckpt["model"])
@@ -50,9 +52,9 @@ def generate(checkpoint_path: str | Path, start: str = "\n", num_samples: int = 
                         f"({reason[:200]})") from None
     model.to(device).eval()
 
-    prompt = vocab.encode(start) or [0]  # an empty prompt starts from token 0
+    prompt = codec.encode(start) or [0]  # an empty prompt starts from token 0
     idx = torch.tensor([prompt] * num_samples, dtype=torch.long, device=device)  # (N, T0)
     gen = torch.Generator(device=device).manual_seed(seed)
     out = model.generate(idx, max_new_tokens, temperature=temperature, top_k=top_k,
                          generator=gen)
-    return [vocab.decode(row.tolist()) for row in out]
+    return [codec.decode(row.tolist()) for row in out]

@@ -211,7 +211,7 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data) -> Tr
     device = cfg.device if cfg.device != "auto" else \
         "cuda" if torch.cuda.is_available() else "cpu"
     validate_for_device(cfg, device)
-    data = data or prepare(cfg.dataset)
+    data = data or prepare(cfg.dataset, tokenizer=cfg.tokenizer)
     check_block_size(cfg, data.n_val)
     state = resume_state(resume, cfg)
     if state is not None:

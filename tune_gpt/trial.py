@@ -231,6 +231,7 @@ class SearchMeta:
     best: dict[str, Any] | None = None  # trial_id, metric, value, best_val_loss, config
     vocab_size: int | None = None
     confirm: dict[str, Any] | None = None  # the confirm runs' summary (search/confirm.py)
+    data_doctor: dict[str, Any] | None = None  # data.doctor.DataReport: tokens, epochs, warnings
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

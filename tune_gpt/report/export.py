@@ -7,23 +7,17 @@ All three are returned as text; nothing here touches the disk.
 from __future__ import annotations
 
 import math
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 
 from tune_gpt.config import FIELD_TYPES, KNOBS, TrainConfig
 from tune_gpt.errors import UserError
+from tune_gpt.nanogpt_config import NANOGPT_KEYS  # noqa: F401  (the keys written below)
 from tune_gpt.report.results import Results
 from tune_gpt.report.rules import NARROW_PAD
 from tune_gpt.space import parse_amount
-
-# The configuration keys nanoGPT's train.py declares (and so accepts in a config file).
-NANOGPT_KEYS = ("out_dir", "eval_interval", "log_interval", "eval_iters", "eval_only",
-                "always_save_checkpoint", "init_from", "wandb_log", "wandb_project",
-                "wandb_run_name", "dataset", "gradient_accumulation_steps", "batch_size",
-                "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "learning_rate",
-                "max_iters", "weight_decay", "beta1", "beta2", "grad_clip", "decay_lr",
-                "warmup_iters", "lr_decay_iters", "min_lr", "backend", "device", "dtype", "compile")
 
 # Sections of a search-space YAML this writes, and the keys each may hold (tune_gpt.space).
 SCHEDULER_KEYS = ("type", "time_attr", "grace_period", "reduction_factor", "max_t", "brackets")
@@ -80,7 +74,7 @@ def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) ->
         return _no_config(trial_id)
     k = {**TrainConfig().to_dict(), **knobs}
     dataset = str(k["dataset"])
-    stem = dataset.rsplit("/", 1)[-1].rsplit(".", 1)[0] or "data"
+    name, data_note = nanogpt_dataset(dataset, str(k.get("tokenizer", "auto")))
     device = "cuda" if k["device"] in ("auto", "cuda") else k["device"]
     out = [f"# nanoGPT config exported by tune-gpt: best trial {trial_id} of search '{res.name}'",
            f"# (best {res.metric} {res.trials.at[trial_id, res.score]:.4f}).",
@@ -99,10 +93,8 @@ def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) ->
     put("wandb_project", res.name)
     put("wandb_run_name", str(trial_id))
     out.append("")
-    if dataset != stem or "/" in dataset:
-        out.append(f"# tune-gpt trained on the text file {dataset}; nanoGPT reads data/{stem}/train.bin")
-        out.append("# and val.bin: prepare them like data/shakespeare_char/prepare.py does.")
-    put("dataset", stem)
+    out += data_note
+    put("dataset", name)
     out.append("# nanoGPT's gradient_accumulation_steps is the total over all DDP ranks (train.py")
     out.append("# divides it by the number of GPUs); on one GPU, as here, it is the per-GPU value.")
     put("gradient_accumulation_steps", k["gradient_accumulation_steps"])
@@ -122,6 +114,24 @@ def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) ->
     put("compile", k["compile"])
     out.append(f"# tune-gpt seed was {k['seed']}; nanoGPT always seeds 1337 (+ rank).")
     return "\n".join(out) + "\n"
+
+
+def nanogpt_dataset(dataset: str, tokenizer: str = "auto") -> tuple[str, list[str]]:
+    """(nanoGPT's name for tune-gpt's dataset, comment lines). nanoGPT names the folder
+    data/<name> of its checkout, so a nanoGPT data folder is written as its basename and a
+    text file as its stem (with how to prepare it); decided from the name alone (the report
+    may be written on another machine): a path with a file suffix is a text file."""
+    path = PurePath(dataset.rstrip("/\\") or dataset)
+    if len(path.parts) <= 1 and not path.suffix:
+        return path.name or dataset, []  # a name both tools know (shakespeare_char)
+    if not path.suffix:
+        return path.name, [f"# tune-gpt read the nanoGPT data folder {dataset}; nanoGPT reads "
+                           f"data/{path.name}/ in its checkout."]
+    like = "shakespeare" if tokenizer == "gpt2" else "shakespeare_char"
+    return path.stem or "data", [
+        f"# tune-gpt trained on the text file {dataset}; nanoGPT reads "
+        f"data/{path.stem or 'data'}/train.bin",
+        f"# and val.bin: prepare them like data/{like}/prepare.py does."]
 
 
 # ----------------------------------------------------------------------------- next space

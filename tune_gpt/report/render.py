@@ -18,6 +18,8 @@ from tune_gpt.report.rules import (COMPILE_SPEEDUP, EFFECT_MIN_LOSS, EFFECT_MIN_
                                    OVERFIT_GAP_RATIO, OVERFIT_MIN_RISE, QUIET_LOG_INTERVAL,
                                    SLOW_FRACTION, SMALL_BATCH_MAX)
 
+from tune_gpt.data.doctor import MANY_EPOCHS, MIN_VAL_BATCHES
+
 Tr = Callable[..., str]
 
 
@@ -41,12 +43,12 @@ def ids(xs: list[str], n: int = 3) -> str:
 
 def render(res: Results, f: Findings, lang: str, figures: list[str]) -> str:
     T = translator(lang)
-    parts = [f"# {T('title', name=res.name)}", _intro(res, T)]
+    parts = [f"# {T('title', name=res.name)}", _intro(res, T), _data(res, T)]
     parts += _summary(f, T)
     parts += _leaderboard(f, T, figures)
     parts += _oom(f, T)
     parts += _slow(f, T, figures)
-    parts += _overfit(f, T)
+    parts += _overfit(f, T, res.meta.data_doctor)
     parts += _diverge(f, T)
     parts += _effects(f, T, figures, catalogue(lang))
     parts += _next(res, f, T)
@@ -236,9 +238,34 @@ def _slow_step(r: Remedy, T: Tr) -> str:
     return T("slow.less_logging", changes=changes(r.changes), ids=ids(r.trials))
 
 
-def _overfit(f: Findings, T: Tr) -> list[str]:
+def _epochs(e: float) -> str:
+    return f"{e:.2f}" if e < 1 else f"{e:.1f}" if e < 10 else f"{e:,.0f}"
+
+
+def _data(res: Results, T: Tr) -> str:
+    """The data doctor's figures (meta.data_doctor): what the trials trained on."""
+    d = res.meta.data_doctor
+    if not d:
+        return ""
+    lines = [T("data.line", tokenizer=d["tokenizer"], vocab=fmt.count(d["vocab_size"]),
+               train=fmt.tokens(d["n_train"]), val=fmt.tokens(d["n_val"]),
+               ln=fmt.loss(d["ln_vocab"]), uni=fmt.loss(d["unigram_entropy"]))]
+    if d.get("epochs") is not None:
+        lines.append(T("data.epochs", tokens=fmt.tokens(d["tokens_per_trial"]),
+                       epochs=_epochs(d["epochs"])))
+    if d.get("val_windows") is not None and d.get("batch_size") and \
+            d["val_windows"] < MIN_VAL_BATCHES * d["batch_size"]:
+        lines.append(T("data.small_val", windows=fmt.count(d["val_windows"]),
+                       block=d["block_size"], n=MIN_VAL_BATCHES, batch=d["batch_size"]))
+    return " ".join(lines)
+
+
+def _overfit(f: Findings, T: Tr, data: dict[str, Any] | None = None) -> list[str]:
     o = f.overfit
     out = [f"## {T('s5')}"]
+    if data and data.get("epochs") is not None and data["epochs"] > MANY_EPOCHS:
+        out.append(T("of.epochs", tokens=fmt.tokens(data["tokens_per_trial"]),
+                     epochs=_epochs(data["epochs"]), corpus=fmt.tokens(data["n_train"])))
     if not o.cases:
         out.append(T("of.none", rise=f"{OVERFIT_MIN_RISE:g}", gap=fmt.pct(OVERFIT_GAP_RATIO)))
     else:

@@ -52,6 +52,7 @@ class _Plan:
     prepared: Any
     uri: str
     state: SearchState | None  # None: a new search (its parent run is not made yet)
+    doctor: Any = None         # the data doctor's DataReport (data.doctor), made once
 
 
 def run_search(opts: SearchOptions) -> SearchResult:
@@ -117,12 +118,17 @@ def _run(plan: _Plan) -> SearchResult:
         (lambda *a: print(*a, flush=True))
     if space.profile == "cpu":
         say(f"no GPU here: using the CPU profile of {space.source} — {space.description}")
+    plan.doctor = data_report(space, plan.prepared)
+    say(plan.doctor.format())
     for k, v in RAY_ENV.items():
         os.environ.setdefault(k, v)
     connect_ray(opts.address, tempfile.mkdtemp(prefix="tgray-"))
     import ray
 
     try:
+        from tune_gpt.search.nodes import check_nodes_see
+
+        check_nodes_see(plan.prepared)  # a data set read in place: every node must see it
         state = plan.state or _start(plan)
         if plan.state is not None:
             tracking.reopen_parent(plan.uri, state.parent_run_id)
@@ -174,7 +180,7 @@ def _start(plan: _Plan) -> SearchState:
               "metric": space.metric, "mode": space.mode, "seed": str(seed),
               "git_commit": _git_commit(), "dataset": plan.dataset,
               "dataset_sha256": str(getattr(plan.prepared, "sha256", ""))},
-        params={"num_samples": space.budget.num_samples,
+        params={"num_samples": space.budget.num_samples, **data_params(plan.prepared),
                 **{f"space.{k}": v.to_yaml() for k, v in space.params.items()},
                 **{f"fixed.{k}": v for k, v in space.fixed.items()}},
         artifacts=[Path(space.source), folder / "space.yaml"],
@@ -193,6 +199,8 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
 
     folder = plan.folder
     trials, curves, meta = collect(grid, plan.space, state, folder, wall)
+    if plan.doctor is not None:
+        meta.data_doctor = plan.doctor.to_dict()
     if plan.state is not None:
         reconcile_study(folder, trials, told_column(plan.space.metric))
     if plan.space.confirm.top_k and len(trials):
@@ -241,7 +249,7 @@ def check_data(space: SearchSpace, data: str) -> tuple[str, Any]:
     path = Path(data).expanduser()
     dataset = str(path.resolve()) if path.exists() or os.sep in data or data.endswith(".txt") \
         else data
-    prepared = prepare(dataset)
+    prepared = prepare(dataset, tokenizer=str(space.fixed.get("tokenizer", "auto")))
     blocks = [space.fixed.get("block_size", 0)]
     for d in space.params.values():
         for v in d.candidates() or []:
@@ -250,6 +258,25 @@ def check_data(space: SearchSpace, data: str) -> tuple[str, Any]:
         blocks += list(space.params["block_size"].candidates() or [])
     check_block_size(TrainConfig(block_size=max(blocks + [1])), prepared.n_val)
     return dataset, prepared
+
+
+def data_params(prepared: Any) -> dict[str, Any]:
+    """The data set as MLflow params of the parent run: its identity, tokenizer, sizes."""
+    return {"data.identity": prepared.sha256, "data.tokenizer": prepared.tokenizer,
+            "data.vocab_size": prepared.vocab_size, "data.train_tokens": prepared.n_train,
+            "data.val_tokens": prepared.n_val}
+
+
+def data_report(space: SearchSpace, prepared: Any) -> Any:
+    """The data doctor's view of this search's data (printed before the search starts,
+    kept in meta.json for the report)."""
+    from tune_gpt.data.doctor import doctor
+
+    batch = space.fixed.get("batch_size")
+    if "batch_size" in space.params:  # the smallest batch is the noisiest evaluation
+        batch = min(space.params["batch_size"].candidates() or [batch or 12])
+    return doctor(prepared, tokens_per_trial=space.budget.tokens_per_trial,
+                  block_size=space.fixed.get("block_size"), batch_size=batch)
 
 
 def check_ray_address(address: str | None) -> None:

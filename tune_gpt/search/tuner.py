@@ -50,15 +50,16 @@ def trial_settings(space: SearchSpace, folder: Path, checkpoints: str = "checkpo
 def make_trainable(space: SearchSpace, folder: Path, prepared: Any,
                    checkpoints: str = "checkpoints") -> Any:
     """The Ray trainable with its data and TrialSettings, and the resources of one trial.
-    The text travels once through Ray's object store: any node can train on it."""
+    The token files travel once through Ray's object store, so any node can train on them;
+    a data set too big for that is read from a path every node sees (search.nodes checks)."""
     from ray import tune
 
     from trainables.gpt import gpt_trainable
+    from tune_gpt.data.folder import shipment
 
     res = space.resources
-    corpus = Path(prepared.source).read_bytes()
     return tune.with_resources(
-        tune.with_parameters(gpt_trainable, corpus=corpus, corpus_sha256=prepared.sha256,
+        tune.with_parameters(gpt_trainable, data_ship=shipment(prepared),
                              settings=trial_settings(space, folder, checkpoints)),
         {"cpu": res["cpu"], "gpu": res["gpu"]})
 

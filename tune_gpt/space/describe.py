@@ -12,6 +12,9 @@ def describe(space: SearchSpace) -> str:
     if space.description:
         lines.append(f"  {space.description}")
     lines.append(f"  objective: {space.mode} {space.metric}; data: {space.data}")
+    if space.base:
+        lines.append(f"  base: {space.base}")
+        lines += [f"    note: {n}" for n in space.base_notes]
     lines.append("  tuned:")
     for k, d in space.params.items():
         spec = d.to_yaml()

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tune_gpt.config import KNOBS, coerce, read_yaml_mapping
+from tune_gpt.config import KNOBS, TrainConfig, coerce, read_config_file, read_yaml_mapping
 from tune_gpt.errors import UserError, closest
 from tune_gpt.space.amounts import parse_amount, parse_bytes
 from tune_gpt.space.dists import parse_dist
@@ -165,9 +165,67 @@ def build_space(m: dict[str, Any], source: str, profile: str) -> SearchSpace:
     if space.confirm.top_k and not space.confirm.seeds:
         raise UserError(f"{source}: confirm.seeds must be at least 1 when confirm.top_k is set")
 
+    _apply_base(space, m, source)
     check_heads(space)
     check_corners(space)
     return space
+
+
+def _apply_base(space: SearchSpace, m: dict[str, Any], source: str) -> None:
+    """`base: config.py`: a nanoGPT config (read, never run) or a YAML of knobs whose knobs
+    are fixed underneath the space's own. What the space tunes or fixes wins; so do the knobs
+    it derives per trial: max_iters (and so warmup_iters) from budget.tokens_per_trial,
+    eval_interval from budget.tokens_per_eval, and lr_decay_iters / min_lr where the base only
+    follows the usual rules (= max_iters, = learning_rate / 10). The saved space (`raw`) gets the knobs inlined,
+    so a resumed search does not need the base file."""
+    base = m.get("base")
+    if base is None or base == "":
+        return
+    if not isinstance(base, str):
+        raise UserError(f"{source}: base must be the path of a config file (a nanoGPT .py or "
+                        f"a YAML of knobs), got {base!r}")
+    path = Path(base).expanduser()
+    if not path.is_absolute():
+        path = Path(source).parent / path
+    if not path.is_file():
+        raise UserError(f"{source}: base: {path} not found; a relative path is read from the "
+                        f"space file's folder")
+    knobs, notes = read_config_file(path)
+    written = dict(knobs)
+    own = set(space.fixed) | set(space.params) | {
+        k for group in space.group_params().values() for choice in group.values for k in choice}
+    if "dataset" in knobs:
+        dataset = knobs.pop("dataset")
+        if m.get("data"):
+            notes.append(f"dataset {dataset!r} not used: the space's data: {space.data} wins")
+        else:
+            space.data = str(dataset)
+    derived = {}
+    if space.budget.tokens_per_trial:
+        derived["max_iters"] = "budget.tokens_per_trial sets each trial's max_iters"
+        derived["warmup_iters"] = (f"budget.tokens_per_trial sets max_iters, so each trial "
+                                   f"warms up min({TrainConfig().warmup_iters}, max_iters // 10) "
+                                   f"iterations (set it under fixed: to keep it)")
+    if space.budget.tokens_per_eval:
+        derived["eval_interval"] = "budget.tokens_per_eval sets each trial's eval_interval"
+    if "lr_decay_iters" in knobs and knobs["lr_decay_iters"] == written.get("max_iters"):
+        derived["lr_decay_iters"] = "it equals max_iters, so it follows each trial's max_iters"
+    if "min_lr" in knobs and "learning_rate" in written and \
+            math.isclose(knobs["min_lr"], written["learning_rate"] / 10, rel_tol=1e-9):
+        derived["min_lr"] = "it is learning_rate / 10, so it follows each trial's learning_rate"
+    for k in list(knobs):
+        if k in own:
+            del knobs[k]
+        elif k in derived:
+            notes.append(f"{k} = {knobs.pop(k)!r} not fixed: {derived[k]}")
+    space.base = str(path)
+    space.base_notes = notes
+    space.fixed = {**knobs, **space.fixed}
+    raw = {k: v for k, v in m.items() if k != "base"}
+    raw["fixed"] = {**knobs, **mapping_of(m.get("fixed"), f"{source}: fixed")}
+    if not m.get("data") and space.data != "shakespeare_char":
+        raw["data"] = space.data
+    space.raw = raw
 
 
 def _parse_sampler(s: dict[str, Any], source: str, space: SearchSpace) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import Any
 from tune_gpt.config import FIELD_TYPES, knob
 from tune_gpt.trial import METRICS  # noqa: F401  (the metrics a space may name)
 
-SECTIONS = ("name", "description", "data", "metric", "mode", "params", "fixed", "sampler",
-            "scheduler", "budget", "resources", "memory", "confirm", "profiles")
+SECTIONS = ("name", "description", "base", "data", "metric", "mode", "params", "fixed",
+            "sampler", "scheduler", "budget", "resources", "memory", "confirm", "profiles")
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "nsga2")
 TIME_ATTRS = ("tokens", "flops", "iter", "time_s")
 DIST_KINDS = ("choice", "uniform", "loguniform", "int")
@@ -108,6 +108,11 @@ class SearchSpace:
     metric: str = knob("val_loss", "What ASHA and the sampler compare: val_loss | "
                                    "best_val_loss | train_loss.")
     mode: str = knob("min", "min (every metric is a loss).")
+    base: str = knob("", "The config file (a nanoGPT config/*.py, read never run, or a YAML of "
+                         "knobs) whose knobs are fixed underneath `fixed:`; '' for none.")
+    base_notes: list[str] = field(default_factory=list, metadata={
+        "doc": "What the base file's knobs did not do as written (ignored nanoGPT keys, knobs "
+               "the space derives)."})
     params: dict[str, Dist] = field(default_factory=dict, metadata={
         "doc": "Tuned knobs (or groups of knobs set together) -> their distribution."})
     fixed: dict[str, Any] = field(default_factory=dict, metadata={

@@ -1,0 +1,154 @@
+"""Text files as data sets: find the text, tokenise it once into a cached token folder.
+
+    data = prepare_text("shakespeare_char")            # downloaded once, then cached
+    data = prepare_text("notes.txt", tokenizer="gpt2") # GPT-2 BPE instead of characters
+
+A text is prepared once per content and tokenizer: its tokens go to
+`<cache>/prepared/<sha256[:16]>[-gpt2]/` (train.bin, val.bin as uint16, meta.json; see
+data.folder.write_folder), so many trials preparing the same text at once never see a
+half-written folder, and a second call reuses the folder without writing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from tune_gpt.data.folder import read_folder, write_folder
+from tune_gpt.data.prepared import GPT2_PADDED_VOCAB, PreparedData, default_cache_dir
+from tune_gpt.errors import UserError
+
+SHAKESPEARE = "shakespeare_char"
+SHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+                   "tinyshakespeare/input.txt")
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+SHAKESPEARE_BYTES = 1_115_394
+SHAKESPEARE_VOCAB = 65  # distinct characters; lets `estimate` skip the download
+TRAIN_FRACTION = 0.9
+
+
+# ----------------------------------------------------------------------------- reading text
+
+def read_text(path: str | Path) -> tuple[str, bytes]:
+    """(text, raw bytes) of a UTF-8 file; one clear UserError for each way it can be unusable."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: text file not found; pass an existing file with --data PATH "
+                        f"or dataset=shakespeare_char")
+    if not p.is_file():
+        raise UserError(f"{p}: not a file; pass a UTF-8 text file")
+    raw = p.read_bytes()
+    if not raw:
+        raise UserError(f"{p}: the file is empty; a dataset needs some text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{p}: not UTF-8 text (byte {e.start} is 0x{raw[e.start]:02x}); "
+                        f"convert it, e.g. `iconv -t UTF-8 {p.name}`") from None
+    return text, raw
+
+
+def vocab_size_of(dataset: str, tokenizer: str = "auto") -> int:
+    """The model's vocabulary for a data set, without preparing it (used by `estimate`)."""
+    if tokenizer == "gpt2":
+        return GPT2_PADDED_VOCAB
+    if Path(dataset).expanduser().is_dir():
+        return read_folder(dataset).vocab_size
+    if dataset == SHAKESPEARE:
+        return SHAKESPEARE_VOCAB
+    text, _ = read_text(dataset)
+    return len(set(text))
+
+
+def shakespeare_path(cache_dir: str | Path | None = None) -> Path:
+    """The cached tinyshakespeare file, downloaded and checked on first use."""
+    path = Path(cache_dir or default_cache_dir()) / "datasets" / SHAKESPEARE / "input.txt"
+    if path.is_file():
+        return path
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(SHAKESPEARE_URL, timeout=30) as response:
+            raw = response.read()
+    except (OSError, ValueError) as e:  # URLError, timeouts and refusals are all OSErrors
+        reason = getattr(e, "reason", None) or e
+        raise UserError(f"could not download tinyshakespeare ({reason}); pass a local copy "
+                        f"with --data PATH (for example ../shared/data/shakespeare_char/"
+                        f"input.txt)") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if len(raw) != SHAKESPEARE_BYTES or digest != SHAKESPEARE_SHA256:
+        raise UserError(f"downloaded tinyshakespeare does not match the expected file "
+                        f"({len(raw)} bytes, sha256 {digest[:16]}...); pass a local copy "
+                        f"with --data PATH")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename: a reader never sees a partial file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".input.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# ----------------------------------------------------------------------------- preparing
+
+def prepare_text(dataset: str, cache_dir: str | Path | None = None,
+                 tokenizer: str = "auto") -> PreparedData:
+    """Tokenise `dataset` (the name shakespeare_char or a UTF-8 text file) into the cache,
+    or reuse what an earlier call wrote for the same content and tokenizer."""
+    cache = Path(cache_dir or default_cache_dir())
+    if dataset == SHAKESPEARE:
+        source, name = shakespeare_path(cache), SHAKESPEARE
+    else:
+        source, name = Path(dataset), Path(dataset).name
+    text, raw = read_text(source)
+    sha = hashlib.sha256(raw).hexdigest()
+    if name == SHAKESPEARE and sha != SHAKESPEARE_SHA256:
+        raise UserError(f"{source}: cached tinyshakespeare is corrupt; delete it to download "
+                        f"it again, or pass a local copy with --data PATH")
+    bpe = tokenizer == "gpt2"
+    final = cache / "prepared" / (sha[:16] + ("-gpt2" if bpe else ""))
+    if not (final / "meta.json").is_file():
+        meta = {"name": name, "source": str(Path(source).resolve()), "sha256": sha,
+                "kind": "text"}
+        if bpe:
+            _write_bpe(text, final, meta)
+        else:
+            _write_chars(text, final, meta)
+    data = read_folder(final)
+    # the same content under another name or path shares the folder: report this one's
+    return replace(data, name=name, source=str(source))
+
+
+def _write_chars(text: str, final: Path, meta: dict) -> None:
+    import numpy as np
+
+    # Code points of the whole text in one pass; sorting them sorts the characters.
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    uniq = np.unique(codes)
+    if len(uniq) > 65536:
+        raise UserError(f"{meta['source']}: {len(uniq)} distinct characters do not fit uint16 "
+                        f"token ids; use tokenizer=gpt2")
+    ids = np.searchsorted(uniq, codes).astype(np.uint16)
+    n = int(len(ids) * TRAIN_FRACTION)
+    write_folder(final, ids[:n], ids[n:],
+                 {**meta, "tokenizer": "char", "vocab_size": len(uniq),
+                  "itos": [chr(c) for c in uniq], "n_train": n, "n_val": len(ids) - n})
+
+
+def _write_bpe(text: str, final: Path, meta: dict) -> None:
+    from tune_gpt.data.bpe import encode_splits
+
+    train, val = encode_splits(text)
+    if len(train) < 2 or len(val) < 2:
+        raise UserError(f"{meta['source']}: too short for GPT-2 BPE ({len(train)} train and "
+                        f"{len(val)} val tokens); use more text")
+    write_folder(final, train, val,
+                 {**meta, "tokenizer": "gpt2", "vocab_size": GPT2_PADDED_VOCAB, "itos": [],
+                  "n_train": len(train), "n_val": len(val)})
