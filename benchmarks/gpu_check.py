@@ -16,6 +16,9 @@ modern GPU). Prints a markdown table per part and writes a JSON summary.
    halved and gradient_accumulation_steps doubled fits.
 4. Fractional GPUs: the same 8 small trials as a search at 1 GPU per trial and at 0.25 GPU
    per trial (four trials share the card): aggregate training tokens/s of each.
+5. GPT-2 124M (search_spaces/gpt2_small.yaml's model: 12x12x768, block 1024, vocab 50304,
+   bf16, compile) on a BPE folder in nanoGPT's format: 30 iterations, the estimator's peak
+   memory against torch.cuda.max_memory_allocated, tokens/s and MFU.
 """
 
 from __future__ import annotations
@@ -99,6 +102,49 @@ def part_estimator(data: str, quick: bool) -> list[dict]:
                      "error": round(predicted / measured - 1, 3) if measured == measured else None})
         _free()
     return rows
+
+
+def part_gpt2(data: str, quick: bool, workdir: Path) -> dict:
+    """GPT-2 124M as search_spaces/gpt2_small.yaml trains it (12x12x768, block 1024, BPE
+    vocab 50304, bf16, compile) on a BPE folder in nanoGPT's format. The ids are random
+    (the GPU machine has no internet for openwebtext): this measures memory against the
+    estimator, tokens/s and MFU, not loss."""
+    import numpy as np
+    import torch
+
+    from tune_gpt.estimate import estimate
+    from tune_gpt.train import train
+
+    folder = workdir / "bpe"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    rng.integers(0, 50257, 4_000_000, dtype=np.uint16).tofile(folder / "train.bin")
+    rng.integers(0, 50257, 400_000, dtype=np.uint16).tofile(folder / "val.bin")
+    knobs = dict(batch_size=12, block_size=1024, n_layer=12, n_head=12, n_embd=768,
+                 dropout=0.0, learning_rate=6e-4, min_lr=6e-5, beta2=0.95, weight_decay=0.1,
+                 warmup_iters=5, max_iters=30, lr_decay_iters=30, eval_interval=30,
+                 eval_iters=5, log_interval=10, dtype="bfloat16", compile=True)
+    if quick:
+        knobs.update(batch_size=1, block_size=64, n_layer=1, n_head=2, n_embd=32, max_iters=4,
+                     warmup_iters=1,
+                     lr_decay_iters=4, eval_interval=4, eval_iters=1, dtype="float32",
+                     compile=False)
+    cfg = _cfg(str(folder), **knobs)
+    _reset_peak()
+    t0 = time.time()
+    result = train(cfg)
+    wall = time.time() - t0
+    predicted = estimate(cfg, 50304).total
+    measured = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else float("nan")
+    f = result.final
+    out = {"config": "gpt2-124M" if not quick else "tiny", "vocab": 50304,
+           "n_params": result.n_params, "iters": result.iters, "wall_s": round(wall, 1),
+           "tokens_per_s": round(f.tokens_per_s) if f and f.tokens_per_s else None,
+           "mfu": round(f.mfu, 3) if f and f.mfu else None,
+           "predicted_bytes": predicted, "max_memory_allocated": measured,
+           "error": round(predicted / measured - 1, 3) if measured == measured else None}
+    _free()
+    return out
 
 
 def part_oom(data: str, quick: bool) -> dict:
@@ -198,7 +244,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/shakespeare_char/input.txt"))
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--parts", nargs="+", default=["shakespeare", "estimator", "oom", "fractional"])
+    p.add_argument("--parts", nargs="+", default=["shakespeare", "estimator", "oom", "fractional", "gpt2"])
     p.add_argument("--json", default=None)
     args = p.parse_args()
     os.environ.setdefault("TUNE_GPT_CACHE_DIR", tempfile.mkdtemp(prefix="tg-gpu-cache-"))
@@ -217,6 +263,8 @@ def main() -> int:
                 res = part_estimator(args.data, args.quick)
             elif part == "oom":
                 res = part_oom(args.data, args.quick)
+            elif part == "gpt2":
+                res = part_gpt2(args.data, args.quick, Path(tmp))
             else:
                 res = part_fractional(args.data, args.quick, Path(tmp))
             out[part] = res

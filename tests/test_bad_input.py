@@ -69,7 +69,45 @@ CASES = {
                                   "--name"),
     "bad --num-samples": (lambda t, d: [str(SMOKE), "--data", d, "--num-samples", "0"],
                           "--num-samples"),
+    "folder without train.bin": (lambda t, d: [str(SMOKE), "--data", _dir(t / "empty")],
+                                 "not a nanoGPT data folder (no train.bin)"),
+    "hostile meta.pkl": (lambda t, d: [str(SMOKE), "--data", _hostile(t)],
+                         "meta.pkl: refused (it refers to posix.system)"),
+    "nanoGPT name, no folder": (lambda t, d: [str(SMOKE), "--data", "openwebtext"],
+                                "not a data set tune-gpt can fetch"),
+    "GPU-only space on a CPU": (lambda t, d: [str(ROOT / "search_spaces" / "gpt2_small.yaml"),
+                                              "--data", _bpe(t / "owt")],
+                                "needs a GPU per trial (resources.gpu: 1) and this machine has "
+                                "none; on its CPU one trial (200M tokens of a 124M-parameter"),
 }
+
+
+def _dir(path: Path) -> str:
+    path.mkdir()
+    return str(path)
+
+
+def _bpe(path: Path) -> str:
+    """A GPT-2 BPE folder in nanoGPT's format (no meta.pkl)."""
+    import numpy as np
+
+    path.mkdir()
+    np.arange(20_000, dtype=np.uint16).tofile(path / "train.bin")
+    np.arange(5_000, dtype=np.uint16).tofile(path / "val.bin")
+    return str(path)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def _hostile(t: Path) -> str:
+    import pickle
+
+    folder = Path(_bpe(t / "evil"))
+    (folder / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": 65, "x": _RunsCode()}))
+    return str(folder)
 
 
 def _write(path: Path, data: bytes) -> str:
@@ -95,6 +133,11 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case: str, tmp_path: Path,
         needle = "not writable"
     else:
         build, needle = CASES[case]
+    if case == "GPU-only space on a CPU":
+        from tune_gpt.space.load import detect_profile
+
+        if detect_profile() == "gpu":
+            pytest.skip("this machine has a GPU: the GPU-only space is allowed here")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

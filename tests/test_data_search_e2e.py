@@ -117,6 +117,15 @@ def test_the_driver_names_a_node_that_lacks_the_data(tmp_path: Path,
         changed = dataclasses.replace(data, sha256="f" * 64)
         with pytest.raises(UserError, match=r"different data at .*owt"):
             check_nodes_see(changed)
+        # a space that needs a GPU per trial, on a cluster without one: refused, not pending
+        from tune_gpt.search.nodes import check_cluster_gpus
+        from tune_gpt.space import load_space
+
+        gpt2 = load_space(ROOT / "search_spaces" / "gpt2_small.yaml")
+        with pytest.raises(UserError, match=r"each trial needs 1 GPU, but no node of the Ray "
+                                            r"cluster at 127.0.0.1:6379 has that many"):
+            check_cluster_gpus(gpt2, "127.0.0.1:6379")
+        check_cluster_gpus(load_space(SMOKE), None)  # no GPU asked: nothing to check
     finally:
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)

@@ -95,8 +95,17 @@ def test_what_is_not_honoured_says_what_happens_instead() -> None:
     notes = "\n".join(read(real("eval_gpt2.py")).notes)
     assert "eval_only = True: ignored; `tune-gpt train` always trains" in notes
     notes = "\n".join(read(real("train_gpt2.py")).notes)
-    assert "n_layer 4 (nanoGPT 12)" in notes and "dataset 'shakespeare_char' (nanoGPT " \
-                                                  "'openwebtext')" in notes
+    # it sets no model size: nanoGPT's train.py defaults (GPT-2 124M) fill it, as in nanoGPT
+    assert "so nanoGPT's train.py defaults apply, as they would in nanoGPT: dataset " \
+           "'openwebtext', n_layer 12, n_head 12, n_embd 768" in notes
+    assert "dtype 'float32' (tune-gpt's default; nanoGPT's 'bfloat16' assumes a GPU)" in notes
+    cfg = read(real("train_gpt2.py"))
+    assert cfg.knobs["batch_size"] == 12 and "n_layer" not in cfg.knobs  # what the file sets
+    assert cfg.all_knobs()["n_layer"] == 12 and cfg.all_knobs()["learning_rate"] == 6e-4
+    knobs, _ = read_config_file(real("train_gpt2.py"))
+    gpt2 = TrainConfig(**knobs)
+    assert (gpt2.n_layer, gpt2.n_head, gpt2.n_embd, gpt2.block_size) == (12, 12, 768, 1024)
+    assert gpt2.gradient_accumulation_steps == 40 and gpt2.dtype == "float32"
 
 
 def test_unread_keys_are_nanogpts_keys_without_a_knob() -> None:
@@ -201,7 +210,8 @@ def test_load_train_config_reads_py_files_and_prints_the_notes(
     err = capsys.readouterr().err
     assert f"{path}: note: wandb_log = True: ignored" in err
     knobs, _ = read_config_file(write(tmp_path, "learning_rate = 1\nbias = False\n"))
-    assert knobs == {"learning_rate": 1.0, "bias": False}
+    assert knobs["learning_rate"] == 1.0 and knobs["bias"] is False
+    assert knobs["n_layer"] == 12 and knobs["min_lr"] == 6e-5  # nanoGPT's defaults for the rest
     assert isinstance(knobs["learning_rate"], float)  # type-checked as the knob's type
 
 
@@ -265,7 +275,10 @@ def test_a_space_base_supplies_fixed_knobs_under_its_own(tmp_path: Path) -> None
     space = load_space(path, profile="cpu")
     assert space.base == str(tmp_path / "spaces" / "../nanoGPT/config/train_small.py")
     assert space.fixed == {"n_head": 4, "n_embd": 128, "block_size": 64, "n_layer": 2,
-                           "compile": False}  # the space's n_layer wins
+                           "compile": False,  # the space's n_layer wins
+                           # nanoGPT's train.py defaults for what the file leaves unset
+                           "eval_interval": 2000, "eval_iters": 200, "log_interval": 1,
+                           "gradient_accumulation_steps": 40, "beta2": 0.95}
     assert "learning_rate" not in space.fixed  # tuned by the space
     assert space.data == str((tmp_path / "nanoGPT" / "data" / "shakespeare_char").resolve())
     notes = "\n".join(space.base_notes)

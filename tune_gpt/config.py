@@ -219,7 +219,7 @@ def read_config_file(path: str | Path) -> tuple[dict[str, Any], list[str]]:
 
         nano = read_nanogpt_config(path, TrainConfig().to_dict())
         where = {k: f"{path}:{line}: " for k, line in nano.lines.items()}
-        return ({k: coerce(k, v, where.get(k, f"{path}: ")) for k, v in nano.knobs.items()},
+        return ({k: coerce(k, v, where.get(k, f"{path}: ")) for k, v in nano.all_knobs().items()},
                 list(nano.notes))
     return {k: coerce(str(k), v, f"{path}: ") for k, v in read_yaml_mapping(path).items()}, []
 

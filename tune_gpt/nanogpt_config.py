@@ -54,6 +54,8 @@ NANOGPT_DEFAULTS: dict[str, Any] = {
     "decay_lr": True, "warmup_iters": 2000, "lr_decay_iters": 600000, "min_lr": 6e-5,
     "dtype": "bfloat16", "compile": True}
 
+# Unset in a file, these keep tune-gpt's defaults rather than nanoGPT's (which assume a GPU).
+HARDWARE = ("dtype", "compile")
 NEVER_RUN = "nanoGPT config files are read, never run"
 BIGGEST = 10**18  # constant arithmetic past this is a mistake (or an attack), not a knob
 
@@ -67,6 +69,12 @@ class NanoConfig:
     lines: dict[str, int] = field(default_factory=dict)  # knob -> line that set it
     notes: list[str] = field(default_factory=list)       # one line per thing not taken as written
     ignored: dict[str, Any] = field(default_factory=dict)  # nanoGPT key -> value (None: code)
+    # nanoGPT's train.py defaults for the knobs the file leaves unset (what the file means)
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def all_knobs(self) -> dict[str, Any]:
+        """The file's knobs over nanoGPT's defaults: the run nanoGPT would make of it."""
+        return {**self.defaults, **self.knobs}
 
 
 def read_nanogpt_config(path: str | Path, defaults: Mapping[str, Any]) -> NanoConfig:
@@ -210,19 +218,35 @@ class _Reader:
         if "backend" in shown:
             out.notes.append(f"{shown['backend']}: ignored; tune-gpt trains on one device "
                              f"(no DDP)")
+        # A nanoGPT config file means "train.py's defaults, except these": the keys it leaves
+        # unset take nanoGPT's defaults (train_gpt2.py sets no model size: it is GPT-2 124M),
+        # except the hardware ones, where tune-gpt's CPU-safe defaults stay.
         default = self.defaults
-        lr, min_lr = out.knobs.get("learning_rate"), default.get("min_lr")
-        if _is_number(lr) and _is_number(min_lr) and "min_lr" not in out.knobs and min_lr > lr:
+        taken = [k for k, v in NANOGPT_DEFAULTS.items()
+                 if k in default and k not in out.knobs and k not in HARDWARE and default[k] != v]
+        for k in taken:
+            out.defaults[k] = self.dataset(NANOGPT_DEFAULTS[k]) if k == "dataset" \
+                else NANOGPT_DEFAULTS[k]
+        if taken:
+            out.notes.append("not set in this file, so nanoGPT's train.py defaults apply, as "
+                             "they would in nanoGPT: " + ", ".join(
+                                 f"{k} {_fmt(NANOGPT_DEFAULTS[k])}" for k in taken))
+        kept = [k for k in HARDWARE if k in default and k not in out.knobs
+                and default[k] != NANOGPT_DEFAULTS[k]]
+        if kept:
+            out.notes.append(
+                "not set in this file: " + ", ".join(
+                    f"{k} {_fmt(default[k])} (tune-gpt's default; nanoGPT's "
+                    f"{_fmt(NANOGPT_DEFAULTS[k])} assumes a GPU)" for k in kept)
+                + "; on a GPU pass " + " ".join(f"--{k}={NANOGPT_DEFAULTS[k]}" for k in kept))
+        lr = out.knobs.get("learning_rate", out.defaults.get("learning_rate"))
+        min_lr = out.defaults.get("min_lr", default.get("min_lr"))
+        if _is_number(lr) and _is_number(min_lr) and "min_lr" not in out.lines \
+                and min_lr > lr:
             out.knobs["min_lr"] = lr / 10
-            out.notes.append(f"min_lr: not set, and tune-gpt's default ({min_lr:g}) is "
-                             f"above learning_rate ({lr:g}); min_lr = learning_rate / 10 = "
+            out.notes.append(f"min_lr: not set, and the default ({min_lr:g}) is above "
+                             f"learning_rate ({lr:g}); min_lr = learning_rate / 10 = "
                              f"{lr / 10:g}")
-        differ = [f"{k} {_fmt(default[k])} (nanoGPT {_fmt(v)})"
-                  for k, v in NANOGPT_DEFAULTS.items()
-                  if k in default and k not in out.knobs and default[k] != v]
-        if differ:
-            out.notes.append("not set in this file, where tune-gpt's default differs from "
-                             "nanoGPT's: " + ", ".join(differ))
 
 
 def _names_in_unread_values(tree: ast.Module) -> dict[str, list[str]]:

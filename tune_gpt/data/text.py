@@ -28,6 +28,9 @@ SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2d
 SHAKESPEARE_BYTES = 1_115_394
 SHAKESPEARE_VOCAB = 65  # distinct characters; lets `estimate` skip the download
 TRAIN_FRACTION = 0.9
+# nanoGPT's data sets that its prepare.py tokenises with GPT-2 BPE (`dataset = 'openwebtext'`
+# in its configs): `estimate` knows their vocabulary without the folder.
+NANOGPT_BPE_NAMES = ("openwebtext", "shakespeare")
 
 
 # ----------------------------------------------------------------------------- reading text
@@ -36,6 +39,11 @@ def read_text(path: str | Path) -> tuple[str, bytes]:
     """(text, raw bytes) of a UTF-8 file; one clear UserError for each way it can be unusable."""
     p = Path(path)
     if not p.exists():
+        if "/" not in str(path) and "." not in str(path):  # a name, like nanoGPT's 'openwebtext'
+            raise UserError(f"{p}: text file not found, and not a data set tune-gpt can fetch "
+                            f"(only shakespeare_char); pass --data PATH: a UTF-8 text file or "
+                            f"a nanoGPT data folder such as ~/nanoGPT/data/{p} after its "
+                            f"prepare.py")
         raise UserError(f"{p}: text file not found; pass an existing file with --data PATH "
                         f"or dataset=shakespeare_char")
     if not p.is_file():
@@ -59,6 +67,8 @@ def vocab_size_of(dataset: str, tokenizer: str = "auto") -> int:
         return read_folder(dataset).vocab_size
     if dataset == SHAKESPEARE:
         return SHAKESPEARE_VOCAB
+    if dataset in NANOGPT_BPE_NAMES and not Path(dataset).exists():
+        return GPT2_PADDED_VOCAB  # nanoGPT's names for its GPT-2 BPE data folders
     text, _ = read_text(dataset)
     return len(set(text))
 

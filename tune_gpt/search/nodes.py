@@ -1,4 +1,6 @@
-"""Before a search on a cluster: does every node see the data set the driver checked?
+"""Before a search: can the machines run it? A space that needs a GPU per trial refuses on
+a machine (or cluster) without one, with what a trial would cost on the CPU instead. And on
+a cluster: does every node see the data set the driver checked?
 
 A data set small enough travels to the trials through Ray's object store
 (tune_gpt.data.folder.shipment) and needs nothing from the nodes. A bigger one (a 17 GB
@@ -60,3 +62,53 @@ def check_nodes_see(prepared: Any, timeout_s: float = 120.0) -> int:
                         f"{listed}; put the same folder at that path on every node (shared "
                         f"or copied)")
     return len(nodes)
+
+
+def check_gpu_needed(space: Any, vocab_size: int, address: str | None) -> None:
+    """A space whose trials each need a GPU, run locally on a machine without one: refuse,
+    with a lower bound on what one trial would take on this CPU (at its measured peak)."""
+    import os
+
+    from tune_gpt.space.load import detect_profile
+
+    need = float(space.resources.get("gpu", 0) or 0)
+    if need <= 0 or address or os.environ.get("RAY_ADDRESS") or detect_profile() == "gpu":
+        return
+    from tune_gpt.estimate import count_params, cpu_peak_flops
+    from tune_gpt.search.tuner import max_flops_per_token
+    from tune_gpt.space.resolve import values_of
+
+    per_token = max_flops_per_token(space, vocab_size)
+    L, C, T = (max(values_of(space, k)) for k in ("n_layer", "n_embd", "block_size"))
+    n_params = count_params(L, C, T, vocab_size, False)[0]
+    cores = os.cpu_count() or 1
+    peak = cpu_peak_flops(cores)
+    tokens = space.budget.tokens_per_trial or 1_000_000
+    seconds = tokens * per_token / peak
+    cost = f"{seconds / 86400:.1f} days" if seconds > 2 * 86400 else \
+        f"{seconds / 3600:.1f} h" if seconds > 2 * 3600 else f"{seconds / 60:.0f} min"
+    what = f"{tokens / 1e6:,.0f}M tokens" if space.budget.tokens_per_trial else "1M tokens"
+    raise UserError(
+        f"{space.source} needs a GPU per trial (resources.gpu: {need:g}) and this machine has "
+        f"none; on its CPU one trial ({what} of a {n_params / 1e6:.0f}M-parameter model, "
+        f"{per_token / 1e9:.2f} GFLOP a token) would take at least {cost}, even at the "
+        f"CPU's full measured peak ({peak / 1e9:.0f} GFLOP/s on {cores} cores); run it on a GPU "
+        f"machine or a GPU cluster (--address), or pick a space with a CPU profile "
+        f"(beginner.yaml)")
+
+
+def check_cluster_gpus(space: Any, address: str | None) -> None:
+    """On a cluster (after ray.init): refuse when no node can give a trial its GPUs, which
+    would otherwise leave every trial pending for ever."""
+    import ray
+
+    need = float(space.resources.get("gpu", 0) or 0)
+    if need <= 0:
+        return
+    best = max((float(n.get("Resources", {}).get("GPU", 0)) for n in ray.nodes()
+                if n.get("Alive")), default=0.0)
+    if best < need:
+        where = f"the Ray cluster at {address}" if address else "the local Ray"
+        raise UserError(f"{space.source}: each trial needs {need:g} GPU, but no node of {where} "
+                        f"has that many (largest: {best:g}); add GPU nodes, or lower "
+                        f"resources.gpu")

@@ -103,6 +103,9 @@ def _checked(opts: SearchOptions, space: SearchSpace, storage: Path, name: str,
     if opts.max_iters is not None and opts.max_iters < 1:
         raise UserError("--max-iters must be at least 1")
     dataset, prepared = check_data(space, opts.data or space.data)
+    from tune_gpt.search.nodes import check_gpu_needed
+
+    check_gpu_needed(space, prepared.vocab_size, opts.address)
     uri = opts.tracking_uri or (state.tracking_uri if state else None) or \
         tracking.default_tracking_uri(storage)
     tracking.check_tracking_uri(uri)
@@ -126,8 +129,9 @@ def _run(plan: _Plan) -> SearchResult:
     import ray
 
     try:
-        from tune_gpt.search.nodes import check_nodes_see
+        from tune_gpt.search.nodes import check_cluster_gpus, check_nodes_see
 
+        check_cluster_gpus(space, opts.address)
         check_nodes_see(plan.prepared)  # a data set read in place: every node must see it
         state = plan.state or _start(plan)
         if plan.state is not None:
