@@ -272,7 +272,7 @@ def test_a_big_data_set_is_read_where_it_lies(tmp_path: Path,
     assert ship == {"path": str(big.resolve()), "sha256": data.sha256}
     assert receive_data(ship).sha256 == data.sha256
     node = os.uname().nodename
-    with pytest.raises(UserError, match=f"node {node} has no data folder at /nowhere"):
+    with pytest.raises(UserError, match=f"node {node}: no data folder at /nowhere"):
         receive_data({"path": "/nowhere", "sha256": data.sha256})
     with pytest.raises(UserError, match=f"node {node}: the data at .* differs"):
         receive_data({**ship, "sha256": "0" * 64})

@@ -111,11 +111,11 @@ def test_the_driver_names_a_node_that_lacks_the_data(tmp_path: Path,
         monkeypatch.setattr(folder_mod, "SHIP_LIMIT_BYTES", 1_000)
         assert check_nodes_see(data) == 1  # the one node sees it
         elsewhere = dataclasses.replace(data, source=str(tmp_path / "not-on-this-node"))
-        with pytest.raises(UserError, match=r"1 of 1 node\(s\) cannot: node [\d.]+: no folder "
-                                            r".*not-on-this-node; put the same folder"):
+        with pytest.raises(UserError, match=r"1 of 1 node\(s\) cannot: node [\d.]+ \(\w+\): no "
+                                            r"data folder at .*not-on-this-node; put the same"):
             check_nodes_see(elsewhere)
         changed = dataclasses.replace(data, sha256="f" * 64)
-        with pytest.raises(UserError, match=r"different data at .*owt"):
+        with pytest.raises(UserError, match=r"the data at .*owt differs from the driver's"):
             check_nodes_see(changed)
         # a space that needs a GPU per trial, on a cluster without one: refused, not pending
         from tune_gpt.search.nodes import check_cluster_gpus

@@ -154,21 +154,17 @@ def trial_checkpoint_path(folder: str | None) -> str | None:
 def receive_data(ship: dict[str, Any]) -> Any:
     """The driver's data set on this node: shipped token files written into this node's
     cache once, or a path this node must see holding the same data (same identity)."""
-    from tune_gpt.data import default_cache_dir, prepare
-    from tune_gpt.data.folder import materialise
+    from tune_gpt.data import default_cache_dir
+    from tune_gpt.data.folder import materialise, read_shipped_path
     from tune_gpt.errors import UserError
 
     if "files" in ship:
         return materialise(ship, default_cache_dir())
-    node = os.uname().nodename
-    if not os.path.isdir(ship["path"]):
-        raise UserError(f"node {node} has no data folder at {ship['path']}; every node must "
-                        f"see the same path (a shared or copied folder)")
-    data = prepare(ship["path"])
-    if data.sha256 != ship["sha256"]:
-        raise UserError(f"node {node}: the data at {ship['path']} differs from the driver's "
-                        f"(identity {data.sha256[:12]} != {ship['sha256'][:12]})")
-    return data
+    try:
+        return read_shipped_path(ship["path"], ship["sha256"])
+    except UserError as e:
+        raise UserError(f"node {os.uname().nodename}: {e}; every node must see the same "
+                        f"folder at that path (shared or copied)") from None
 
 
 def _clean(row: dict[str, Any], penalty: float) -> None:

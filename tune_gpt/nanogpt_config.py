@@ -3,8 +3,9 @@
 nanoGPT's train.py runs a config file as Python; tune-gpt parses it with `ast` instead and
 reads only `name = literal` lines, where a literal may be constant arithmetic such as
 `5 * 8`. Anything else (an import, a call, a name) is refused with the file and line, so
-reading a config never runs it. Keys tune-gpt has are taken as knobs; nanoGPT keys it
-cannot honour (wandb_*, init_from = 'gpt2-xl', ...) become notes saying what happens.
+reading a config never runs it. Keys tune-gpt has are taken as knobs, keys the file leaves
+unset take train.py's defaults (cfg.defaults; dtype and compile keep tune-gpt's), and nanoGPT
+keys it cannot honour (wandb_*, init_from = 'gpt2-xl', ...) become notes saying what happens.
 
     cfg = read_nanogpt_config("nanoGPT/config/train_shakespeare_char.py",
                               TrainConfig().to_dict())
@@ -44,8 +45,9 @@ UNREAD = ("eval_only", "always_save_checkpoint", "init_from", "wandb_log", "wand
           "wandb_run_name", "backend")
 WANDB = ("wandb_log", "wandb_project", "wandb_run_name")
 
-# train.py's values for keys a config file leaves unset; used only to tell the user where
-# tune-gpt's defaults differ (its dtype is bfloat16 where the GPU supports it, else float16).
+# train.py's values for keys a config file leaves unset: what the file means there, so they
+# fill the keys it leaves unset (but HARDWARE). train.py's dtype is bfloat16 where the GPU
+# supports it, else float16.
 NANOGPT_DEFAULTS: dict[str, Any] = {
     "dataset": "openwebtext", "eval_interval": 2000, "log_interval": 1, "eval_iters": 200,
     "gradient_accumulation_steps": 40, "batch_size": 12, "block_size": 1024, "n_layer": 12,

@@ -57,6 +57,13 @@ class DataReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> DataReport:
+        """From meta.json's data_doctor (keys of other versions dropped)."""
+        from tune_gpt.trial import known_fields
+
+        return cls(**known_fields(cls, data))
+
     def format(self) -> str:
         lines = [f"data set {self.name} ({self.source})",
                  f"  tokenizer {self.tokenizer}, vocab {self.vocab_size:,}",

@@ -198,6 +198,18 @@ def shipment(data: PreparedData) -> dict[str, Any]:
             "meta": meta_json(data), "check": identity(data.dir), "sha256": data.sha256}
 
 
+def read_shipped_path(path: str, sha256: str) -> PreparedData:
+    """The data set a shipment sent by path names, as this machine sees it; a UserError
+    says why not (no folder there, or different data)."""
+    if not os.path.isdir(path):
+        raise UserError(f"no data folder at {path}")
+    data = read_folder(path)
+    if data.sha256 != sha256:
+        raise UserError(f"the data at {path} differs from the driver's (identity "
+                        f"{data.sha256[:12]} != {sha256[:12]})")
+    return data
+
+
 def materialise(ship: dict[str, Any], cache: Path) -> PreparedData:
     """Write shipped token files into this node's cache once, check they arrived whole."""
     final = cache / "incoming" / ship["sha256"][:16]

@@ -18,7 +18,7 @@ from tune_gpt.report.rules import (COMPILE_SPEEDUP, EFFECT_MIN_LOSS, EFFECT_MIN_
                                    OVERFIT_GAP_RATIO, OVERFIT_MIN_RISE, QUIET_LOG_INTERVAL,
                                    SLOW_FRACTION, SMALL_BATCH_MAX)
 
-from tune_gpt.data.doctor import MANY_EPOCHS, MIN_VAL_BATCHES
+from tune_gpt.data.doctor import MIN_VAL_BATCHES, DataReport
 
 Tr = Callable[..., str]
 
@@ -244,28 +244,28 @@ def _epochs(e: float) -> str:
 
 def _data(res: Results, T: Tr) -> str:
     """The data doctor's figures (meta.data_doctor): what the trials trained on."""
-    d = res.meta.data_doctor
-    if not d:
+    if not res.meta.data_doctor:
         return ""
-    lines = [T("data.line", tokenizer=d["tokenizer"], vocab=fmt.count(d["vocab_size"]),
-               train=fmt.tokens(d["n_train"]), val=fmt.tokens(d["n_val"]),
-               ln=fmt.loss(d["ln_vocab"]), uni=fmt.loss(d["unigram_entropy"]))]
-    if d.get("epochs") is not None:
-        lines.append(T("data.epochs", tokens=fmt.tokens(d["tokens_per_trial"]),
-                       epochs=_epochs(d["epochs"])))
-    if d.get("val_windows") is not None and d.get("batch_size") and \
-            d["val_windows"] < MIN_VAL_BATCHES * d["batch_size"]:
-        lines.append(T("data.small_val", windows=fmt.count(d["val_windows"]),
-                       block=d["block_size"], n=MIN_VAL_BATCHES, batch=d["batch_size"]))
+    d = DataReport.from_dict(res.meta.data_doctor)
+    lines = [T("data.line", tokenizer=d.tokenizer, vocab=fmt.count(d.vocab_size),
+               train=fmt.tokens(d.n_train), val=fmt.tokens(d.n_val),
+               ln=fmt.loss(d.ln_vocab), uni=fmt.loss(d.unigram_entropy))]
+    if d.epochs is not None:
+        lines.append(T("data.epochs", tokens=fmt.tokens(d.tokens_per_trial),
+                       epochs=_epochs(d.epochs)))
+    if d.small_val:
+        lines.append(T("data.small_val", windows=fmt.count(d.val_windows),
+                       block=d.block_size, n=MIN_VAL_BATCHES, batch=d.batch_size))
     return " ".join(lines)
 
 
 def _overfit(f: Findings, T: Tr, data: dict[str, Any] | None = None) -> list[str]:
     o = f.overfit
     out = [f"## {T('s5')}"]
-    if data and data.get("epochs") is not None and data["epochs"] > MANY_EPOCHS:
-        out.append(T("of.epochs", tokens=fmt.tokens(data["tokens_per_trial"]),
-                     epochs=_epochs(data["epochs"]), corpus=fmt.tokens(data["n_train"])))
+    d = DataReport.from_dict(data) if data else None
+    if d is not None and d.many_epochs:
+        out.append(T("of.epochs", tokens=fmt.tokens(d.tokens_per_trial),
+                     epochs=_epochs(d.epochs), corpus=fmt.tokens(d.n_train)))
     if not o.cases:
         out.append(T("of.none", rise=f"{OVERFIT_MIN_RISE:g}", gap=fmt.pct(OVERFIT_GAP_RATIO)))
     else:

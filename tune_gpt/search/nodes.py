@@ -20,17 +20,13 @@ from tune_gpt.errors import UserError
 
 def _look(path: str, sha256: str) -> str:
     """Runs on one node: '' when `path` holds the data set `sha256`, else why not."""
-    import os
+    from tune_gpt.data.folder import read_shipped_path
 
-    from tune_gpt.data import prepare
-
-    if not os.path.isdir(path):
-        return f"no folder {path}"
     try:
-        found = prepare(path).sha256
+        read_shipped_path(path, sha256)
     except UserError as e:
         return str(e)
-    return "" if found == sha256 else f"different data at {path} (identity {found[:12]})"
+    return ""
 
 
 def check_nodes_see(prepared: Any, timeout_s: float = 120.0) -> int:
@@ -46,7 +42,8 @@ def check_nodes_see(prepared: Any, timeout_s: float = 120.0) -> int:
         return 0
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     look = ray.remote(num_cpus=0, max_retries=0)(_look)
-    asks = {n.get("NodeManagerAddress") or n["NodeID"][:12]: look.options(
+    # keyed by node id: several raylets of one machine share its address
+    asks = {f"{n.get('NodeManagerAddress', '?')} ({n['NodeID'][:8]})": look.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
             path, prepared.sha256) for n in nodes}
     try:
@@ -74,13 +71,10 @@ def check_gpu_needed(space: Any, vocab_size: int, address: str | None) -> None:
     need = float(space.resources.get("gpu", 0) or 0)
     if need <= 0 or address or os.environ.get("RAY_ADDRESS") or detect_profile() == "gpu":
         return
-    from tune_gpt.estimate import count_params, cpu_peak_flops
-    from tune_gpt.search.tuner import max_flops_per_token
-    from tune_gpt.space.resolve import values_of
+    from tune_gpt.estimate import cpu_peak_flops
+    from tune_gpt.search.tuner import largest_model
 
-    per_token = max_flops_per_token(space, vocab_size)
-    L, C, T = (max(values_of(space, k)) for k in ("n_layer", "n_embd", "block_size"))
-    n_params = count_params(L, C, T, vocab_size, False)[0]
+    n_params, per_token = largest_model(space, vocab_size)
     cores = os.cpu_count() or 1
     peak = cpu_peak_flops(cores)
     tokens = space.budget.tokens_per_trial or 1_000_000

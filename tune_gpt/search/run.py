@@ -273,14 +273,18 @@ def data_params(prepared: Any) -> dict[str, Any]:
 
 def data_report(space: SearchSpace, prepared: Any) -> Any:
     """The data doctor's view of this search's data (printed before the search starts,
-    kept in meta.json for the report)."""
+    kept in meta.json for the report): at the longest block (the fewest distinct val
+    windows) and the smallest batch (the noisiest evaluation) the space can take."""
     from tune_gpt.data.doctor import doctor
+    from tune_gpt.space.resolve import values_of
 
-    batch = space.fixed.get("batch_size")
-    if "batch_size" in space.params:  # the smallest batch is the noisiest evaluation
-        batch = min(space.params["batch_size"].candidates() or [batch or 12])
+    def extreme(knob: str, pick: Callable[..., Any]) -> Any:
+        try:
+            return pick(values_of(space, knob))
+        except UserError:  # a continuous range: no list of values to look at
+            return None
     return doctor(prepared, tokens_per_trial=space.budget.tokens_per_trial,
-                  block_size=space.fixed.get("block_size"), batch_size=batch)
+                  block_size=extreme("block_size", max), batch_size=extreme("batch_size", min))
 
 
 def check_ray_address(address: str | None) -> None:
