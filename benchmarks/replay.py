@@ -338,7 +338,7 @@ def product_method(method: str) -> MethodFactory:
                            profile="cpu")
         searcher = MultiFidelityOptunaSearch(define_by_run, metric=METRIC, mode=MODE,
                                              sampler=make_sampler(space, seed),
-                                             resource_attr=TIME_ATTR)
+                                             resource_attr=TIME_ATTR, recipe_bar=GRACE_PERIOD)
         return searcher, asha()
 
     return factory
@@ -508,6 +508,7 @@ def simulate(table: Table, searcher: Any, scheduler: Any, budget_tokens: float,
         else:
             heapq.heappush(events, (now + dt(c, rec.reports), seq, i))
             seq += 1
+            fill()  # Ray asks the searcher again on every step: one that held back may go
             continue
         fill()
         if not events and not finished and (max_trials is None or len(trials) < max_trials):

@@ -82,3 +82,42 @@ def test_the_searcher_survives_save_and_restore(searcher, tmp_path) -> None:
     again.restore(str(tmp_path / "searcher.pkl"))
     again.on_trial_complete("a", {"val_loss": 2.2, "tokens": 250_000, "outcome": "running"})
     assert _frozen(again, "a").state == TrialState.PRUNED and again.resource_attr == "tokens"
+
+
+def _with_prior(recipe_bar):
+    from tune_gpt.search.priors import PriorSampler
+
+    sampler = PriorSampler(optuna.samplers.TPESampler(seed=0),
+                           {"learning_rate": (1e-3, "medium")}, 5, seed=0)
+    return MultiFidelityOptunaSearch(space, metric="val_loss", mode="min",
+                                     resource_attr="tokens", sampler=sampler,
+                                     recipe_bar=recipe_bar)
+
+
+def test_the_other_trials_wait_for_the_recipe_to_reach_the_first_rung() -> None:
+    """With a prior and ASHA, nothing else is proposed (Ray asks again later) until the
+    recipe has set the bar at ASHA's first rung."""
+    s = _with_prior(recipe_bar=500_000)
+    assert s.suggest("recipe")["learning_rate"] == pytest.approx(1e-3)
+    assert s.suggest("b") is None
+    _report(s, "recipe", [3.0])                  # 250k: short of the rung
+    assert s.suggest("b") is None
+    s.on_trial_result("recipe", {"val_loss": 2.8, "tokens": 500_000,
+                                 "training_iteration": 2, "outcome": "running"})
+    assert s.suggest("b") is not None
+    assert s.suggest("c") is not None            # no more waiting after that
+
+
+def test_no_wait_without_asha_or_once_the_recipe_has_ended() -> None:
+    s = _with_prior(recipe_bar=None)             # no ASHA: nothing to set a bar for
+    s.suggest("recipe")
+    assert s.suggest("b") is not None
+    s = _with_prior(recipe_bar=500_000)
+    s.suggest("recipe")
+    s.on_trial_complete("recipe", None, error=True)  # a recipe that failed at once
+    assert s.suggest("b") is not None
+    plain = MultiFidelityOptunaSearch(space, metric="val_loss", mode="min",
+                                      resource_attr="tokens", recipe_bar=500_000,
+                                      sampler=optuna.samplers.RandomSampler(seed=0))
+    plain.suggest("a")                           # no prior: no recipe
+    assert plain.suggest("b") is not None

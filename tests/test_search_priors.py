@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from tune_gpt.search.priors import FROM_PRIOR, PriorSampler, sample_near
 
@@ -42,7 +43,9 @@ def test_startup_trials_concentrate_near_the_prior() -> None:
     study = _study({"learning_rate": (1e-3, "high")}, n_startup=40)
     study.optimize(objective, n_trials=40)
     modes = [t.system_attrs.get(FROM_PRIOR) for t in study.trials]
-    assert modes.count("prior") == 20 and modes.count("random") == 19  # half and half
+    # half and half; the trial beside the recipe (trial 1) is a uniform one
+    assert modes.count("prior") == 19 and modes.count("random") == 20
+    assert modes[:4] == ["center", "random", "prior", "random"]
     logs = np.array([math.log10(t.params["learning_rate"]) for t in study.trials
                      if t.system_attrs.get(FROM_PRIOR) == "prior"])
     assert np.median(np.abs(logs + 3)) < 0.3  # uniform over 2 decades: median ~0.5
@@ -77,3 +80,51 @@ def test_sample_near_stays_in_range_and_on_step(conf: str) -> None:
     cats = CategoricalDistribution([12, 16, 32])
     draws = [sample_near(rng, 16, conf, cats) for _ in range(500)]
     assert set(draws) <= {12, 16, 32} and draws.count(16) > 500 / 3
+
+
+def _trial(number: int, mode: str | None, steps: dict[int, float],
+           state: TrialState = TrialState.PRUNED) -> optuna.trial.FrozenTrial:
+    t = optuna.trial.create_trial(
+        state=state, value=steps[max(steps)] if state == TrialState.COMPLETE else None,
+        params={"learning_rate": 1e-3}, distributions={"learning_rate": LR},
+        intermediate_values=steps, system_attrs={FROM_PRIOR: mode} if mode else {})
+    t.number = number
+    return t
+
+
+def test_the_recipe_is_judged_at_equal_fidelity() -> None:
+    """The recipe trains to its end on ASHA's empty rungs and finishes COMPLETE. Ranked as
+    TPE ranks (finished first) it would always be among the best, however bad; judged at
+    the step the others reached, a bad recipe loses and a good one wins."""
+    study = optuna.create_study()
+    others = [_trial(1, "random", {250_000: 2.5, 750_000: 2.2}),
+              _trial(2, "random", {250_000: 2.6, 750_000: 2.3}),
+              _trial(3, "random", {250_000: 2.9})]
+    bad = _trial(0, "center", {250_000: 3.4, 750_000: 3.0, 2_000_000: 2.7},
+                 TrialState.COMPLETE)
+    assert PriorSampler.prior_share(study, [bad, *others]) == 0.0
+    good = _trial(0, "center", {250_000: 2.4, 750_000: 2.0, 2_000_000: 1.7},
+                  TrialState.COMPLETE)
+    assert PriorSampler.prior_share(study, [good, *others]) == 0.5  # top 2: it and trial 1
+
+
+def test_a_losing_prior_is_not_sampled_in_the_start_up() -> None:
+    """Start-up draws from the prior alternate with uniform ones only while the prior is
+    not losing: once the best trial measured so far (running ones count) is a uniform
+    draw, the next prior draw is a uniform one instead."""
+    base = optuna.samplers.TPESampler(seed=0, n_startup_trials=10)
+    study = optuna.create_study(sampler=PriorSampler(base, {"learning_rate": (1e-4, "high")},
+                                                     10, seed=0))
+
+    def objective(t: optuna.Trial) -> float:  # the optimum at lr 3e-3, far from 1e-4
+        lr = t.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+        value = (math.log10(lr) + 2.5) ** 2
+        t.report(value + 1.0, 250_000)
+        return value
+
+    study.optimize(objective, n_trials=2)   # the recipe (lr 1e-4), then a uniform draw
+    modes = [t.system_attrs.get(FROM_PRIOR) for t in study.trials]
+    assert modes == ["center", "random"]
+    assert study.trials[1].value < study.trials[0].value   # the uniform draw won
+    study.optimize(objective, n_trials=1)
+    assert study.trials[2].system_attrs.get(FROM_PRIOR) == "random"  # not "prior"

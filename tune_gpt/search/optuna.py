@@ -72,9 +72,11 @@ def study_storage(folder: Path) -> str:
 
 
 def make_searcher(space: SearchSpace, folder: Path, dataset: str, *, seed: int | None = None,
-                  max_iters_cap: int | None = None) -> Any:
+                  max_iters_cap: int | None = None, recipe_bar: float | None = None) -> Any:
     """Ray's OptunaSearch over the space, with its study in FOLDER/optuna.db (readable by
-    optuna-dashboard). `seed` (--seed) seeds the sampler and every trial's training."""
+    optuna-dashboard). `seed` (--seed) seeds the sampler and every trial's training.
+    `recipe_bar` (ASHA's first rung): with a prior, the other trials wait for the recipe to
+    reach it (search/fidelity.py)."""
     import optuna
 
     from tune_gpt.search.fidelity import MultiFidelityOptunaSearch
@@ -85,7 +87,8 @@ def make_searcher(space: SearchSpace, folder: Path, dataset: str, *, seed: int |
     return MultiFidelityOptunaSearch(
         DefineByRun(space, dataset, max_iters_cap, seed), metric=space.metric,
         mode=space.mode, sampler=make_sampler(space, sampler_seed), study_name=folder.name,
-        storage=optuna.storages.RDBStorage(study_storage(folder)), resource_attr=resource)
+        storage=optuna.storages.RDBStorage(study_storage(folder)), resource_attr=resource,
+        recipe_bar=recipe_bar)
 
 
 def importances(folder: Path) -> dict[str, float]:

@@ -6,15 +6,24 @@ values probably are: the guide's recommended values, or a known recipe such as n
 CPU config. `PriorSampler` wraps an Optuna sampler (TPE by default):
 
 - the first trial is the prior itself (every knob at its prior, the others at random):
-  the recipe, run first; with ASHA's rungs still empty it trains to its end;
+  the recipe, run first; with ASHA's rungs still empty it trains to its end (with ASHA, the
+  searcher holds the other trials back until the recipe has set the bar at the first rung:
+  search/fidelity.py);
 - of the start-up trials, where TPE would draw uniformly at random, every other one is
   drawn from the prior instead (as PriorBand mixes prior and uniform draws): a normal
   around the prior (in log space for log ranges) whose width is a share of the range set
-  by the confidence, or for a choice the prior with a set probability;
+  by the confidence, or for a choice the prior with a set probability. The trial beside the
+  recipe is a uniform one, so the first comparison is the prior against no prior, and a
+  start-up trial is drawn from the prior only while the prior is not losing (at least
+  half of the best measured trials, running ones included, came from it);
 - after the start-up, each trial is drawn from the prior with probability
   (share of the best trials that came from the prior) x n_startup / (n_startup + trials
   since), otherwise by the wrapped sampler: a prior whose draws win keeps being used for
   a while, a wrong one (its draws lose to the uniform ones) is dropped at once.
+
+Trials are compared at equal fidelity (`prior_share`): the recipe, which always trains to
+its end, is judged by its loss at the step the other trials reached, not ranked first for
+having finished.
 
 Which trials came from the prior is recorded in the trial's system attrs
 (`tune_gpt.from_prior`), so the study says what the prior contributed.
@@ -67,8 +76,11 @@ class PriorSampler(BaseSampler):
             mode = "center"
         elif len(finished) < self._n_startup or n < self._n_startup:
             # PriorBand's start: half the start-up trials from the prior, half uniform, so
-            # that a wrong prior is seen to lose against plain random draws
-            mode = "prior" if n % 2 else "random"
+            # that a wrong prior is seen to lose against plain random draws; the trial
+            # beside the recipe is a uniform one: the first comparison is prior vs not
+            mode = "random" if n % 2 else "prior"
+            if mode == "prior" and self._losing(study, n):
+                mode = "random"
         else:
             since = max(0, len(finished) - self._n_startup)
             p = self.prior_share(study, finished) * self._n_startup / (self._n_startup + since)
@@ -76,27 +88,53 @@ class PriorSampler(BaseSampler):
         self._mode[trial.number] = mode
         return mode
 
+    def _losing(self, study: optuna.Study, n: int) -> bool:
+        """Whether fewer than half of the best measured trials so far (the top quarter, or
+        the best one; running ones count: the start-up cannot wait for trials to finish)
+        came from the prior."""
+        seen = [t for t in study._get_trials(deepcopy=False, use_cache=True, states=(
+            TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+            if t.intermediate_values and t.number != n]
+        return len(seen) >= 2 and self.prior_share(study, seen, top=len(seen) // 4) < 0.5
+
     @staticmethod
-    def prior_share(study: optuna.Study, finished: list[FrozenTrial]) -> float:
-        """The share of the best trials (the top quarter, at least two) that came from the
-        prior, ranked as TPE ranks them: finished ones by value first, then stopped ones
-        by how far they got and their value there. A prior whose draws lose against
-        uniform ones stops being sampled."""
+    def prior_share(study: optuna.Study, finished: list[FrozenTrial], top: int = 2) -> float:
+        """The share of the best trials (the top quarter, at least `top`) that came from the
+        prior, judged at equal fidelity: trials are compared at the furthest step that at
+        least half of them reached (their value at or before it), trials that stopped short
+        of it rank after those that reached it. Ranking finished before stopped trials, as
+        TPE does, would always put the recipe (which runs to its end first, on empty rungs)
+        on top, however bad it is. A prior whose draws lose against uniform ones stops being
+        sampled."""
         sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
+        measured = [t for t in finished if t.intermediate_values]
+        if not measured:  # final values only (a study without intermediate reports)
+            measured = [t for t in finished if t.value is not None]
+            best = sorted(measured, key=lambda t: sign * t.value)[:max(1, top,
+                                                                       len(finished) // 4)]
+            return sum(t.system_attrs.get(FROM_PRIOR) in ("center", "prior")
+                       for t in best) / len(best) if best else 1.0
+        # the furthest step reached by at least half of them, and by two at least
+        reached = sorted((max(t.intermediate_values) for t in measured), reverse=True)
+        common = reached[max(min(1, len(reached) - 1), math.ceil(len(reached) / 2) - 1)]
 
-        def rank(t: FrozenTrial) -> tuple[int, float, float]:
-            if t.state == TrialState.COMPLETE and t.value is not None:
-                return (0, 0.0, sign * t.value)
-            if t.intermediate_values:
-                step, v = max(t.intermediate_values.items())
-                return (1, -step, sign * v)
-            return (2, 0.0, 0.0)
+        def rank(t: FrozenTrial) -> tuple[int, float]:
+            if not t.intermediate_values:  # a penalty (OOM, diverged) or nothing at all
+                return (2, sign * t.value if t.value is not None else math.inf)
+            steps = [s for s in t.intermediate_values if s <= common]
+            if max(t.intermediate_values) >= common and steps:
+                return (0, sign * t.intermediate_values[max(steps)])
+            step = max(t.intermediate_values)
+            return (1, sign * t.intermediate_values[step])
 
-        top = sorted(finished, key=rank)[:max(2, len(finished) // 4)]
-        if not top:
-            return 1.0
+        best = sorted(finished, key=rank)[:max(1, top, len(finished) // 4)]
         return sum(bool(t.system_attrs.get(FROM_PRIOR) in ("center", "prior"))
-                   for t in top) / len(top)
+                   for t in best) / len(best)
+
+    @property
+    def starts_at_prior(self) -> bool:
+        """Whether trial 0 is the recipe (every knob at its prior)."""
+        return self._start_at_prior
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial
                                     ) -> dict[str, BaseDistribution]:

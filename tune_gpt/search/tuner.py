@@ -18,27 +18,43 @@ from tune_gpt.trial import TrialSettings
 
 def make_scheduler(space: SearchSpace, max_iters: int, vocab_size: int = 65) -> Any:
     """Ray's ASHA as `scheduler:` says, or None (every trial runs to its end)."""
-    s = space.scheduler
-    if s.type == "none":
+    rungs = asha_rungs(space, max_iters, vocab_size)
+    if rungs is None:
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    tokens = space.budget.tokens_per_trial or 0
-    max_t = s.max_t or {"tokens": tokens, "iter": max_iters,
-                        "flops": tokens * max_flops_per_token(space, vocab_size),
-                        "time_s": space.budget.time_budget_s or 3600}[s.time_attr]
-    grace = s.grace_period or max_t / 10
+    s = space.scheduler
+    max_t, grace = rungs
     return ASHAScheduler(time_attr=s.time_attr, max_t=max_t, grace_period=grace,
                          reduction_factor=s.reduction_factor, brackets=s.brackets)
 
 
-def max_flops_per_token(space: SearchSpace, vocab_size: int) -> int:
-    """Training FLOPs per token of the space's largest model (its longest trial in FLOPs)."""
+def asha_rungs(space: SearchSpace, max_iters: int, vocab_size: int = 65
+               ) -> tuple[float, float] | None:
+    """ASHA's (max_t, grace_period) in its time_attr's units; None without ASHA."""
+    s = space.scheduler
+    if s.type == "none":
+        return None
+    tokens = space.budget.tokens_per_trial or 0
+    max_t = s.max_t or {"tokens": tokens, "iter": max_iters,
+                        "flops": tokens * max_flops_per_token(space, vocab_size),
+                        "time_s": space.budget.time_budget_s or 3600}[s.time_attr]
+    return max_t, s.grace_period or max_t / 10
+
+
+def largest_model(space: SearchSpace, vocab_size: int) -> tuple[int, int]:
+    """(parameters, training FLOPs per token) of the space's largest model."""
     from tune_gpt.estimate import count_params, flops_per_token
     from tune_gpt.space.resolve import values_of
 
     L, C, T = (max(values_of(space, k)) for k in ("n_layer", "n_embd", "block_size"))
-    return flops_per_token(count_params(L, C, T, vocab_size, False)[0], L, C, T)
+    n_params = count_params(L, C, T, vocab_size, False)[0]
+    return n_params, flops_per_token(n_params, L, C, T)
+
+
+def max_flops_per_token(space: SearchSpace, vocab_size: int) -> int:
+    """Training FLOPs per token of the space's largest model (its longest trial in FLOPs)."""
+    return largest_model(space, vocab_size)[1]
 
 
 def trial_settings(space: SearchSpace, folder: Path, checkpoints: str = "checkpoints"
@@ -107,14 +123,16 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
                           space.budget.time_budget_s,
                           stream=open(os.devnull, "w") if quiet else None,
                           total_tokens=space.budget.total_tokens)]
+    longest = _longest_trial_iters(space, max_iters_cap)
+    rungs = asha_rungs(space, longest, prepared.vocab_size)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             metric=space.metric, mode=space.mode,
             search_alg=make_searcher(space, folder, dataset, seed=seed,
-                                     max_iters_cap=max_iters_cap),
-            scheduler=make_scheduler(space, _longest_trial_iters(space, max_iters_cap),
-                                     prepared.vocab_size),
+                                     max_iters_cap=max_iters_cap,
+                                     recipe_bar=rungs[1] if rungs else None),
+            scheduler=make_scheduler(space, longest, prepared.vocab_size),
             num_samples=num, max_concurrent_trials=space.budget.max_concurrent_trials,
             time_budget_s=space.budget.time_budget_s, reuse_actors=True,
             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
