@@ -80,3 +80,20 @@ def test_chinese_figures_fall_back_to_english_without_a_cjk_font(monkeypatch):
     assert figures.figure_language("zh") == "en"
     monkeypatch.setattr(figures, "_cjk_font", lambda: "Noto Sans CJK SC")
     assert figures.figure_language("zh") == "zh" and figures.figure_language("en") == "en"
+
+
+def test_stopped_trials_in_the_leaderboard_are_said_to_be_read_mid_schedule():
+    """ASHA reads a stopped trial before its learning rate has decayed: the leaderboard says
+    so when it lists one, and says nothing when every listed trial finished."""
+    res = report_of("planted")
+    lb = res.findings.leaderboard
+    n = int((lb.table["outcome"] == "stopped_early").sum())
+    assert n >= 1
+    board = section(res.markdown, 2)
+    assert f"{n} of these trials were stopped early by ASHA" in board
+    assert "mid-schedule" in board and "学习率调度中途" in section(report_of("planted", "zh").markdown, 2)
+    from tune_gpt.report import render
+
+    lb.table = lb.table[lb.table["outcome"] != "stopped_early"]
+    from tune_gpt.report.i18n import translator as tr
+    assert "mid-schedule" not in "\n".join(render._leaderboard(res.findings, tr("en"), []))

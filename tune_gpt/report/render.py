@@ -103,6 +103,9 @@ def _leaderboard(f: Findings, T: Tr, figures: list[str]) -> list[str]:
              fmt.loss(r["best"]), fmt.loss(r["at_budget"]), fmt.tokens(r["tokens"]),
              fmt.speed(r["tokens_per_s"])] for i, (_, r) in enumerate(lb.table.iterrows())]
     out.append(table(headers, rows))
+    stopped = int((lb.table["outcome"] == "stopped_early").sum())
+    if stopped:  # ASHA read them mid-schedule: a rung is a biased proxy of the finished run
+        out.append(T("lb.midschedule", n=stopped))
     if "curves.png" in figures:
         out.append(f"![val_loss curves](curves.png)\n\n*{T('fig.curves.caption')}*")
     return out + _confirm(f.confirm, T)
