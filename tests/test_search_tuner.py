@@ -61,7 +61,10 @@ def test_build_tuner_without_fit(local_ray, tmp_path: Path, shakespeare) -> None
     tc, rc = inner._tune_config, inner._run_config
     assert (tc.metric, tc.mode, tc.num_samples) == ("val_loss", "min", 6)
     assert type(tc.search_alg).__name__ == "MultiFidelityOptunaSearch"
-    assert type(tc.scheduler).__name__ == "AsyncHyperBandScheduler"
+    # ASHA whose rungs survive a resume, kept beside the search (issue 16)
+    assert type(tc.scheduler).__name__ == "PersistentASHA"
+    assert tc.scheduler.state_path == str(folder / "asha.pkl")
+    assert tc.search_alg.recipe_bar == tc.scheduler._brackets[0]._rungs[-1][0]  # first rung
     assert tc.reuse_actors is True
     assert rc.storage_path == str(folder) and rc.name == "tune"
     assert type(rc.stop).__name__ == "TokenBudget" and rc.stop.total_tokens == 200_000

@@ -16,8 +16,10 @@ from tune_gpt.space import SearchSpace, grid_size, label, resolve
 from tune_gpt.trial import TrialSettings
 
 
-def make_scheduler(space: SearchSpace, max_iters: int, vocab_size: int = 65) -> Any:
-    """Ray's ASHA as `scheduler:` says, or None (every trial runs to its end)."""
+def make_scheduler(space: SearchSpace, max_iters: int, vocab_size: int = 65,
+                   state_path: Path | None = None) -> Any:
+    """Ray's ASHA as `scheduler:` says, or None (every trial runs to its end). With
+    `state_path`, its rungs are kept there and survive a resume (search/asha.py)."""
     rungs = asha_rungs(space, max_iters, vocab_size)
     if rungs is None:
         return None
@@ -25,8 +27,13 @@ def make_scheduler(space: SearchSpace, max_iters: int, vocab_size: int = 65) -> 
 
     s = space.scheduler
     max_t, grace = rungs
-    return ASHAScheduler(time_attr=s.time_attr, max_t=max_t, grace_period=grace,
-                         reduction_factor=s.reduction_factor, brackets=s.brackets)
+    opts = dict(time_attr=s.time_attr, max_t=max_t, grace_period=grace,
+                reduction_factor=s.reduction_factor, brackets=s.brackets)
+    if state_path is None:
+        return ASHAScheduler(**opts)
+    from tune_gpt.search.asha import PersistentASHA
+
+    return PersistentASHA(state_path=state_path, **opts)
 
 
 def asha_rungs(space: SearchSpace, max_iters: int, vocab_size: int = 65
@@ -132,7 +139,8 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
             search_alg=make_searcher(space, folder, dataset, seed=seed,
                                      max_iters_cap=max_iters_cap,
                                      recipe_bar=rungs[1] if rungs else None),
-            scheduler=make_scheduler(space, longest, prepared.vocab_size),
+            scheduler=make_scheduler(space, longest, prepared.vocab_size,
+                                     state_path=folder / "asha.pkl"),
             num_samples=num, max_concurrent_trials=space.budget.max_concurrent_trials,
             time_budget_s=space.budget.time_budget_s, reuse_actors=True,
             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
