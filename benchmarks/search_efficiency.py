@@ -127,19 +127,20 @@ def space_for(method: str, seed: int, budget: int, scale: float,
                 "budget": {"num_samples": len(runs), "max_concurrent_trials": 2},
                 "resources": {"cpu": 1, "gpu": 0}}
     per_trial = max(16_000, int(2_000_000 * scale))
+    per_eval = max(4096, per_trial // 8)  # at least one iteration of batch 64 x block 64
     space = {"name": f"eff-{method.replace('_', '-')}-s{seed}",
              "description": f"{method} over the manual sweeps' knobs and ranges",
              "params": SEARCH_PARAMS,
              "fixed": {**BASE, "warmup_iters": max(2, int(BASE["warmup_iters"] * scale)),
                        "eval_iters": BASE["eval_iters"] if scale == 1.0 else 2},
              "budget": {"num_samples": 200, "max_concurrent_trials": 2,
-                        "tokens_per_trial": per_trial, "tokens_per_eval": per_trial // 8,
+                        "tokens_per_trial": per_trial, "tokens_per_eval": per_eval,
                         "total_tokens": budget},
              "resources": {"cpu": 1, "gpu": 0}}
     if method in ("asha_tpe", "default", "default_wrong_prior"):
         space["sampler"] = {"type": "tpe", "seed": seed, "n_startup_trials": 5}
         space["scheduler"] = {"type": "asha", "time_attr": "tokens",
-                              "grace_period": per_trial // 8, "reduction_factor": 3}
+                              "grace_period": per_eval, "reduction_factor": 3}
     if method in ("default", "default_wrong_prior"):
         # tune-gpt's default search: TPE told PRUNED for stopped trials (always, in every
         # search), started from priors (the recipe first, start-up trials near it)

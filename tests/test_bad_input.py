@@ -160,6 +160,197 @@ def test_validate_reports_the_same_errors(tmp_path: Path, capsys) -> None:
     assert "search 'smoke'" in capsys.readouterr().out
 
 
+# ----------------------------------------------------------------------------- classes
+# Each class of bad input (issue 16), a table of YAML snippets: `validate` and `search` both
+# refuse it with one line naming the key, exit 2, and write nothing. `search` gets a good
+# --data so that only the snippet can be at fault (the data class names none).
+
+TUNED = "params: {learning_rate: {loguniform: [1.0e-4, 1.0e-2]}}\n"
+
+# A number a training knob cannot take, wherever the space names it: sizes must be positive
+# integers (a zero reached `tokens_per_trial / tpi` before), rates in their ranges.
+KNOB_RANGES = {
+    "fixed size zero": ("fixed: {block_size: 0}\nbudget: {tokens_per_trial: 1M}\n",
+                        "fixed.block_size: 0 is not allowed ('block_size' must be a positive"),
+    "fixed batch negative": ("fixed: {batch_size: -4}\n", "fixed.batch_size"),
+    "fixed accumulation zero": ("fixed: {gradient_accumulation_steps: 0}\n"
+                                "budget: {tokens_per_trial: 1M}\n",
+                                "fixed.gradient_accumulation_steps"),
+    "fixed n_head zero": ("fixed: {n_head: 0}\n", "fixed.n_head"),
+    "fixed n_embd zero": ("fixed: {n_embd: 0}\n", "fixed.n_embd"),
+    "fixed n_layer zero": ("fixed: {n_layer: 0}\n", "fixed.n_layer"),
+    "fixed max_iters zero": ("fixed: {max_iters: 0}\n", "fixed.max_iters"),
+    "fixed eval_iters zero": ("fixed: {eval_iters: 0}\n", "fixed.eval_iters"),
+    "fixed eval_interval zero": ("fixed: {eval_interval: 0}\n", "fixed.eval_interval"),
+    "fixed warmup negative": ("fixed: {warmup_iters: -1}\n", "fixed.warmup_iters"),
+    "fixed size absurd": ("fixed: {batch_size: 100000000000000000000}\n", "fixed.batch_size"),
+    "fixed dropout one": ("fixed: {dropout: 1.0}\n", "'dropout' must be in [0, 1)"),
+    "fixed lr zero": ("params: {dropout: {uniform: [0.0, 0.2]}}\nfixed: {learning_rate: 0}\n",
+                      "fixed.learning_rate"),
+    "fixed lr nan beside tuned": ("fixed: {learning_rate: .nan}\n", "fixed.learning_rate"),
+    "fixed beta2 one": ("fixed: {beta2: 1.0}\n", "fixed.beta2"),
+    "fixed grad_clip inf": ("fixed: {grad_clip: .inf}\n", "fixed.grad_clip"),
+    "plain value in params": ("params: {batch_size: 0, dropout: {uniform: [0.0, 0.2]}}\n",
+                              "params.batch_size"),
+    "choice with zero": ("params: {batch_size: {choice: [0, 8]}}\n"
+                         "budget: {tokens_per_trial: 1M}\n", "params.batch_size: 0"),
+    "choice of heads with zero": ("params: {n_head: {choice: [0, 4]}}\n", "params.n_head: 0"),
+    "int range from zero": ("params: {n_layer: {int: [0, 4]}}\n", "params.n_layer: 0"),
+    "int range far too long": ("params: {batch_size: {int: [1, 100000000000]}}\n",
+                               "params.batch_size: the range holds more than"),
+    "uniform bound infinite": ("params: {dropout: {uniform: [0.0, .inf]}}\n",
+                               "params.dropout: uniform bound must be a finite number"),
+    "group value zero": ("params: {model: {choice: [{n_layer: 2}, {block_size: 0}]}}\n"
+                         "budget: {tokens_per_trial: 1M}\n", "params.model.block_size: 0"),
+    "prior nan": ("params: {learning_rate: {loguniform: [1.0e-4, 1.0e-2], prior: .nan}}\n",
+                  "params.learning_rate: prior must be a finite number"),
+    "prior of a bad choice": ("params: {dropout: {choice: [0.1, 0.2], prior: 1.5}}\n",
+                              "params.dropout: prior: 1.5 is not allowed"),
+    "set to zero": ("", "fixed.block_size"),  # --set block_size=0, below
+}
+
+# Any other number of the space: finite, whole where a count is meant, in its range.
+SECTION_NUMBERS = {
+    "tokens_per_trial infinite": ("budget: {tokens_per_trial: .inf}\n",
+                                  "budget.tokens_per_trial must be a finite number of tokens"),
+    "tokens_per_eval nan": ("budget: {tokens_per_eval: .nan}\n", "budget.tokens_per_eval"),
+    "time budget a word": ("budget: {time_budget_s: soon}\n", "budget.time_budget_s"),
+    "time budget nan": ("budget: {time_budget_s: .nan}\n", "budget.time_budget_s"),
+    "num_samples true": ("budget: {num_samples: true}\n", "budget.num_samples"),
+    "concurrency true": ("budget: {max_concurrent_trials: true}\n",
+                         "budget.max_concurrent_trials"),
+    "total_flops infinite": ("budget: {total_flops: .inf}\n", "budget.total_flops"),
+    "reduction_factor a word": ("scheduler: {reduction_factor: x}\n",
+                                "scheduler.reduction_factor"),
+    "reduction_factor nan": ("scheduler: {reduction_factor: .nan}\n",
+                             "scheduler.reduction_factor"),
+    "grace_period nan": ("scheduler: {grace_period: .nan}\n", "scheduler.grace_period"),
+    "max_t infinite": ("scheduler: {max_t: .inf}\n", "scheduler.max_t"),
+    "brackets true": ("scheduler: {brackets: true}\n", "scheduler.brackets"),
+    "cpu nan": ("resources: {cpu: .nan}\n", "resources.cpu"),
+    "gpu infinite": ("resources: {gpu: .inf}\n", "resources.gpu"),
+    "sampler seed a word": ("sampler: {type: tpe, seed: abc}\n", "sampler.seed"),
+    "sampler seed negative": ("sampler: {type: random, seed: -5}\n", "sampler.seed"),
+    "startup trials negative": ("sampler: {type: tpe, n_startup_trials: -1}\n",
+                                "sampler.n_startup_trials"),
+    "confirm seeds a word": ("confirm: {top_k: 1, seeds: two}\n", "confirm.seeds"),
+    "rescue half": ("memory: {limit: 8G, rescue: 1.5}\n", "memory.rescue"),
+}
+
+# A budget that cannot hold one iteration (or an ASHA rung under one evaluation): the
+# message gives the smallest meaningful value. 12 x 64 x 1 = 768 tokens by default.
+BUDGET_FITS = {
+    "tokens_per_trial under one iteration": (
+        "budget: {tokens_per_trial: 10}\n",
+        "budget.tokens_per_trial (10) is less than one iteration of the space's largest config "
+        "(768 tokens"),
+    "tokens_per_trial under the largest config's iteration": (
+        "params: {batch_size: {choice: [8, 64]}}\nfixed: {block_size: 32}\n"
+        "budget: {tokens_per_trial: 1000}\n", "the smallest meaningful value is 2,048"),
+    "a group's largest iteration": (
+        "params: {shape: {choice: [{batch_size: 4, block_size: 256}, "
+        "{batch_size: 64, block_size: 16}]}}\nbudget: {tokens_per_trial: 1000}\n",
+        "the smallest meaningful value is 1,024"),
+    "tokens_per_eval under one iteration": (
+        "budget: {tokens_per_trial: 1M, tokens_per_eval: 100}\n",
+        "budget.tokens_per_eval (100) is less than one iteration"),
+    "grace under one evaluation (tokens)": (
+        "budget: {tokens_per_trial: 1M, tokens_per_eval: 100k}\n"
+        "scheduler: {type: asha, time_attr: tokens, grace_period: 10k}\n",
+        "scheduler.grace_period (10,000 tokens) is less than one evaluation"),
+    "grace under one evaluation (iter)": (
+        "fixed: {eval_interval: 50}\nscheduler: {type: asha, time_attr: iter, grace_period: 5}\n",
+        "the smallest meaningful value is 50 iterations"),
+}
+
+DATA = {  # what `search` refuses of the space's data, `validate` refuses too
+    "data file missing": (lambda t: str(t / "missing.txt"), "missing.txt: text file not found"),
+    "data not UTF-8": (lambda t: _write(t / "bin.txt", b"\xff\xfe\x00abc" * 50),
+                       "not UTF-8 text"),
+    "data empty": (lambda t: _write(t / "empty.txt", b""), "empty"),
+    "data folder without train.bin": (lambda t: _dir(t / "nodata"),
+                                      "not a nanoGPT data folder (no train.bin)"),
+    "data folder without val.bin": (lambda t: _only_train(t / "half"), "(no val.bin)"),
+    "data shorter than block_size": (lambda t: _write(t / "tiny.txt", b"to be or not " * 20),
+                                     "'block_size' (64) must be shorter"),
+}
+
+
+def _only_train(path: Path) -> str:
+    path.mkdir()
+    (path / "train.bin").write_bytes(b"\x01\x00" * 100)
+    return str(path)
+
+
+def _refused(argv: list[str], needle: str, work: Path, capsys) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, (argv, err)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert list(work.iterdir()) == [], "nothing may be written"
+    return lines[0]
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch) -> Path:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def _class_space(tmp: Path, snippet: str) -> str:
+    return _space(tmp, snippet if snippet.startswith("params:") or "\nparams:" in snippet
+                  else TUNED + snippet)
+
+
+@pytest.mark.parametrize("table", ["knob", "section", "budget"])
+def test_every_class_of_bad_number_is_refused_by_validate_and_search(
+        table: str, tmp_path: Path, work: Path, shakespeare_path: Path, capsys) -> None:
+    cases = {"knob": KNOB_RANGES, "section": SECTION_NUMBERS, "budget": BUDGET_FITS}[table]
+    for case, (snippet, needle) in cases.items():
+        sets = ["--set", "block_size=0"] if case == "set to zero" else []
+        path = _class_space(tmp_path, snippet)
+        _refused(["validate", path, *sets], needle, work, capsys)
+        _refused(["search", path, "--data", str(shakespeare_path), *sets], needle, work,
+                 capsys)
+
+
+@pytest.mark.parametrize("case", list(DATA))
+def test_validate_checks_the_data_as_search_does(case: str, tmp_path: Path, work: Path,
+                                                 capsys) -> None:
+    make, needle = DATA[case]
+    # block_size fixed: search checks the blocks a space names (the default, it leaves to
+    # the trials)
+    path = _space(tmp_path, f"data: {make(tmp_path)}\n" + TUNED + "fixed: {block_size: 64}\n")
+    assert f"{path}: data: " in _refused(["validate", path], needle, work, capsys)
+    _refused(["search", path], needle, work, capsys)
+
+
+def test_validate_peeks_at_data_without_preparing_it(tmp_path: Path, work: Path,
+                                                     shakespeare_path: Path, capsys) -> None:
+    """A good text file passes validate with nothing tokenised; a large file is judged by its
+    first MiB (a bad byte after it is found by search, which reads it all)."""
+    import tune_gpt.data.text as text
+
+    big = tmp_path / "big.txt"
+    big.write_bytes(shakespeare_path.read_bytes() + b"\xff")
+    before = set(Path(os.environ["TUNE_GPT_CACHE_DIR"]).rglob("*"))
+    for data in (shakespeare_path, big):
+        path = _space(tmp_path, f"data: {data}\n" + TUNED)
+        assert main(["validate", path]) == 0, capsys.readouterr().err
+        assert ": ok" in capsys.readouterr().out
+    assert set(Path(os.environ["TUNE_GPT_CACHE_DIR"]).rglob("*")) == before
+    assert big.stat().st_size > text.PEEK_BYTES
+    # a multi-byte character cut by the prefix's end is not an error
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes(b"a" * (text.PEEK_BYTES - 1) + "é".encode() * 10)
+    assert text.peek_text(cut) is None
+
+
 yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
                          st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
 yaml_values = st.recursive(yaml_scalars, lambda c: st.one_of(
@@ -169,7 +360,8 @@ keys = st.sampled_from(["params", "fixed", "sampler", "scheduler", "budget", "re
                         "profiles", "name", "data", "metric", "mode", "batch_size", "zzz"])
 inner = st.sampled_from(["batch_size", "learning_rate", "n_embd", "n_head", "dropout", "choice",
                          "uniform", "loguniform", "int", "step", "type", "num_samples",
-                         "grace_period", "cpu", "model"])
+                         "grace_period", "cpu", "model", "block_size", "tokens_per_trial",
+                         "tokens_per_eval", "reduction_factor", "seed", "prior", "time_attr"])
 documents = st.dictionaries(keys, st.one_of(yaml_values, st.dictionaries(inner, yaml_values,
                                                                           max_size=4)),
                             max_size=6)

@@ -37,9 +37,31 @@ NANOGPT_BPE_NAMES = ("openwebtext", "shakespeare")
 
 def read_text(path: str | Path) -> tuple[str, bytes]:
     """(text, raw bytes) of a UTF-8 file; one clear UserError for each way it can be unusable."""
-    p = Path(path)
+    p = _existing_file(Path(path))
+    raw = p.read_bytes()
+    return _decode(p, raw, final=True), raw
+
+
+PEEK_BYTES = 1 << 20  # what `validate` decodes of a text file
+
+
+def peek_text(path: str | Path, tokenizer: str = "auto") -> int | None:
+    """What read_text would refuse, found without reading the whole file: it exists, is not
+    empty, and its first MiB is UTF-8. Returns the tokens of the validation split when the
+    whole file was read and it becomes characters; else None (known once it is prepared)."""
+    p = _existing_file(Path(path))
+    with p.open("rb") as f:
+        raw = f.read(PEEK_BYTES + 1)
+    whole = len(raw) <= PEEK_BYTES
+    text = _decode(p, raw[:PEEK_BYTES], final=whole)
+    if not whole or tokenizer == "gpt2":
+        return None
+    return len(text) - int(len(text) * TRAIN_FRACTION)
+
+
+def _existing_file(p: Path) -> Path:
     if not p.exists():
-        if "/" not in str(path) and "." not in str(path):  # a name, like nanoGPT's 'openwebtext'
+        if "/" not in str(p) and "." not in str(p):  # a name, like nanoGPT's 'openwebtext'
             raise UserError(f"{p}: text file not found, and not a data set tune-gpt can fetch "
                             f"(only shakespeare_char); pass --data PATH: a UTF-8 text file or "
                             f"a nanoGPT data folder such as ~/nanoGPT/data/{p} after its "
@@ -48,15 +70,20 @@ def read_text(path: str | Path) -> tuple[str, bytes]:
                         f"or dataset=shakespeare_char")
     if not p.is_file():
         raise UserError(f"{p}: not a file; pass a UTF-8 text file")
-    raw = p.read_bytes()
-    if not raw:
+    if p.stat().st_size == 0:
         raise UserError(f"{p}: the file is empty; a dataset needs some text")
+    return p
+
+
+def _decode(p: Path, raw: bytes, final: bool) -> str:
+    """UTF-8 text of `raw`; a prefix (final=False) may end inside a character."""
+    import codecs
+
     try:
-        text = raw.decode("utf-8")
+        return codecs.getincrementaldecoder("utf-8")().decode(raw, final=final)
     except UnicodeDecodeError as e:
         raise UserError(f"{p}: not UTF-8 text (byte {e.start} is 0x{raw[e.start]:02x}); "
                         f"convert it, e.g. `iconv -t UTF-8 {p.name}`") from None
-    return text, raw
 
 
 def vocab_size_of(dataset: str, tokenizer: str = "auto") -> int:

@@ -253,14 +253,12 @@ def check_data(space: SearchSpace, data: str) -> tuple[str, Any]:
     path = Path(data).expanduser()
     dataset = str(path.resolve()) if path.exists() or os.sep in data or data.endswith(".txt") \
         else data
+    from tune_gpt.space.resolve import values_of
+
     prepared = prepare(dataset, tokenizer=str(space.fixed.get("tokenizer", "auto")))
-    blocks = [space.fixed.get("block_size", 0)]
-    for d in space.params.values():
-        for v in d.candidates() or []:
-            blocks.append(v.get("block_size", 0) if isinstance(v, dict) else 0)
-    if "block_size" in space.params:
-        blocks += list(space.params["block_size"].candidates() or [])
-    check_block_size(TrainConfig(block_size=max(blocks + [1])), prepared.n_val)
+    # the longest block the space can take (params, groups, fixed, or the default)
+    check_block_size(TrainConfig(block_size=max(values_of(space, "block_size"))),
+                     prepared.n_val)
     return dataset, prepared
 
 

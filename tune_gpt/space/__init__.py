@@ -28,18 +28,19 @@ is snapped to the nearest allowed value divisible by the trial's n_head (see res
 a space in which some n_head can never be satisfied is rejected at load time.
 
 Modules: schema (the typed SearchSpace), amounts (200k, 8G, 2P), keys (known keys,
-mappings), dists (one tuned knob and its prior), load (YAML -> SearchSpace), resolve
-(Optuna suggestions -> every knob of a trial), describe (what `validate` prints).
+mappings), ranges (every number range-checked in one place; budgets that fit), dists (one
+tuned knob and its prior), load (YAML -> SearchSpace; its data peeked at), resolve (Optuna
+suggestions -> every knob of a trial), describe (what `validate` prints).
 """
 
 from __future__ import annotations
 
 from tune_gpt.space.amounts import parse_amount, parse_bytes
 from tune_gpt.space.describe import describe
-from tune_gpt.space.load import apply_sets, detect_profile, grid_size, load_space
+from tune_gpt.space.load import apply_sets, detect_profile, grid_size, load_space, peek_data
 from tune_gpt.space.resolve import label, resolve, suggest
 from tune_gpt.space.schema import Budget, Dist, SchedulerSettings, SearchSpace
 
 __all__ = ["Budget", "Dist", "SchedulerSettings", "SearchSpace", "apply_sets", "describe",
            "detect_profile", "grid_size", "label", "load_space", "parse_amount", "parse_bytes",
-           "resolve", "suggest"]
+           "peek_data", "resolve", "suggest"]

@@ -1,15 +1,18 @@
 """One tuned knob: a YAML distribution (choice, uniform, loguniform, int) with its optional
-prior -> Dist, every bound checked against the knob's own rules."""
+prior -> Dist, every bound and choice checked against the knob's own rules (ranges.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tune_gpt.config import FIELD_TYPES, KNOBS, TrainConfig, coerce, from_mapping
+from tune_gpt.config import FIELD_TYPES, KNOBS
 from tune_gpt.errors import UserError, closest
-from tune_gpt.space.amounts import parse_amount
 from tune_gpt.space.keys import check_keys
+from tune_gpt.space.ranges import check_knob, number
 from tune_gpt.space.schema import CONFIDENCES, DIST_KINDS, Dist
+
+# An int range is listed value by value (grid, corners, the n_embd/n_head rule): keep it a list.
+MAX_INT_VALUES = 1_000_000
 
 
 def parse_dist(knob: str, spec: Any, where: str) -> Dist | Any:
@@ -21,7 +24,7 @@ def parse_dist(knob: str, spec: Any, where: str) -> Dist | Any:
                         f"not a knob must be a choice of knob mappings, e.g. "
                         f"model: {{choice: [{{n_layer: 4, n_embd: 128}}]}}")
     if not isinstance(spec, dict):
-        return coerce(knob, spec, f"{where}: ")
+        return check_knob(knob, spec, f"{where}.{knob}")
     kinds = [k for k in spec if k in DIST_KINDS]
     if len(kinds) != 1:
         raise UserError(f"{where}.{knob}: give exactly one of {', '.join(DIST_KINDS)} "
@@ -35,7 +38,7 @@ def parse_dist(knob: str, spec: Any, where: str) -> Dist | Any:
         if is_group:
             values = [_parse_group_value(knob, v, f"{where}.{knob}") for v in body]
         else:
-            values = [coerce(knob, v, f"{where}.{knob}: ") for v in body]
+            values = [check_knob(knob, v, f"{where}.{knob}") for v in body]
         if len({repr(v) for v in values}) != len(values):
             raise UserError(f"{where}.{knob}: choice lists a value twice; remove the duplicate")
         return _with_prior(Dist("choice", values=values), knob, spec, where)
@@ -46,7 +49,7 @@ def parse_dist(knob: str, spec: Any, where: str) -> Dist | Any:
     want = FIELD_TYPES[knob]
     if want not in (int, float):
         raise UserError(f"{where}.{knob}: '{knob}' is {want.__name__}; use choice: [...] for it")
-    low, high = (parse_amount(b, f"{where}.{knob}") for b in body)
+    low, high = (number(b, f"{where}.{knob}: {kind} bound") for b in body)
     if not low < high:
         raise UserError(f"{where}.{knob}: range [{body[0]}, {body[1]}] is empty or inverted; "
                         f"write [low, high] with low < high")
@@ -56,12 +59,20 @@ def parse_dist(knob: str, spec: Any, where: str) -> Dist | Any:
             raise UserError(f"{where}.{knob}: '{knob}' takes decimals; use uniform or loguniform")
         if not (float(low).is_integer() and float(high).is_integer()):
             raise UserError(f"{where}.{knob}: int range bounds must be whole numbers")
-        if step is not None and (not isinstance(step, int) or step < 1):
-            raise UserError(f"{where}.{knob}: step must be a positive whole number")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)
+                                 or step < 1):
+            raise UserError(f"{where}.{knob}: step must be a positive whole number, "
+                            f"got {step!r}")
         if step and (high - low) % step:
             raise UserError(f"{where}.{knob}: high - low ({int(high - low)}) must be a multiple "
                             f"of step ({step}); e.g. high = {int(low + (high - low) // step * step)}")
-        log = bool(spec.get("log", False))
+        log = spec.get("log", False)
+        if not isinstance(log, bool):
+            raise UserError(f"{where}.{knob}: log must be true or false, got {log!r}")
+        count = (high - low) // (step or 1) + 1
+        if count > MAX_INT_VALUES:
+            raise UserError(f"{where}.{knob}: the range holds more than {MAX_INT_VALUES:,} "
+                            f"values; narrow it or give a step")
         if log and low <= 0:
             raise UserError(f"{where}.{knob}: a log range must be > 0, got low={body[0]}")
         dist = Dist("int", low=int(low), high=int(high), step=step, log=log)
@@ -76,7 +87,7 @@ def parse_dist(knob: str, spec: Any, where: str) -> Dist | Any:
         dist = Dist(kind, low=low, high=high, log=(kind == "loguniform"))
     # every value in the range must itself be a legal knob value
     for bound in (dist.low, dist.high):
-        _check_knob_value(knob, bound, f"{where}.{knob}")
+        check_knob(knob, int(bound) if kind == "int" else bound, f"{where}.{knob}")
     return _with_prior(dist, knob, spec, where)
 
 
@@ -94,12 +105,12 @@ def _with_prior(dist: Dist, knob: str, spec: dict[str, Any], where: str) -> Dist
     raw = spec["prior"]
     if dist.kind == "choice":
         prior = _parse_group_value(knob, raw, where) if knob not in FIELD_TYPES else \
-            coerce(knob, raw, f"{where}: prior: ")
+            check_knob(knob, raw, f"{where}: prior")
         if prior not in dist.values:
             raise UserError(f"{where}: prior {raw!r} is not one of the choices; add it to "
                             f"the choice list or pick one of them")
     else:
-        prior = parse_amount(raw, f"{where}: prior")
+        prior = number(raw, f"{where}: prior")
         if not dist.low <= prior <= dist.high:
             raise UserError(f"{where}: prior {raw} is outside the range [{dist.low:g}, "
                             f"{dist.high:g}]; widen the range or move the prior inside it")
@@ -113,17 +124,4 @@ def _parse_group_value(group: str, value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict) or not value:
         raise UserError(f"{where}: each choice of a group must be a mapping of knobs, "
                         f"e.g. {{n_layer: 4, n_embd: 128}}; got {value!r}")
-    return {k: coerce(str(k), v, f"{where}: ") for k, v in value.items()}
-
-
-def _check_knob_value(knob: str, value: Any, where: str) -> None:
-    """Validate one value by building a config around it (reuses the config's rules)."""
-    probe = TrainConfig()
-    if knob in ("n_embd", "n_head"):
-        return  # checked jointly by the n_embd/n_head rule
-    try:
-        from_mapping({**probe.to_dict(), knob: coerce(knob, value, ""),
-                      **({"min_lr": 0.0} if knob == "learning_rate" else {}),
-                      **({"lr_decay_iters": 10**9} if knob == "warmup_iters" else {})})
-    except UserError as e:
-        raise UserError(f"{where}: {value!r} is not allowed ({e})") from None
+    return {str(k): check_knob(str(k), v, f"{where}.{k}") for k, v in value.items()}

@@ -9,12 +9,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tune_gpt.config import KNOBS, TrainConfig, coerce, read_config_file, read_yaml_mapping
+from tune_gpt.config import KNOBS, TrainConfig, read_config_file, read_yaml_mapping
 from tune_gpt.errors import UserError, closest
-from tune_gpt.space.amounts import parse_amount, parse_bytes
+from tune_gpt.space.amounts import parse_bytes
 from tune_gpt.space.dists import parse_dist
 from tune_gpt.space.keys import check_keys, dataclass_from, mapping_of
-from tune_gpt.space.resolve import check_corners, check_heads
+from tune_gpt.space.ranges import MAX_WHOLE, check_budget_fits, check_knob, number
+from tune_gpt.space.resolve import check_corners, check_heads, values_of
 from tune_gpt.space.schema import (METRICS, SAMPLERS, SECTIONS,
                                    TIME_ATTRS, Budget, ConfirmSettings, Dist,
                                    SchedulerSettings, SearchSpace)
@@ -102,6 +103,18 @@ def load_space(path: str | Path, *, sets: list[str] | None = None, profile: str 
     return space
 
 
+def peek_data(space: SearchSpace) -> None:
+    """The space's data checked as `search` checks it, but cheaply (what `validate` does):
+    no download, no tokenising; see tune_gpt.data.peek."""
+    from tune_gpt.data import peek
+
+    try:
+        peek(space.data, tokenizer=str(space.fixed.get("tokenizer", "auto")),
+             block_size=max(values_of(space, "block_size")))
+    except UserError as e:
+        raise UserError(f"{space.source}: data: {e}") from None
+
+
 def build_space(m: dict[str, Any], source: str, profile: str) -> SearchSpace:
     name = str(m.get("name") or Path(source).stem)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
@@ -117,7 +130,7 @@ def build_space(m: dict[str, Any], source: str, profile: str) -> SearchSpace:
         raise UserError(f"{source}: mode must be min for a loss metric, got {space.mode!r}")
 
     fixed = mapping_of(m.get("fixed"), f"{source}: fixed")
-    space.fixed = {str(k): coerce(str(k), v, f"{source}: fixed: ") for k, v in fixed.items()}
+    space.fixed = {str(k): check_knob(str(k), v, f"{source}: fixed.{k}") for k, v in fixed.items()}
     params = mapping_of(m.get("params"), f"{source}: params")
     for knob, spec in params.items():
         parsed = parse_dist(str(knob), spec, f"{source}: params")
@@ -147,10 +160,8 @@ def build_space(m: dict[str, Any], source: str, profile: str) -> SearchSpace:
     check_keys(mem, ("limit", "rescue"), f"{source}: memory")
     if mem.get("limit") is not None:
         space.memory_limit = parse_bytes(mem["limit"], f"{source}: memory.limit")
-    rescue = mem.get("rescue", 0)
-    if isinstance(rescue, bool) or not isinstance(rescue, int) or not 0 <= rescue <= 8:
-        raise UserError(f"{source}: memory.rescue must be a whole number of rescues, 0 to 8 "
-                        f"(0 = off), got {rescue!r}")
+    rescue = number(mem.get("rescue", 0), f"{source}: memory.rescue (0 = off)", whole=True,
+                    at_least=0, at_most=8, suffix=False, unit="rescues")
     if rescue and space.memory_limit is None:
         raise UserError(f"{source}: memory.rescue needs memory.limit (e.g. limit: 8G)")
     space.rescue = rescue
@@ -158,14 +169,13 @@ def build_space(m: dict[str, Any], source: str, profile: str) -> SearchSpace:
                                     mapping_of(m.get("confirm"), f"{source}: confirm"),
                                     f"{source}: confirm")
     for key, most in (("top_k", 20), ("seeds", 10)):
-        v = getattr(space.confirm, key)
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= most:
-            raise UserError(f"{source}: confirm.{key} must be a whole number from 0 to {most}, "
-                            f"got {v!r}")
+        setattr(space.confirm, key, number(getattr(space.confirm, key), f"{source}: confirm.{key}",
+                                           whole=True, at_least=0, at_most=most, suffix=False))
     if space.confirm.top_k and not space.confirm.seeds:
         raise UserError(f"{source}: confirm.seeds must be at least 1 when confirm.top_k is set")
 
     _apply_base(space, m, source)
+    check_budget_fits(space)
     check_heads(space)
     check_corners(space)
     return space
@@ -191,6 +201,7 @@ def _apply_base(space: SearchSpace, m: dict[str, Any], source: str) -> None:
         raise UserError(f"{source}: base: {path} not found; a relative path is read from the "
                         f"space file's folder")
     knobs, notes = read_config_file(path)
+    knobs = {k: check_knob(k, v, f"{path}: {k}") for k, v in knobs.items()}
     written = dict(knobs)
     own = set(space.fixed) | set(space.params) | {
         k for group in space.group_params().values() for choice in group.values for k in choice}
@@ -235,6 +246,14 @@ def _parse_sampler(s: dict[str, Any], source: str, space: SearchSpace) -> dict[s
         raise UserError(f"{source}: sampler.type must be one of {', '.join(SAMPLERS)}, "
                         f"got {kind!r}{closest(kind, SAMPLERS)}")
     s["type"] = kind
+    if s.get("seed") is not None:
+        s["seed"] = number(s["seed"], f"{source}: sampler.seed", whole=True, at_least=0,
+                           at_most=2**32 - 1, suffix=False)
+    if "n_startup_trials" in s:
+        s["n_startup_trials"] = number(s["n_startup_trials"], f"{source}: sampler.n_startup_trials",
+                                       whole=True, at_least=0, suffix=False)
+    if not isinstance(s.get("priors", True), bool):
+        raise UserError(f"{source}: sampler.priors must be true or false, got {s['priors']!r}")
     if kind == "grid":
         for knob, d in space.params.items():
             if d.candidates() is None:
@@ -258,34 +277,42 @@ TOKEN_AMOUNTS = ("tokens_per_trial", "tokens_per_eval", "total_tokens")
 
 def _parse_budget(b: dict[str, Any], source: str, space: SearchSpace) -> Budget:
     b = dict(b)
+    check_keys(b, tuple(Budget.__dataclass_fields__), f"{source}: budget")
+    where = {k: f"{source}: budget.{k}" for k in b}
     for key in TOKEN_AMOUNTS:
         if b.get(key) is not None:
-            b[key] = int(parse_amount(b[key], f"{source}: budget.{key}"))
+            b[key] = number(b[key], where[key], whole=True, above=0, unit="tokens")
     if b.get("total_flops") is not None:
-        b["total_flops"] = parse_amount(b["total_flops"], f"{source}: budget.total_flops")
-        if b["total_flops"] <= 0:
-            raise UserError(f"{source}: budget.total_flops must be > 0 FLOPs (e.g. 2e15)")
+        b["total_flops"] = number(b["total_flops"], where["total_flops"], above=0,
+                                  unit="FLOPs (e.g. 2e15)")
+    if b.get("time_budget_s") is not None:
+        b["time_budget_s"] = number(b["time_budget_s"], where["time_budget_s"], above=0,
+                                    suffix=False, unit="seconds")
+    for key in ("num_samples", "max_concurrent_trials"):
+        if b.get(key) is not None or (key == "num_samples" and key in b):
+            b[key] = number(b[key], where[key], whole=True,
+                            at_least=1, at_most=MAX_WHOLE, suffix=False)
     budget = dataclass_from(Budget, b, f"{source}: budget")
     if space.sampler["type"] == "grid" and "num_samples" not in b:
         budget.num_samples = grid_size(space)
-    if not isinstance(budget.num_samples, int) or budget.num_samples < 1:
-        raise UserError(f"{source}: budget.num_samples must be a positive whole number")
-    mct = budget.max_concurrent_trials
-    if mct is not None and (not isinstance(mct, int) or mct < 1):
-        raise UserError(f"{source}: budget.max_concurrent_trials must be a positive whole number")
-    if budget.time_budget_s is not None and budget.time_budget_s <= 0:
-        raise UserError(f"{source}: budget.time_budget_s must be > 0 seconds")
-    for key in TOKEN_AMOUNTS:
-        if getattr(budget, key) is not None and getattr(budget, key) < 1:
-            raise UserError(f"{source}: budget.{key} must be > 0 tokens")
     return budget
 
 
 def _parse_scheduler(s: dict[str, Any], source: str, space: SearchSpace) -> SchedulerSettings:
     s = dict(s)
+    check_keys(s, tuple(SchedulerSettings.__dataclass_fields__), f"{source}: scheduler")
     for key in ("grace_period", "max_t"):
-        if key in s and s[key] is not None:
-            s[key] = parse_amount(s[key], f"{source}: scheduler.{key}")
+        if s.get(key) is not None:
+            s[key] = number(s[key], f"{source}: scheduler.{key}", at_least=0)
+    if "reduction_factor" in s:
+        s["reduction_factor"] = number(s["reduction_factor"], f"{source}: scheduler."
+                                       f"reduction_factor", above=1, suffix=False)
+    if "brackets" in s:
+        s["brackets"] = number(s["brackets"], f"{source}: scheduler.brackets", whole=True,
+                               at_least=1, at_most=10, suffix=False)
+    for key in ("type", "time_attr"):
+        if key in s and not isinstance(s[key], str):
+            raise UserError(f"{source}: scheduler.{key} must be a word, got {s[key]!r}")
     sch = dataclass_from(SchedulerSettings, s, f"{source}: scheduler")
     sch.type = str(sch.type).lower()
     sch.time_attr = sch.time_attr or ("tokens" if space.budget.tokens_per_trial else "iter")
@@ -301,12 +328,6 @@ def _parse_scheduler(s: dict[str, Any], source: str, space: SearchSpace) -> Sche
     if sch.time_attr == "flops" and sch.type == "asha" and not sch.grace_period:
         raise UserError(f"{source}: scheduler.time_attr flops needs a grace_period in FLOPs "
                         f"(e.g. 1e14); `tune-gpt estimate` prints a config's FLOPs per token")
-    if sch.reduction_factor <= 1:
-        raise UserError(f"{source}: scheduler.reduction_factor must be > 1, got {sch.reduction_factor}")
-    if not isinstance(sch.brackets, int) or sch.brackets < 1:
-        raise UserError(f"{source}: scheduler.brackets must be a positive whole number")
-    if sch.grace_period < 0 or sch.max_t < 0:
-        raise UserError(f"{source}: scheduler.grace_period and max_t must be >= 0")
     if sch.max_t and sch.grace_period and sch.grace_period >= sch.max_t:
         raise UserError(f"{source}: scheduler.grace_period ({sch.grace_period:g}) must be below "
                         f"max_t ({sch.max_t:g})")
@@ -316,11 +337,8 @@ def _parse_scheduler(s: dict[str, Any], source: str, space: SearchSpace) -> Sche
 def _parse_resources(r: dict[str, Any], source: str) -> dict[str, float]:
     check_keys(r, ("cpu", "gpu"), f"{source}: resources")
     out = {"cpu": 1.0, "gpu": 0.0, **{k: v for k, v in r.items()}}
-    for k, v in out.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise UserError(f"{source}: resources.{k} must be a number >= 0, got {v!r}")
-    if out["cpu"] <= 0:
-        raise UserError(f"{source}: resources.cpu must be > 0 (e.g. 1)")
+    out["cpu"] = number(out["cpu"], f"{source}: resources.cpu", above=0, suffix=False)
+    out["gpu"] = number(out["gpu"], f"{source}: resources.gpu", at_least=0, suffix=False)
     if out["gpu"] > 1 and not float(out["gpu"]).is_integer():
         raise UserError(f"{source}: resources.gpu above 1 must be a whole number")
     return {k: float(v) for k, v in out.items()}
