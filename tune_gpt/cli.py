@@ -7,7 +7,7 @@
     tune-gpt sample out/ckpt.pt
     tune-gpt data ~/nanoGPT/data/shakespeare_char      # what a data set holds, what it costs
     tune-gpt report NAME                                 # re-write a search's report
-    tune-gpt ui                                          # MLflow UI on the search store
+    tune-gpt ui                                          # MLflow UI on the latest search
 
 Heavy libraries (torch, ray, mlflow) are imported inside the commands that need them, so
 `--help` and `validate` start instantly.
@@ -113,7 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default=None, help="report folder (default reports/<name>)")
     rp.set_defaults(func=_cmd_report)
 
-    u = sub.add_parser("ui", help="open the MLflow UI on the searches' tracking store")
+    u = sub.add_parser("ui", help="open the MLflow UI on a search's runs table",
+                       description="Start the MLflow UI on the searches' store; print (and "
+                                   "open, where a browser exists) the address of a search's "
+                                   "runs table: best trial first, with val_loss, outcome and "
+                                   "the tuned knobs as columns.")
+    u.add_argument("--name", default=None,
+                   help="search name or parent run id (default: the latest search)")
     u.add_argument("--tracking-uri", default=None,
                    help="MLflow store (default: sqlite store under the storage path)")
     u.add_argument("--storage-path", default=None, help="where searches are kept (default ./runs)")
@@ -121,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--port", type=int, default=5000)
     u.add_argument("--serve", action="store_true",
                    help="run a tracking server that trials on other nodes can log to")
+    u.add_argument("--no-browser", dest="browser", action="store_false",
+                   help="only print the address")
     u.set_defaults(func=_cmd_ui)
     return p
 
@@ -196,9 +204,10 @@ def _cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
-    from tune_gpt.space import describe, load_space
+    from tune_gpt.space import describe, load_space, peek_data
 
     space = load_space(args.space, sets=args.sets, profile=args.profile)
+    peek_data(space)
     print(describe(space))
     return 0
 
@@ -234,10 +243,11 @@ def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace, extra: list[str]) -> int:
-    from tune_gpt.tracking import run_ui
+    from tune_gpt.mlflow_ui import run_ui
 
     return run_ui(tracking_uri=args.tracking_uri, host=args.host, port=args.port,
-                  serve=args.serve, storage_path=args.storage_path)
+                  serve=args.serve, storage_path=args.storage_path, name=args.name,
+                  browser=args.browser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

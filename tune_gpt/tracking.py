@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,8 +26,11 @@ from tune_gpt.config import FIELD_TYPES, KNOBS, coerce
 from tune_gpt.errors import UserError, check_writable
 from tune_gpt.trial import METRIC_KEYS, TrialPlan, knobs_of
 
-EXPERIMENT_KIND = "custom_model_development"  # opens the MLflow 3 UI on the runs table
+# Model training, not GenAI. The MLflow 3.17 UI still opens on its GenAI "Overview" page:
+# `tune-gpt ui` prints the runs table's address instead (tune_gpt.mlflow_ui).
+EXPERIMENT_KIND = "custom_model_development"
 TRIAL_TAG = "ray.trial_id"
+SEARCH_TAG = "tune_gpt.search"  # the search's name, on its parent and on every trial's run
 
 
 def default_tracking_uri(storage: Path) -> str:
@@ -82,7 +84,7 @@ def start_parent(uri: str, experiment: str, search_name: str, tags: dict[str, st
     else:
         exp_id = exp.experiment_id
     run = client.create_run(exp_id, run_name=search_name,
-                            tags={**tags, "tune_gpt.role": "search"})
+                            tags={**tags, "tune_gpt.role": "search", SEARCH_TAG: search_name})
     _log_params(client, run.info.run_id, params)
     for path in artifacts:
         client.log_artifact(run.info.run_id, str(path))
@@ -159,6 +161,7 @@ class TrialRunLogger:
         self._runs: dict[str, str] = {}
         self._tagged: set[str] = set()
         self._experiment_id = experiment_id
+        self._search_name: str | None = None
 
     @property
     def client(self) -> Any:
@@ -167,6 +170,13 @@ class TrialRunLogger:
             if self._experiment_id is None:
                 self._experiment_id = self._client.get_run(self.parent).info.experiment_id
         return self._client
+
+    @property
+    def search_name(self) -> str:
+        """The parent run's name: the search's, which the UI's view filters on."""
+        if self._search_name is None:
+            self._search_name = self.client.get_run(self.parent).info.run_name
+        return self._search_name
 
     def run_for(self, trial_id: str, trial_name: str, config: dict[str, Any]) -> str:
         """The trial's run: found again after a resume, created once otherwise."""
@@ -180,7 +190,8 @@ class TrialRunLogger:
                 client.update_run(run_id, status="RUNNING")
         else:
             tags = {"mlflow.parentRunId": self.parent, TRIAL_TAG: trial_id,
-                    "outcome": contract.RUNNING, "tune_gpt.role": "trial"}
+                    "outcome": contract.RUNNING, "tune_gpt.role": "trial",
+                    SEARCH_TAG: self.search_name}
             plan = TrialPlan.of(config)
             if plan.confirm_of:  # a re-run of a search trial's config on a new seed
                 tags["confirm_of"] = plan.confirm_of
@@ -236,30 +247,6 @@ class TrialRunLogger:
             client.set_tag(run_id, "error", str(last["error"])[:5000])
         ok = outcome in contract.USABLE
         client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
-
-
-def run_ui(tracking_uri: str | None, host: str = "127.0.0.1", port: int = 5000,
-           serve: bool = False, storage_path: str | None = None) -> int:
-    """Start `mlflow ui` (or `mlflow server` with --serve) on the searches' store."""
-    storage = Path(storage_path or "runs")
-    uri = tracking_uri or default_tracking_uri(storage)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
-        raise UserError(f"no MLflow store at {uri}; run a search first or pass --tracking-uri")
-    cmd = [sys.executable, "-m", "mlflow", "server" if serve else "ui",
-           "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
-    if serve:
-        cmd += ["--serve-artifacts",
-                "--artifacts-destination", str((storage / "mlartifacts").resolve())]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    print(f"MLflow {'server' if serve else 'UI'} on http://{host}:{port} (store: {uri}); "
-          f"Ctrl-C to stop", flush=True)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: bound to {host}: anyone who can reach this port can read and write "
-              f"the runs", file=sys.stderr)
-    sys.stdout.flush()
-    # Become the MLflow process: Ctrl-C and kill reach the server itself, nothing is orphaned.
-    os.execve(sys.executable, cmd, env)
-    return 0  # not reached
 
 
 # ----------------------------------------------------------------------------- reading back
