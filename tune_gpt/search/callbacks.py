@@ -8,8 +8,10 @@ pickled (the MLflow client, the clock) is rebuilt lazily after a restore.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback, Stopper
@@ -17,6 +19,8 @@ from ray.tune import Callback, Stopper
 from tune_gpt import trial as outcomes
 from tune_gpt.search.optuna import RESCUE_ATTR, study_storage
 from tune_gpt.tracking import TrialRunLogger
+from tune_gpt.search.eta import (Run, area, expected_tokens_left, makespan,
+                                 survival)
 from tune_gpt.trial import TrialPlan, outcome_of
 
 
@@ -92,11 +96,21 @@ def _error_text(trial: Any) -> str:
 
 class LiveView(Callback):
     """A few readable lines instead of Ray's tables: counts by outcome, the best trial so
-    far, elapsed time and an estimate of what is left."""
+    far, elapsed time and what is left.
+
+    Time left is the smallest of: the time budget left; the token budget left, at the rate
+    the search trains; and the time the remaining trials will take. The remaining trials are
+    the running ones (each for the tokens it can still expect to train, at its own speed)
+    and the num_samples not yet started (each for a whole trial's expected tokens), packed
+    onto `concurrency` slots. A trial's expected tokens come from the trials seen so far
+    (Kaplan-Meier: how many of them trained past each count), so the trials that ASHA
+    stops early weigh in as often as they happen, not as often as they have already ended.
+    Between reports the estimate counts down with `clock` (seconds; injectable for tests)."""
 
     def __init__(self, num_samples: int, tuned: list[str], metric: str,
                  concurrency: int, time_budget_s: float | None, every_s: float = 30.0,
-                 stream: Any = None, total_tokens: int | None = None):
+                 stream: Any = None, total_tokens: int | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.num_samples = num_samples
         self.tuned = tuned
         self.metric = metric
@@ -104,11 +118,16 @@ class LiveView(Callback):
         self.time_budget_s = time_budget_s
         self.every_s = every_s
         self.stream = stream
-        self._start = time.time()
-        self._last_print = 0.0
+        self.clock = clock
+        self._start = clock()
+        self._before_s = 0.0        # the search's time in earlier driver sessions (resume)
+        self._elapsed_s = 0.0       # the search's time at the latest event
+        self._last_print = -math.inf
         self._done: dict[str, str] = {}
-        self._durations: list[float] = []
-        self._started: dict[str, float] = {}
+        self._runs: dict[str, Run] = {}
+        self._ended_tokens: list[float] = []     # each ended trial's last token count
+        self._caps: list[float] = []             # each trial's full length in tokens
+        self._work = [0.0, 0.0]                  # ended trials: tokens, trial-seconds
         self._best: tuple[float, str, str] | None = None
         self.total_tokens = total_tokens
         self._tokens: dict[str, float] = {}  # each trial's tokens trained so far
@@ -120,24 +139,44 @@ class LiveView(Callback):
         return state
 
     def setup(self, **info):
-        self._start = time.time()
+        # After a restore (tune-gpt resume) the clock readings of the dead driver mean
+        # nothing here: keep the time the search had used (Ray's time budget does the
+        # same) and forget the running trials, which start again.
+        self._before_s = self._elapsed_s
+        self._start = self.clock()
+        self._last_print = -math.inf
+        self._runs.clear()
         self._tokens_at_start = sum(self._tokens.values())  # > 0 after a restore
 
     def _out(self, line: str) -> None:
         print(line, file=self.stream or sys.stdout, flush=True)
 
+    def _run(self, trial: Any) -> Run:
+        if trial.trial_id not in self._runs:
+            now = self.clock()
+            tokens = self._tokens.get(trial.trial_id, 0.0)
+            self._runs[trial.trial_id] = Run(started=now, tokens0=tokens, at=now,
+                                              tokens=tokens)
+        return self._runs[trial.trial_id]
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info):
-        self._started.setdefault(trial.trial_id, time.time())
+        self._run(trial)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        run = self._run(trial)
+        self._elapsed_s = self._before_s + self.clock() - self._start  # saved with the view
         if isinstance(result.get("tokens"), (int, float)):
             self._tokens[trial.trial_id] = float(result["tokens"])
+            run.at, run.tokens = self.clock(), float(result["tokens"])
+        per_iter, max_iters = result.get("tokens_per_iter"), trial.config.get("max_iters")
+        if isinstance(per_iter, (int, float)) and isinstance(max_iters, (int, float)):
+            run.cap = float(per_iter) * float(max_iters)
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and result.get("outcome") in outcomes.EVALUATED:
             if self._best is None or value < self._best[0]:
                 self._best = (float(value), trial.trial_id,
                               short_config(trial.config, self.tuned))
-        if time.time() - self._last_print >= self.every_s:
+        if self.clock() - self._last_print >= self.every_s:
             self._status(trials)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
@@ -148,7 +187,13 @@ class LiveView(Callback):
 
     def _finish(self, trials: list, trial: Any, outcome: str) -> None:
         self._done[trial.trial_id] = outcome
-        self._durations.append(time.time() - self._started.get(trial.trial_id, self._start))
+        run = self._runs.pop(trial.trial_id, None)
+        if run is not None:
+            self._ended_tokens.append(run.tokens)
+            self._work[0] += run.tokens - run.tokens0
+            self._work[1] += self.clock() - run.started
+            if run.cap < math.inf:
+                self._caps.append(run.cap)
         last = trial.last_result or {}
         loss = last.get("val_loss")
         loss_text = f"val_loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
@@ -160,38 +205,58 @@ class LiveView(Callback):
         self._status(trials)
 
     def _status(self, trials: list) -> None:
-        self._last_print = time.time()
+        now = self.clock()
+        self._last_print = now
         running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self._done)
         counts: dict[str, int] = {}
         for o in self._done.values():
             counts[o] = counts.get(o, 0) + 1
         done = ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in sorted(counts.items())) or "none"
-        elapsed = time.time() - self._start
+        elapsed = self._before_s + now - self._start
+        self._elapsed_s = elapsed
         best = (f"best {self.metric} {self._best[0]:.4f} ({self._best[1]}: {self._best[2]})"
                 if self._best else "best: none yet")
-        eta = self._eta(elapsed)
-        left = f"~{_fmt_secs(eta)} left" if eta == eta else "time left: after the first trial"
+        eta = self.time_left(now)
+        left = f"~{_fmt_secs(eta)} left" if eta == eta else "time left: after the first evaluation"
         spent = (f" | tokens {sum(self._tokens.values()) / 1e6:.2f}M of "
                  f"{self.total_tokens / 1e6:.2f}M" if self.total_tokens else "")
         self._out(f"[{_fmt_secs(elapsed)}] running {running}, finished: {done} | {best}{spent} "
                   f"| {left}")
 
-    def _eta(self, elapsed: float) -> float:
-        left_trials = self.num_samples - len(self._done)
-        if self._durations:
-            mean = sum(self._durations) / len(self._durations)
-            eta = left_trials * mean / self.concurrency
-        else:
-            eta = float("nan")
+    def time_left(self, now: float) -> float:
+        """Seconds until the search ends (NaN while nothing is known): the smallest of the
+        time budget left, the token budget left and the remaining trials' time."""
+        this_session = max(now - self._start, 1e-9)
+        bounds = [self.trials_left_s(now)]
         if self.time_budget_s:
-            cap = max(0.0, self.time_budget_s - elapsed)
-            eta = cap if eta != eta else min(eta, cap)
+            bounds.append(max(0.0, self.time_budget_s - self._before_s - this_session))
         used = sum(self._tokens.values())
-        rate = (used - self._tokens_at_start) / max(elapsed, 1e-9)
+        rate = (used - self._tokens_at_start) / this_session
         if self.total_tokens and rate > 0:  # the compute budget, at this session's rate
-            cap = max(0.0, self.total_tokens - used) / rate
-            eta = cap if eta != eta else min(eta, cap)
-        return eta
+            bounds.append(max(0.0, self.total_tokens - used) / rate)
+        known = [b for b in bounds if b == b]
+        return min(known) if known else math.nan
+
+    def trials_left_s(self, now: float) -> float:
+        """Seconds until the remaining trials have run (NaN before any trial has trained)."""
+        runs = list(self._runs.values())
+        tokens = self._work[0] + sum(r.tokens - r.tokens0 for r in runs)
+        seconds = self._work[1] + sum(r.at - r.started for r in runs)
+        caps = self._caps + [r.cap for r in runs if r.cap < math.inf]
+        whole = max(caps) if caps else max(self._ended_tokens, default=0.0)
+        if tokens <= 0 or seconds <= 0 or whole <= 0:
+            return math.nan
+        speed = tokens / seconds  # tokens per second of one trial, start-up included
+        steps = survival(self._ended_tokens, [r.tokens for r in runs])
+        busy = []
+        for r in runs:
+            own = (r.tokens - r.tokens0) / (r.at - r.started) if r.at > r.started else 0.0
+            cap = r.cap if r.cap < math.inf else whole
+            left = expected_tokens_left(steps, r.tokens, cap) / (own or speed)
+            busy.append(max(0.0, left - (now - r.at)))  # counting down since its report
+        queued = max(0, self.num_samples - len(self._done) - len(runs))
+        each = area(steps, 0.0, whole) / speed
+        return makespan(busy, queued, each, max(self.concurrency, len(runs)))
 
 
 class RescueOnOOM(Callback):
