@@ -3,11 +3,16 @@
     python benchmarks/search_overhead.py --data ../shared/data/shakespeare_char/input.txt
     python benchmarks/search_overhead.py --quick            # ~1 minute smoke run
     python benchmarks/search_overhead.py --trials 8 32 --json out.json   # + out.md beside it
+    python benchmarks/search_overhead.py --trials 200 500 --iters 20     # the driver at scale
 
 A search of N trials of a fixed small model (no early stopping, so every trial trains the
 same number of iterations) runs on the real stack (local Ray, Optuna, MLflow). Training
 share = sum over trials of the time spent inside the training loop / (search wall time x
-concurrent trial slots). Not a test: it prints figures; the machine's noise is in them.
+concurrent trial slots); per-trial overhead = the rest of the slot time, per trial. The
+driver's resident memory is sampled every second while the search runs (Ray users report
+it growing with the number of trials, ray#64231): its peak, and its growth per trial from
+the first tenth of the trials to the end. Not a test: it prints figures; the machine's
+noise is in them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,54 @@ SPACE = {
 }
 
 
+def _rss_mb() -> float:
+    """This process's resident memory (the search's driver), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class RssSampler:
+    """Samples the driver's RSS every `every` seconds, with how many trials had ended."""
+
+    def __init__(self, runs_dir: Path, every: float = 1.0):
+        import threading
+
+        self.runs_dir, self.every, self.samples = runs_dir, every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _ended(self) -> int:
+        # a trial folder whose result.json holds its last report ("done": true)
+        return sum(1 for f in self.runs_dir.glob("*/tune/trial_*/result.json")
+                   if '"done": true' in f.read_text()[-400:])
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append((self._ended(), _rss_mb()))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def figures(self, trials: int) -> dict:
+        if not self.samples:
+            return {"driver_peak_rss_mb": round(_rss_mb(), 1)}
+        peak = max(r for _, r in self.samples)
+        early = [r for n, r in self.samples if n <= max(1, trials // 10)]
+        late = [r for n, r in self.samples if n >= trials * 0.9]
+        n0 = max(1, trials // 10)
+        growth = (max(late) - max(early)) / (trials - n0) if early and late and \
+            trials > n0 else float("nan")
+        return {"driver_peak_rss_mb": round(peak, 1),
+                "driver_rss_growth_kb_per_trial": round(growth * 1024, 1)}
+
+
 def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -> dict:
     import pandas as pd
 
@@ -49,9 +102,11 @@ def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -
     path = workdir / f"overhead-{trials}.yaml"
     path.write_text(yaml.safe_dump(space))
     t0 = time.time()
-    result = run_search(SearchOptions(space=str(path), data=data, name=f"overhead-{trials}",
-                                      storage_path=str(workdir / "runs"), quiet=True,
-                                      report=False))
+    with RssSampler(workdir / "runs") as rss:
+        result = run_search(SearchOptions(space=str(path), data=data,
+                                          name=f"overhead-{trials}",
+                                          storage_path=str(workdir / "runs"), quiet=True,
+                                          report=False))
     total = time.time() - t0
     df = pd.read_csv(result.folder / "results" / "trials.csv")
     train_s = float(df["wall_s"].sum())
@@ -60,7 +115,8 @@ def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -
             "search_wall_s": round(result.wall_s, 1), "sum_trial_train_s": round(train_s, 1),
             "mean_trial_s": round(train_s / max(1, len(df)), 1),
             "training_share": round(train_s / (result.wall_s * slots), 3),
-            "startup_and_teardown_s": round(total - result.wall_s, 1)}
+            "overhead_s_per_trial": round((result.wall_s * slots - train_s) / trials, 2),
+            "startup_and_teardown_s": round(total - result.wall_s, 1), **rss.figures(trials)}
 
 
 def startup() -> dict:
@@ -118,10 +174,13 @@ def main() -> int:
          f"{boot['validate_process_s']} s; torch imported: "
          f"{boot['help_imports_torch'] or boot['validate_imports_torch']}, ray imported: "
          f"{boot['help_imports_ray'] or boot['validate_imports_ray']}.", "",
-         "| trials | iters/trial | search wall s | mean trial s | training share | start-up s |",
-         "|---|---|---|---|---|---|"]
+         "| trials | iters/trial | search wall s | mean trial s | training share | overhead "
+         "s/trial | start-up s | driver peak RSS MiB | driver RSS growth KiB/trial |",
+         "|---|---|---|---|---|---|---|---|---|"]
         + [f"| {r['trials']} | {r['iters_per_trial']} | {r['search_wall_s']} | "
-           f"{r['mean_trial_s']} | {r['training_share']:.1%} | {r['startup_and_teardown_s']} |"
+           f"{r['mean_trial_s']} | {r['training_share']:.1%} | {r['overhead_s_per_trial']} | "
+           f"{r['startup_and_teardown_s']} | {r['driver_peak_rss_mb']} | "
+           f"{r.get('driver_rss_growth_kb_per_trial', 'n/a')} |"
            for r in rows]) + "\n"
     print("\n" + md)
     if args.json:
