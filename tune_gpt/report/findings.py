@@ -83,9 +83,35 @@ class OomCase:
 
 
 @dataclass
+class MemoryCalibration:
+    """Measured peak / estimated memory over the trials that ran (rules.MEMORY_CALIBRATE_ABOVE)."""
+
+    ratio: float                   # median of peak_mem_bytes / est_mem_bytes
+    low: float                     # the smallest and largest single-trial ratio
+    high: float
+    n: int                         # trials it is the median of
+    factor: float                  # what the "fits" verdicts multiply the estimate by (>= 1)
+    device: str                    # cpu | cuda: on a CPU the peak is the whole process's RSS
+
+
+@dataclass
+class OomLead:
+    """The section's first sentence: the case it is about, what most of its memory is, and
+    the first remedy that fits (a ladder rung, the combined steps, or None when nothing does)."""
+
+    case: OomCase
+    part: str                      # activations | model (weights, gradients, AdamW state)
+    share: float                   # that part's share of the estimate
+    need_bytes: float              # the case's need, calibrated when the verdicts are
+    remedy: Remedy | None
+
+
+@dataclass
 class OomFinding:
     cases: list[OomCase]
     limit_bytes: float | None
+    calibration: MemoryCalibration | None = None  # None: no trial has a measured peak
+    lead: OomLead | None = None
 
 
 @dataclass
@@ -105,6 +131,8 @@ class SlowFinding:
     slow: list[str]                # trial ids with any flag
     remedies: list[Remedy]         # guide order: compile, larger batch, fewer evals, less logging
     device: str
+    lead: Remedy | None = None     # the biggest measured lever (>= rules.LEAD_MIN_GAIN): a rung of
+                                   # `remedies`, or "tuned_eval" when a tuned eval knob is the cause
 
 
 @dataclass
@@ -118,6 +146,10 @@ class OverfitCase:
     train_at_min: float
     train_last: float
     gap: float                     # val - train at the last eval
+    tokens: float = float("nan")   # tokens at the last eval
+    falling: bool = False          # val_loss still falling at the end (rules.STILL_FALLING)
+    epochs: float | None = None    # tokens / the corpus's train tokens (data doctor), if known
+    data_gap: float = float("nan")  # the data's own relative gap it was judged against
 
 
 @dataclass
@@ -139,9 +171,15 @@ class Evidence:
 
 @dataclass
 class OverfitFinding:
-    cases: list[OverfitCase]
+    cases: list[OverfitCase]       # alarms: "rising" (overfitting), "gap" (beyond the data's own)
     remedies: list[Evidence]
     budget: float | None           # tokens at which the gaps were compared
+    # trials with a gap above OVERFIT_GAP_RATIO that is the data's own, val_loss never
+    # turned up: not overfitting (kind "healthy")
+    healthy: list[OverfitCase] = field(default_factory=list)
+    data_gap: float = float("nan")  # the data's own val/train gap, relative to train_loss
+    data_gap_n: int = 0             # trials it was measured on (0: rules.OVERFIT_GAP_RATIO)
+    corpus_tokens: float | None = None  # the data doctor's train tokens, if known
 
 
 @dataclass
@@ -156,10 +194,20 @@ class DivergeCase:
 @dataclass
 class DivergeFinding:
     cases: list[DivergeCase]
-    safe_lr: tuple[float, float] | None   # lowest..highest lr that trained fine
+    safe_lr: tuple[float, float] | None   # lr range of the trials that were stable AND near
+                                          # the best at equal budget (within `margin`)
     good_lr: tuple[float, float] | None   # lr range of the top trials at equal budget
     n_safe: int
     ln_vocab: float | None
+    # stable trials at learning rates above every near-best one, all more than `margin`
+    # worse than the best at equal budget: too high to converge well (reason "too_high",
+    # iter and loss at the budget). too_high_lr is the lowest of their learning rates.
+    too_high: list[DivergeCase] = field(default_factory=list)
+    too_high_lr: float | None = None
+    best_loss: float = float("nan")      # the best stable trial's metric at `budget`
+    margin: float = float("nan")         # "near the best": within this many nats of it
+    margin_source: str = "rule"          # rule (CONVERGE_RATIO) | noise (confirm runs)
+    budget: float | None = None
 
 
 @dataclass

@@ -8,10 +8,11 @@ import numpy as np
 
 from tune_gpt.data.doctor import MIN_VAL_BATCHES, DataReport
 from tune_gpt.report import fmt
-from tune_gpt.report.findings import Evidence, Findings
+from tune_gpt.report.findings import Evidence, Findings, OverfitCase
 from tune_gpt.report.md import Tr, ids, table
 from tune_gpt.report.results import Results
-from tune_gpt.report.rules import EXPLODE_RATIO, FLAT_FRACTION, OVERFIT_GAP_RATIO, OVERFIT_MIN_RISE
+from tune_gpt.report.rules import (CONVERGE_RATIO, DATA_GAP_FACTOR, EXPLODE_RATIO, FLAT_FRACTION,
+                                   OVERFIT_GAP_RATIO, OVERFIT_MIN_RISE, REAL_Z)
 
 
 def _epochs(e: float) -> str:
@@ -42,8 +43,9 @@ def overfit_section(f: Findings, T: Tr, data: dict[str, Any] | None = None) -> l
     if d is not None and d.many_epochs:
         out.append(T("of.epochs", tokens=fmt.tokens(d.tokens_per_trial),
                      epochs=_epochs(d.epochs), corpus=fmt.tokens(d.n_train)))
+    limit = fmt.pct(OVERFIT_GAP_RATIO)
     if not o.cases:
-        out.append(T("of.none", rise=f"{OVERFIT_MIN_RISE:g}", gap=fmt.pct(OVERFIT_GAP_RATIO)))
+        out.append(T("of.none", rise=f"{OVERFIT_MIN_RISE:g}", factor=f"{DATA_GAP_FACTOR:g}", gap=limit))
     else:
         out.append(table([T("lb.trial"), T("of.col.kind"), T("of.col.start"), T("lb.tokens"),
                           T("of.col.valmin"), T("of.col.vallast"), T("of.col.train"), T("of.col.gap")],
@@ -59,14 +61,32 @@ def overfit_section(f: Findings, T: Tr, data: dict[str, Any] | None = None) -> l
                              t0=fmt.loss(c.train_at_min), t1=fmt.loss(c.train_last)))
             else:
                 out.append(T("of.gap", trial=c.trial_id, vlast=fmt.loss(c.val_last),
-                             t1=fmt.loss(c.train_last),
-                             iter=fmt.count(c.start_iter), ratio=fmt.pct(c.gap / c.train_last)))
+                             t1=fmt.loss(c.train_last), iter=fmt.count(c.start_iter),
+                             ratio=fmt.pct(c.gap / c.train_last), factor=f"{DATA_GAP_FACTOR:g}",
+                             base=fmt.pct(c.data_gap, 1), seen=_seen(c, o.corpus_tokens, T)))
+    if o.cases or o.healthy or o.data_gap_n:
+        src = T("of.data_gap.trials", n=o.data_gap_n) if o.data_gap_n else T("of.data_gap.rule")
+        out.append(T("of.data_gap", base=fmt.pct(o.data_gap, 1), src=src, factor=f"{DATA_GAP_FACTOR:g}",
+                     floor=limit))
+    for c in o.healthy[:5]:
+        out.append(T("of.healthy.falling" if c.falling else "of.healthy.flat", trial=c.trial_id,
+                     vlast=fmt.loss(c.val_last), t1=fmt.loss(c.train_last),
+                     ratio=fmt.pct(c.gap / c.train_last), base=fmt.pct(o.data_gap, 1),
+                     seen=_seen(c, o.corpus_tokens, T)))
     n = max((e.n for e in o.remedies), default=0)
     head = T("of.remedies", budget=fmt.tokens(o.budget), n=n) if o.budget else T("of.remedies.nobudget")
     lines = [head] + [f"{i}. " + T(f"of.{e.key}", evidence=_evidence(e, T)) if e.key != "more_data"
                       else f"{i}. " + T("of.more_data") for i, e in enumerate(o.remedies, 1)]
     out.append("\n".join(lines))
     return out
+
+
+def _seen(c: OverfitCase, corpus: float | None, T: Tr) -> str:
+    """" (1.2M tokens = 83 epochs of a 14,000-token corpus)" where the data doctor knows
+    the corpus; "" otherwise."""
+    if not corpus or c.epochs is None:
+        return ""
+    return T("of.seen", tokens=fmt.tokens(c.tokens), epochs=_epochs(c.epochs), corpus=fmt.tokens(corpus))
 
 
 def _evidence(e: Evidence, T: Tr) -> str:
@@ -78,21 +98,33 @@ def _evidence(e: Evidence, T: Tr) -> str:
 
 
 def diverge_section(f: Findings, T: Tr) -> list[str]:
-    d = f.diverge
+    d, metric = f.diverge, f.summary.metric
     out = [f"## {T('s6')}"]
-    if not d.cases:
+    if not d.cases and not d.too_high:
         out.append(T("dv.none"))
     else:
         what = {"diverged": T("dv.diverged"), "nan": T("dv.nan"),
                 "exploding": T("dv.exploding", ratio=fmt.pct(EXPLODE_RATIO - 1)),
                 "flat": T("dv.flat", frac=fmt.pct(FLAT_FRACTION), lnv=fmt.loss(d.ln_vocab))}
-        cases = sorted(d.cases, key=lambda c: -np.nan_to_num(c.learning_rate))
+        rows = [(c, what[c.reason]) for c in d.cases]
+        rows += [(c, T("dv.too_high.what", worse=fmt.signed(c.loss - d.best_loss))) for c in d.too_high]
+        rows.sort(key=lambda r: -np.nan_to_num(r[0].learning_rate))
         out.append(table([T("lb.trial"), T("dv.col.lr"), T("dv.col.what"), T("dv.col.iter"),
                           T("dv.col.loss")],
-                         [[f"`{c.trial_id}`", fmt.lr(c.learning_rate), what[c.reason], fmt.count(c.iter),
-                           fmt.loss(c.loss)] for c in cases]))
+                         [[f"`{c.trial_id}`", fmt.lr(c.learning_rate), w, fmt.count(c.iter),
+                           fmt.loss(c.loss)] for c, w in rows]))
+    margin = fmt.loss(d.margin)
+    if d.too_high:
+        worse = [c.loss - d.best_loss for c in d.too_high]
+        why = (T("dv.margin.noise", z=f"{REAL_Z:g}") if d.margin_source == "noise"
+               else T("dv.margin.rule", ratio=fmt.pct(CONVERGE_RATIO)))
+        out.append(T("dv.too_high", lr=fmt.lr(d.too_high_lr), budget=fmt.tokens(d.budget),
+                     ids=ids([c.trial_id for c in d.too_high]), metric=metric,
+                     lo=fmt.loss(min(worse)), hi=fmt.loss(max(worse)), best=fmt.loss(d.best_loss),
+                     margin=margin, why=why))
     if d.safe_lr:
-        out.append(T("dv.safe", lo=fmt.lr(d.safe_lr[0]), hi=fmt.lr(d.safe_lr[1]), n=d.n_safe))
+        out.append(T("dv.safe", lo=fmt.lr(d.safe_lr[0]), hi=fmt.lr(d.safe_lr[1]), n=d.n_safe,
+                     margin=margin, budget=fmt.tokens(d.budget)))
     else:
         out.append(T("dv.safe.none"))
     if d.good_lr:

@@ -4,8 +4,10 @@ threshold they use is in tune_gpt.report.rules, named, with the reason for its v
 
     oom       trials that ran out of memory (or were predicted to) and the guide's ladder
     slow      slow trials, and the guide's speed remedies with measured speedups
-    overfit   val_loss rising while train_loss falls, a wide gap, and what narrowed it
-    diverge   NaN, exploding or flat losses, and the learning rates that trained fine
+    overfit   val_loss rising while train_loss falls, a gap beyond the data's own (and gaps
+              that are only the data's own), and what narrowed it
+    diverge   NaN, exploding or flat losses, learning rates too high to converge well, and
+              the learning rates that were stable and near the best
     common    the top trials at an equal budget (shared by diverge and the next space)
 
 Each rule set takes the prepared Results and returns its section's finding

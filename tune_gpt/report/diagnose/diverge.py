@@ -1,6 +1,7 @@
 """Divergence: trials whose loss became NaN/inf, climbed back up (exploding) or never left
-the uniform guess (flat); and the learning rates that trained fine, overall and among the
-top trials."""
+the uniform guess (flat); learning rates too high to converge well (stable, but far behind
+the best at an equal budget: the guide's 不收敛 is that too, not only NaN); and the
+learning rates that were both stable and near the best, overall and among the top trials."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pandas as pd
 
 from tune_gpt.report.diagnose.common import top_ids
 from tune_gpt.report.findings import DivergeCase, DivergeFinding
-from tune_gpt.report.results import Results, comparable_ids
-from tune_gpt.report.rules import EXPLODE_RATIO, FLAT_FRACTION
+from tune_gpt.report.results import Results, at_budget, common_budget, comparable_ids
+from tune_gpt.report.rules import CONVERGE_RATIO, EXPLODE_RATIO, FLAT_FRACTION, REAL_Z
 from tune_gpt.trial import DIVERGED, FAILED, OOM, PREDICTED_OOM
 
 
@@ -51,14 +52,40 @@ def diagnose_divergence(res: Results) -> DivergeFinding:
             cases.append(c)
     bad = {c.trial_id for c in cases}
     lr = pd.to_numeric(res.trials["learning_rate"], errors="coerce")
-    ok = [lr[i] for i in comparable_ids(res) if i not in bad and np.isfinite(lr[i])]
     unstable = [c.learning_rate for c in cases
                 if c.reason != "flat" and np.isfinite(c.learning_rate)]
-    safe = None
-    if ok:
-        below = [v for v in ok if not unstable or v < min(unstable)]
-        safe = (min(ok), max(below or ok))
+    found = DivergeFinding(cases, None, None, 0, ln_vocab)
+    near = [lr[i] for i in _converged(res, lr, bad, found)]
+    if near:
+        below = [v for v in near if not unstable or v < min(unstable)]
+        found.safe_lr, found.n_safe = (min(near), max(below or near)), len(near)
     top, _ = top_ids(res)
     good_lrs = [lr[i] for i in top if i not in bad and np.isfinite(lr[i])]
-    good = (min(good_lrs), max(good_lrs)) if good_lrs else None
-    return DivergeFinding(cases, safe, good, len(ok), ln_vocab)
+    found.good_lr = (min(good_lrs), max(good_lrs)) if good_lrs else None
+    return found
+
+
+def _converged(res: Results, lr: pd.Series, bad: set[str], found: DivergeFinding) -> list[str]:
+    """Read the stable trials at the leaderboard's equal budget: those within the margin of
+    the best are near it (returned); those at learning rates above every near one are all
+    beyond it, so from the lowest of them up the rate is too high to converge well."""
+    ids = comparable_ids(res)
+    found.budget = common_budget(res, ids)  # the budget the leaderboard compares at
+    at = at_budget(res, [i for i in ids if i not in bad and np.isfinite(lr[i])], found.budget)
+    loss = pd.to_numeric(at[res.metric], errors="coerce")  # an empty table is of dtype object
+    loss = loss[np.isfinite(loss)]
+    if loss.empty:
+        return []
+    best = float(loss.min())
+    noise = (res.meta.confirm or {}).get("noise")
+    margin, source = CONVERGE_RATIO * best, "rule"
+    if isinstance(noise, (int, float)) and np.isfinite(noise) and REAL_Z * math.sqrt(2) * noise > margin:
+        margin, source = REAL_Z * math.sqrt(2) * noise, "noise"  # two runs' difference
+    found.best_loss, found.margin, found.margin_source = best, margin, source
+    near = [i for i in loss.index if loss[i] <= best + margin]
+    top_near = max(lr[i] for i in near)
+    high = sorted((i for i in loss.index if lr[i] > top_near), key=lambda i: (lr[i], i))
+    found.too_high = [DivergeCase(i, float(lr[i]), "too_high", float(at.at[i, "iter"]), float(loss[i]))
+                      for i in high]
+    found.too_high_lr = found.too_high[0].learning_rate if found.too_high else None
+    return near

@@ -1,6 +1,9 @@
 """Out of memory: trials that ran out of memory (oom) or were predicted not to fit
 (predicted_oom), biggest first, each with the guide's five remedies made concrete for its
-config and the memory each would need ("try the first one that fits")."""
+config and the memory each would need ("try the first one that fits"). Where trials that ran
+measured their peak, the "fits" verdicts use the estimate scaled by the measured/estimated
+ratio (memory.calibration), and the section leads with what most of the memory was and the
+first remedy that fits."""
 
 from __future__ import annotations
 
@@ -9,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from tune_gpt.report import memory
-from tune_gpt.report.findings import OomCase, OomFinding, Remedy
+from tune_gpt.report.findings import OomCase, OomFinding, OomLead, Remedy
 from tune_gpt.report.results import Results
-from tune_gpt.report.rules import MAX_OOM_LADDERS, MEMORY_HEADROOM, OOM_REMEDIES, SPEED_KEYS
+from tune_gpt.report.rules import MAX_OOM_LADDERS, OOM_REMEDIES, SPEED_KEYS
 from tune_gpt.trial import OOM, PREDICTED_OOM
 
 
@@ -19,6 +22,8 @@ def diagnose_oom(res: Results) -> OomFinding:
     """Trials that ran out of memory or were predicted to, each with the guide's ladder."""
     limit = res.meta.memory_limit_bytes
     t = res.trials
+    cal = memory.calibration(t, "cuda" if res.on_gpu() else "cpu")
+    factor = cal.factor if cal else 1.0
     ids = [i for i in t.index if t.at[i, "outcome"] in (OOM, PREDICTED_OOM)]
     est = {i: t.at[i, "est_mem_bytes"] if np.isfinite(t.at[i, "est_mem_bytes"])
            else (memory.need_bytes(res.knobs(i), res.vocab_size) or np.nan) for i in ids}
@@ -31,11 +36,11 @@ def diagnose_oom(res: Results) -> OomFinding:
         complete = all(k in knobs for k in SPEED_KEYS)  # a ladder needs the whole config
         if complete and shape not in seen and len(seen) < MAX_OOM_LADDERS:
             seen.append(shape)
-            ladder = oom_ladder(knobs, res.vocab_size, limit)
+            ladder = oom_ladder(knobs, res.vocab_size, limit, factor)
         case = OomCase(i, t.at[i, "outcome"], knobs, float(t.at[i, "tokens_per_iter"]),
                        float(t.at[i, "peak_mem_bytes"]), float(est[i]), ladder)
         if ladder:
-            case.combined = oom_combined(knobs, res.vocab_size, limit, ladder)
+            case.combined = oom_combined(knobs, res.vocab_size, limit, ladder, factor)
         if np.isnan(case.tokens_per_iter) and complete:
             case.tokens_per_iter = float(knobs["batch_size"] * knobs["block_size"]
                                          * knobs["gradient_accumulation_steps"])
@@ -45,11 +50,30 @@ def diagnose_oom(res: Results) -> OomFinding:
             case.rescued_by, case.rescue_outcome = r, t.at[r, "outcome"]
             case.rescue_val_loss = float(t.at[r, "best_val_loss"])
         cases.append(case)
-    return OomFinding(cases, float(limit) if limit else None)
+    return OomFinding(cases, float(limit) if limit else None, cal,
+                      oom_lead(cases, res.vocab_size, factor))
 
 
-def oom_ladder(knobs: dict[str, Any], vocab: int | None, limit: float | None) -> list[Remedy]:
-    """The guide's five OOM remedies, each applied alone to `knobs`, with the memory it needs."""
+def oom_lead(cases: list[OomCase], vocab: int | None, factor: float) -> OomLead | None:
+    """The case the section opens with: the first that really ran out of memory (measured),
+    else the biggest predicted one; what most of its memory is; the first remedy that fits."""
+    with_ladder = [c for c in cases if c.ladder]
+    case = next((c for c in with_ladder if c.outcome == OOM), with_ladder[0] if with_ladder else None)
+    part = memory.biggest_part(case.knobs, vocab) if case else None
+    if case is None or part is None:
+        return None
+    need = (case.est_mem_bytes * factor if np.isfinite(case.est_mem_bytes)
+            else case.peak_mem_bytes)  # a measured peak needs no scaling
+    remedy = next((r for r in case.ladder if r.applicable and r.fits), None)
+    if remedy is None and case.combined is not None and case.combined.fits:
+        remedy = case.combined
+    return OomLead(case, part[0], part[1], need, remedy)
+
+
+def oom_ladder(knobs: dict[str, Any], vocab: int | None, limit: float | None,
+               factor: float = 1.0) -> list[Remedy]:
+    """The guide's five OOM remedies, each applied alone to `knobs`, with the memory it needs
+    (the estimate) and whether that fits once scaled by the measured `factor`."""
     bs, bt = knobs["batch_size"], knobs["block_size"]
     ga = knobs["gradient_accumulation_steps"]
     layers, width = memory.smaller_model(knobs["n_layer"], knobs["n_head"], knobs["n_embd"])
@@ -71,13 +95,13 @@ def oom_ladder(knobs: dict[str, Any], vocab: int | None, limit: float | None) ->
                           tokens_per_iter=new["batch_size"] * new["block_size"]
                           * new["gradient_accumulation_steps"],
                           mem_bytes=mem,
-                          fits=None if (limit is None or mem is None) else mem <= MEMORY_HEADROOM * limit,
+                          fits=memory.fits(mem, limit, factor),
                           applicable=bool(changes)))
     return out
 
 
 def oom_combined(knobs: dict[str, Any], vocab: int | None, limit: float | None,
-                 ladder: list[Remedy]) -> Remedy | None:
+                 ladder: list[Remedy], factor: float = 1.0) -> Remedy | None:
     """When no single remedy fits: the ladder's steps applied on top of each other, in the
     guide's order, until the estimate fits. The batch is halved through accumulation (step
     3 instead of step 1) so tokens/iter stays what the search chose."""
@@ -91,7 +115,7 @@ def oom_combined(knobs: dict[str, Any], vocab: int | None, limit: float | None,
             cur[k] = new
             changes[k] = (knobs[k], new)
         mem = memory.need_bytes(cur, vocab)
-        if mem is not None and mem <= MEMORY_HEADROOM * limit:
+        if memory.fits(mem, limit, factor):
             return Remedy("combined", changes, cur["batch_size"] * cur["block_size"]
                           * cur["gradient_accumulation_steps"], mem, True)
     return Remedy("combined", changes, None, memory.need_bytes(cur, vocab), False)

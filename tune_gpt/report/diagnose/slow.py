@@ -1,6 +1,8 @@
 """Training too slow: trials well below their peers' MFU (or tokens/s), spending too much
 time evaluating, with compile off on a GPU or a debugging-size batch; and the guide's four
-speed remedies, with speedups measured between trials that differ only in that knob."""
+speed remedies, with speedups measured between trials that differ only in that knob. The
+section leads with the biggest measured lever (`lead`): the one rung, or the tuned eval knob,
+whose measured or computed gain is largest."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from tune_gpt.errors import UserError
 from tune_gpt.report import memory
 from tune_gpt.report.findings import Pair, Remedy, SlowFinding, SpeedRow
 from tune_gpt.report.results import Results
-from tune_gpt.report.rules import (EVAL_SHARE_MAX, EVAL_SHARE_TARGET, MEMORY_HEADROOM,
+from tune_gpt.report.rules import (EVAL_SHARE_MAX, EVAL_SHARE_TARGET, LEAD_MIN_GAIN,
                                    QUIET_LOG_INTERVAL, SLOW_FRACTION, SMALL_BATCH_MAX, SPEED_KEYS)
 from tune_gpt.space import parse_amount
 
@@ -78,11 +80,50 @@ def diagnose_slowness(res: Results) -> SlowFinding:
                              row["batch_size"], flags))
     rows.sort(key=lambda r: -r.tokens_per_s)
     slow = [r.trial_id for r in rows if r.flags]
-    return SlowFinding(rows, slow, _slow_remedies(res, rows), "cuda" if gpu else "cpu")
+    device = "cuda" if gpu else "cpu"
+    cal = memory.calibration(t, device)
+    remedies = _slow_remedies(res, rows, cal.factor if cal else 1.0)
+    return SlowFinding(rows, slow, remedies, device, _lead(res, remedies))
 
 
-def _slow_remedies(res: Results, rows: list[SpeedRow]) -> list[Remedy]:
-    """The guide's order: compile, larger batch, fewer evaluations, less logging."""
+def _lead(res: Results, remedies: list[Remedy]) -> Remedy | None:
+    """The biggest measured lever: a rung whose gain was measured (a compile or batch_size
+    pair) or computed from measured time (fewer evaluations, or the tuned eval knob behind
+    them) and that applies here; None when none promises LEAD_MIN_GAIN."""
+    compile_, larger, fewer, _ = remedies
+    levers = [r for r in (compile_, larger) if r.applicable and r.pair and r.speedup]
+    if fewer.applicable and fewer.speedup:  # without an eval_interval there is no change to name
+        levers += [r for r in (_tuned_eval(res, fewer) or fewer,) if r.changes]
+    best = max(levers, key=lambda r: r.speedup or 0.0, default=None)
+    return best if best is not None and (best.speedup or 0.0) >= LEAD_MIN_GAIN else None
+
+
+def _tuned_eval(res: Results, fewer: Remedy) -> Remedy | None:
+    """When the search itself tuned eval_iters or eval_interval, the trial that evaluates most
+    is slow because of that knob: set it to the cheapest value the search tried. Evaluation
+    time goes as eval_iters / eval_interval, so the gain follows from the measured share."""
+    worst, s = fewer.trials[0], fewer.eval_share or 0.0
+    t = res.trials
+    tuned = res.tuned_knobs()
+    out = None
+    for knob, cheapest in (("eval_iters", min), ("eval_interval", max)):
+        values = pd.to_numeric(t[knob], errors="coerce") if knob in tuned else pd.Series(dtype=float)
+        values = values[np.isfinite(values) & (values > 0)]
+        if values.nunique() < 2 or not np.isfinite(values.get(worst, np.nan)):
+            continue
+        cur, best = int(values[worst]), int(cheapest(values))
+        k = cur / best if knob == "eval_iters" else best / cur
+        if k > 1:
+            r = Remedy("tuned_eval", {knob: (cur, best)}, speedup=1.0 / (1.0 - s + s / k),
+                       trials=[worst], eval_share=s)
+            if out is None or (r.speedup or 0) > (out.speedup or 0):
+                out = r
+    return out
+
+
+def _slow_remedies(res: Results, rows: list[SpeedRow], factor: float = 1.0) -> list[Remedy]:
+    """The guide's order: compile, larger batch, fewer evaluations, less logging. `factor`
+    scales memory estimates as measured (memory.calibration) for the larger batch's verdict."""
     t = res.trials
     limit = res.meta.memory_limit_bytes
     # 1. compile
@@ -106,7 +147,7 @@ def _slow_remedies(res: Results, rows: list[SpeedRow]) -> list[Remedy]:
         if knobs:
             larger.mem_bytes = memory.need_bytes({**knobs, "batch_size": bs * 2}, res.vocab_size)
             if limit and larger.mem_bytes:
-                larger.fits = larger.mem_bytes <= MEMORY_HEADROOM * limit
+                larger.fits = memory.fits(larger.mem_bytes, limit, factor)
     pairs = paired_speedups(res, "batch_size")
     if pairs:
         larger.pair = _best_pair(pairs)
