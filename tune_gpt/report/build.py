@@ -46,13 +46,15 @@ def build_report(trials: pd.DataFrame, curves: pd.DataFrame,
                                                     space, top),
                      confirm=res.meta.confirm)
     found.next.notes = _notes(found)
-    figures = make_figures(res, found, fig.figure_language(lang))
+    fig_lang = fig.figure_language(lang)
+    figures = make_figures(res, found, fig_lang)
+    md = render(res, found, lang, list(figures), figures_lang=fig_lang)
     files = {
         "best_config.yaml": best_config_yaml(res, summary.best_trial, summary.best_config),
         "best_config_nanogpt.py": nanogpt_config(res, summary.best_trial, summary.best_config),
         "next_space.yaml": space_yaml,
     }
-    return Report(render(res, found, lang, list(figures)), figures, files, found, res.name)
+    return Report(md, figures, files, found, res.name)
 
 
 def _notes(f: Findings) -> list[tuple[str, dict[str, Any]]]:

@@ -2,7 +2,11 @@
 
 matplotlib is imported inside the functions; figures are drawn on an Agg canvas. Labels
 come from the catalogue; Chinese labels are used only when a CJK font is installed (else
-matplotlib would draw empty boxes), otherwise the figures fall back to English.
+matplotlib would draw empty boxes), otherwise the figures fall back to English and the
+report says why in one line (catalogue key `fig.nofont`).
+
+The font: CI installs Debian's `fonts-noto-cjk` (.ci/run); users install it the same way
+(or have one already: macOS's PingFang SC, Windows's Microsoft YaHei are in CJK_FONTS).
 """
 
 from __future__ import annotations
@@ -19,16 +23,42 @@ from tune_gpt.report import fmt
 from tune_gpt.report.i18n import translator
 from tune_gpt.space import parse_amount
 
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
-             "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC",
-             "AR PL UMing CN", "Noto Serif CJK SC")
+# Families known to cover simplified Chinese, in order of preference (sans first: the
+# figures are otherwise drawn in DejaVu Sans).
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
+             "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei",
+             "PingFang SC", "Heiti SC", "Noto Serif CJK SC", "Source Han Serif SC",
+             "AR PL UMing CN", "Noto Sans CJK JP", "Noto Sans CJK TC")
+
+_rescanned = False
 
 
 def _cjk_font() -> str | None:
+    """The first CJK_FONTS family matplotlib can use, or None.
+
+    matplotlib reads its font list from a cache (~/.cache/matplotlib/fontlist-*.json) made
+    on first import, so a font installed after that is invisible to it. When no known
+    family is in that list, the system font folders are scanned once per process (fc-list,
+    ~0.3 s) and the files matplotlib has not seen are added; the cache file is left alone."""
+    global _rescanned
     from matplotlib import font_manager
 
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    return next((n for n in CJK_FONTS if n in names), None)
+    def known() -> str | None:
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        return next((n for n in CJK_FONTS if n in names), None)
+
+    found = known()
+    if found or _rescanned:
+        return found
+    _rescanned = True
+    seen = {f.fname for f in font_manager.fontManager.ttflist}
+    for path in font_manager.findSystemFonts():
+        if path not in seen:
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):  # a file FreeType cannot read
+                continue
+    return known()
 
 
 def figure_language(lang: str) -> str:
@@ -52,8 +82,10 @@ def _png(fig: Any, lang: str) -> bytes:
 
 
 def _rc(lang: str) -> dict[str, Any]:
+    """zh: the CJK family itself as font.family (not only first in font.sans-serif), so each
+    Text keeps it after the rc context ends; DejaVu Sans draws any glyph it lacks."""
     font = _cjk_font() if lang == "zh" else None
-    return {"font.sans-serif": [font, "DejaVu Sans"], "axes.unicode_minus": False} if font else {}
+    return {"font.family": [font, "DejaVu Sans"], "axes.unicode_minus": False} if font else {}
 
 
 def _empty(ax: Any, T: Callable[..., str]) -> None:

@@ -19,9 +19,13 @@ from tune_gpt.report.rules import (EFFECT_MIN_LOSS, EFFECT_MIN_N, EFFECT_MIN_RAT
                                    EFFECT_MIN_RHO, REAL_Z)
 
 
-def render(res: Results, f: Findings, lang: str, figures: list[str]) -> str:
+def render(res: Results, f: Findings, lang: str, figures: list[str],
+           figures_lang: str | None = None) -> str:
     T = translator(lang)
-    parts = [f"# {T('title', name=res.name)}", _intro(res, T), data_line(res, T)]
+    parts = [f"# {T('title', name=res.name)}"]
+    if figures and figures_lang not in (None, lang):  # zh without a CJK font: say why
+        parts.append(f"> {T('fig.nofont')}")
+    parts += [_intro(res, T), data_line(res, T)]
     parts += _summary(f, T)
     parts += _leaderboard(f, T, figures)
     parts += oom_section(f, T)
