@@ -52,7 +52,7 @@ def _rss_mb() -> float:
 
 
 class RssSampler:
-    """Samples the driver's RSS every `every` seconds, with how many trials had ended."""
+    """Samples the driver's RSS every `every` seconds, with how many trials had started."""
 
     def __init__(self, runs_dir: Path, every: float = 1.0):
         import threading
@@ -62,9 +62,8 @@ class RssSampler:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _ended(self) -> int:
-        # a trial folder whose result.json holds its last report ("done": true)
-        return sum(1 for f in self.runs_dir.glob("*/tune/trial_*/result.json")
-                   if '"done": true' in f.read_text()[-400:])
+        # trials started so far (their folders); with 2 slots, ended = started - 2
+        return sum(1 for _ in self.runs_dir.glob("*/tune/trial_*"))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
@@ -97,7 +96,9 @@ def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -
     from tune_gpt.search import SearchOptions, run_search
 
     space = {**SPACE, "fixed": {**SPACE["fixed"], "max_iters": iters,
-                                "eval_interval": eval_interval},
+                                "eval_interval": eval_interval,
+                                "warmup_iters": min(SPACE["fixed"]["warmup_iters"],
+                                                    max(1, iters // 10))},
              "budget": {**SPACE["budget"], "num_samples": trials}}
     path = workdir / f"overhead-{trials}.yaml"
     path.write_text(yaml.safe_dump(space))
