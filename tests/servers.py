@@ -45,6 +45,16 @@ def start_mlflow_server(folder: Path, backend_uri: str):
             time.sleep(0.5)
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a process we started in its own session and everything it left behind there
+    (a crashed driver's Ray processes)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 def stop_group(proc: subprocess.Popen, grace_s: float = 15) -> None:
     """Stop a process we started and everything it started (its own process group)."""
     try:

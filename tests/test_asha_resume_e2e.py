@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from servers import kill_group
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -77,14 +78,6 @@ DRIVER = textwrap.dedent('''
 ''').format(root=str(ROOT), xs=XS, steps=STEPS)
 
 
-def _stop_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
 def _run(tmp: Path, kind: str, crash: bool) -> dict[float, int]:
     """Every trial's last reported step (STEPS: ran to the end; less: stopped by ASHA)."""
     storage = tmp / kind / ("crash" if crash else "straight")
@@ -120,13 +113,13 @@ def _drive(args: list[str], storage: Path, log, env: dict, crash: bool,
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
     finally:
-        _stop_group(first)  # and the Ray processes it left behind
+        kill_group(first)  # and the Ray processes it left behind
     second = subprocess.Popen(args + ["restore", ray_tmp], stdout=log, stderr=subprocess.STDOUT,
                               env=env, start_new_session=True)
     try:
         assert second.wait(timeout=300) == 0, (storage / "driver.log").read_text()[-3000:]
     finally:
-        _stop_group(second)
+        kill_group(second)
     return _steps(storage / "steps-restore.json")
 
 

@@ -14,19 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
+from servers import kill_group
 
 from tune_gpt import trial as outcomes
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> None:
@@ -58,7 +51,7 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
         os.kill(first.pid, signal.SIGKILL)  # the driver only, like a crash
         first.wait()
     finally:
-        _stop_group(first)  # then whatever Ray processes it left behind
+        kill_group(first)  # then whatever Ray processes it left behind
 
     folder = tmp_path / "runs" / "r"
     state = json.loads((folder / "state.json").read_text())
@@ -145,7 +138,7 @@ def test_ctrl_c_keeps_the_search_resumable(tmp_path: Path, shakespeare_path: Pat
         os.kill(first.pid, signal.SIGINT)
         assert first.wait(timeout=120) == 130, log.read_text()
     finally:
-        _stop_group(first)
+        kill_group(first)
     assert "tune-gpt resume c" in log.read_text()
     folder = tmp_path / "runs" / "c"
     assert json.loads((folder / "state.json").read_text())["finished"] is False
