@@ -50,14 +50,14 @@ class MultiFidelityOptunaSearch(OptunaSearch):
         self.resource_attr = resource_attr
         # ASHA's first rung (resource_attr units): the recipe's bar; None: no ASHA, no wait
         self.recipe_bar = recipe_bar
-        self._reached: dict[str, float] = {}  # trial -> furthest step evaluated
-        self._measured: set[str] = set()  # trials with at least one intermediate value
+        # trial -> furthest step it reported a measurement at (a key: it was measured)
+        self._reached: dict[str, float] = {}
         self._recipe: str | None = None   # the trial running the prior's recipe (trial 0)
 
     def suggest(self, trial_id: str) -> dict | None:
         recipe = self._recipe
         if recipe is not None and recipe not in self._completed_trials and \
-                (recipe not in self._measured or self._reached[recipe] < self.recipe_bar):
+                self._reached.get(recipe, -1.0) < self.recipe_bar:
             return None  # Ray asks again later: wait for the recipe's first rung
         config = super().suggest(trial_id)
         if recipe is None and self.recipe_bar is not None and self._starts_at_recipe():
@@ -82,7 +82,6 @@ class MultiFidelityOptunaSearch(OptunaSearch):
                 not isinstance(step, (int, float)):
             return
         self._ot_trials[trial_id].report(float(value), int(step))
-        self._measured.add(trial_id)
         self._reached[trial_id] = max(self._reached.get(trial_id, 0.0), float(step))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
@@ -91,7 +90,7 @@ class MultiFidelityOptunaSearch(OptunaSearch):
             return super().on_trial_complete(trial_id, result, error)
         outcome = contract.outcome_of(result, errored=error)
         ot_trial = self._ot_trials[trial_id]
-        if outcome == contract.STOPPED_EARLY and trial_id in self._measured:
+        if outcome == contract.STOPPED_EARLY and trial_id in self._reached:
             from optuna.trial import TrialState
 
             try:
