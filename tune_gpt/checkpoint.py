@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 CHECKPOINT_NAME = "ckpt.pt"
 # What must match between a checkpoint and the config that resumes it.
-MODEL_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias")
+MODEL_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "parametrization",
+              "mup_base_width")
 
 
 class Checkpointer:
@@ -120,9 +121,11 @@ def resume_state(resume: bool | str | Path | dict, cfg: TrainConfig) -> dict | N
 
 
 def check_resumable(ckpt: dict, cfg: TrainConfig, data: PreparedData) -> None:
+    defaults = {"parametrization": "sp", "mup_base_width": 128}  # checkpoints from before µP
     for key in MODEL_KEYS:
-        if ckpt["config"].get(key) != getattr(cfg, key):
-            raise UserError(f"cannot resume: the checkpoint has {key}={ckpt['config'].get(key)} "
+        had = ckpt["config"].get(key, defaults.get(key))
+        if had != getattr(cfg, key):
+            raise UserError(f"cannot resume: the checkpoint has {key}={had} "
                             f"but the config says {key}={getattr(cfg, key)}; resume with the "
                             f"same model shape")
     if ckpt["meta"].get("tokenizer", "char") != data.tokenizer or \

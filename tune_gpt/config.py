@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 from tune_gpt.errors import UserError, closest
 
 DTYPES = ("float32", "bfloat16", "float16")
+PARAMETRIZATIONS = ("sp", "mup")
 DEVICES = ("auto", "cpu", "cuda")
 TOKENIZERS = ("auto", "char", "gpt2")   # the `tokenizer` knob
 
@@ -56,6 +57,12 @@ class TrainConfig:
         0.0, "Dropout probability in attention, MLP and embeddings (0 for pretraining speed).")
     bias: bool = knob(
         False, "Biases in Linear and LayerNorm layers (False is slightly better and faster).")
+    parametrization: str = knob(
+        "sp", "sp | mup: sp is nanoGPT's; mup (µP) keeps the best learning rate fixed as "
+        "n_embd grows, so a search on a narrow proxy transfers (`tune-gpt transfer`).")
+    mup_base_width: int = knob(
+        128, "µP only: the width at which µP equals sp; hidden learning rates scale by "
+        "mup_base_width / n_embd.")
 
     # --- optimizer (AdamW) ---
     learning_rate: float = knob(1e-3, "Peak learning rate, reached after warmup.")
@@ -259,7 +266,8 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
         raise UserError(where + msg)
 
     for key in ("batch_size", "block_size", "gradient_accumulation_steps", "n_layer", "n_head",
-                "n_embd", "max_iters", "eval_interval", "eval_iters", "log_interval"):
+                "n_embd", "max_iters", "eval_interval", "eval_iters", "log_interval",
+                "mup_base_width"):
         if getattr(cfg, key) < 1:
             fail(f"'{key}' must be a positive integer, got {getattr(cfg, key)}")
     for key in ("warmup_iters", "lr_decay_iters"):
@@ -284,6 +292,9 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
     if cfg.decay_lr and cfg.lr_decay_iters < cfg.warmup_iters:
         fail(f"'lr_decay_iters' ({cfg.lr_decay_iters}) must be >= 'warmup_iters' "
              f"({cfg.warmup_iters}); usually lr_decay_iters = max_iters")
+    if cfg.parametrization not in PARAMETRIZATIONS:
+        fail(f"'parametrization' must be one of {', '.join(PARAMETRIZATIONS)}, got "
+             f"{cfg.parametrization!r}")
     if cfg.dtype not in DTYPES:
         fail(f"'dtype' must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
     if cfg.tokenizer not in TOKENIZERS:

@@ -32,6 +32,33 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = False     # biases in Linear and LayerNorm (False: fewer params, a bit faster;
                            # nn.LayerNorm's own bias=False switch, so no custom LayerNorm)
+    parametrization: str = "sp"   # "sp" (standard, nanoGPT's) or "mup" (see MuP below)
+    mup_base_width: int = 128     # µP: the width at which µP and SP coincide
+
+    @property
+    def width_mult(self) -> float:
+        """n_embd / mup_base_width under µP; 1.0 under SP (nothing is rescaled)."""
+        return self.n_embd / self.mup_base_width if self.parametrization == "mup" else 1.0
+
+
+# µP (the maximal-update parametrization; Yang et al., Tensor Programs V, arXiv 2203.03466).
+# Under SP the best Adam learning rate falls as the model widens, because an update of size
+# lr to every entry of a (C, C) matrix moves its output by ~lr * C. µP rescales four things
+# with the width multiplier m = n_embd / mup_base_width so that every layer's update moves
+# its output by the same amount at any width (the paper's Table 3, Adam column):
+#   1. hidden matrices (attention q/k/v/proj, MLP): init std / sqrt(m), Adam lr / m;
+#   2. attention logits scaled by 1/hs instead of 1/sqrt(hs) (keys and queries become
+#      correlated during training, so their dot product grows like hs, not sqrt(hs));
+#      written sqrt(hs_base) / hs so that it equals SP's 1/sqrt(hs) at the base width;
+#   3. the readout: logits multiplied by 1/m;
+#   4. input embeddings and LayerNorm gains: unchanged init and lr.
+# At m = 1 every factor is 1 (the attention one included), so µP at the base width is
+# exactly SP: a search at the base width and nanoGPT agree.
+# Weight tying: the token table is both the input embedding and the readout. We keep it
+# tied (nanoGPT does, and small models need the parameters) and treat the matrix as an
+# input embedding (constant init and lr); the readout's µP scaling comes from the 1/m
+# output multiplier alone, as in EleutherAI's nanoGPT-mup and Cerebras' µP practitioner's
+# guide. The alternative, an untied zero-initialised readout, adds V*C parameters.
 
 
 class CausalSelfAttention(nn.Module):
@@ -51,6 +78,10 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.n_head
         self.n_embd = config.n_embd
         self.dropout = config.dropout
+        hs = config.n_embd // config.n_head
+        # SP: None (scaled_dot_product_attention's own 1/sqrt(hs)). µP: sqrt(hs_base) / hs.
+        self.scale = None if config.parametrization != "mup" else \
+            math.sqrt(config.mup_base_width / config.n_head) / hs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.size()
@@ -63,7 +94,7 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=None, dropout_p=self.dropout if self.training else 0.0,
-            is_causal=True)  # (B, nh, T, hs)
+            is_causal=True, scale=self.scale)  # (B, nh, T, hs)
         # Put the heads side by side again: (B, nh, T, hs) -> (B, T, C).
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
@@ -119,9 +150,13 @@ class GPT(nn.Module):
         self.apply(self._init_weights)
         # Each block adds two projections into the residual stream; shrinking their init
         # by 1/sqrt(2 * n_layer) keeps the stream's variance from growing with depth.
+        # µP: hidden matrices (every Linear inside a block) also get std / sqrt(m).
+        hidden_std = 0.02 / math.sqrt(config.width_mult)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+                nn.init.normal_(p, mean=0.0, std=hidden_std / math.sqrt(2 * config.n_layer))
+            elif name.startswith("transformer.h.") and p.dim() == 2:
+                nn.init.normal_(p, mean=0.0, std=hidden_std)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -155,6 +190,8 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x = block(x)
         x = self.transformer.ln_f(x)
+        if self.config.parametrization == "mup":
+            x = x / self.config.width_mult  # µP readout multiplier 1/m (same as scaling logits)
         if targets is None:
             return self.lm_head(x[:, [-1], :]), None
         logits = self.lm_head(x)  # (B, T, V)
@@ -171,12 +208,23 @@ class GPT(nn.Module):
         where torch 2.13 has a fused AdamW too. Measured on the 2-core Xeon for nanoGPT's
         CPU recipe (0.8M params in 27 tensors), one step took 1.15 ms fused, 4.4 ms with
         foreach and 4.1 ms with the per-tensor loop on one thread (0.99 / 3.9 / 3.3 ms on
-        two): fused saves ~3 ms of a ~60 ms iteration."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        decay = [p for p in params if p.dim() >= 2]
-        no_decay = [p for p in params if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
+        two): fused saves ~3 ms of a ~60 ms iteration.
+
+        Under µP the hidden matrices form a third group whose learning rate is
+        learning_rate / m (its `lr_scale`); the training loop multiplies each group's
+        scheduled learning rate by its `lr_scale`."""
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        m = self.config.width_mult
+        hidden = [p for n, p in named if p.dim() >= 2 and n.startswith("transformer.h.")]
+        if m == 1.0:
+            hidden = []  # SP (or µP at its base width): one decayed group, as nanoGPT
+        hidden_ids = {id(p) for p in hidden}
+        decay = [p for _, p in named if p.dim() >= 2 and id(p) not in hidden_ids]
+        no_decay = [p for _, p in named if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
+                  {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0}]
+        if hidden:
+            groups.append({"params": hidden, "weight_decay": weight_decay, "lr_scale": 1.0 / m})
         fused = device_type in ("cuda", "cpu")  # other backends: torch's default
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused or None)
 

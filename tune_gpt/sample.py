@@ -44,7 +44,9 @@ def generate(checkpoint_path: str | Path, start: str = "\n", num_samples: int = 
     try:
         model = GPT(GPTConfig(block_size=cfg["block_size"], vocab_size=vocab_size,
                               n_layer=cfg["n_layer"], n_head=cfg["n_head"],
-                              n_embd=cfg["n_embd"], dropout=0.0, bias=cfg["bias"]))
+                              n_embd=cfg["n_embd"], dropout=0.0, bias=cfg["bias"],
+                              parametrization=cfg.get("parametrization", "sp"),
+                              mup_base_width=cfg.get("mup_base_width", 128)))
         model.load_state_dict(ckpt["model"])
     except (KeyError, RuntimeError) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]

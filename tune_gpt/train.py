@@ -224,7 +224,9 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data) -> Tr
         torch.cuda.reset_peak_memory_stats()
     model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=data.vocab_size,
                           n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                          dropout=cfg.dropout, bias=cfg.bias)).to(device)
+                          dropout=cfg.dropout, bias=cfg.bias,
+                          parametrization=cfg.parametrization,
+                          mup_base_width=cfg.mup_base_width)).to(device)
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
                                            (cfg.beta1, cfg.beta2), device)
     # Only float16 needs loss scaling; a disabled scaler is a pass-through.
@@ -280,7 +282,7 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data) -> Tr
     while it < cfg.max_iters:
         lr = get_lr(it, cfg)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # µP: hidden matrices lr / m
         loss = accumulate_gradients(net, micro_batches(), cfg.gradient_accumulation_steps,
                                     autocast, scaler)
         if cfg.grad_clip > 0:
