@@ -8,6 +8,7 @@
     tune-gpt data ~/nanoGPT/data/shakespeare_char      # what a data set holds, what it costs
     tune-gpt report NAME                                 # re-write a search's report
     tune-gpt ui                                          # MLflow UI on the latest search
+    tune-gpt transfer reports/NAME --n_embd=768          # best config for a wider model (µP)
 
 Heavy libraries (torch, ray, mlflow) are imported inside the commands that need them, so
 `--help` and `validate` start instantly.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from tune_gpt.errors import SearchInterrupted, UserError
@@ -112,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--lang", choices=("en", "zh"), default="en")
     rp.add_argument("--out", default=None, help="report folder (default reports/<name>)")
     rp.set_defaults(func=_cmd_report)
+
+    tr = sub.add_parser("transfer", help="write a search's best config for a wider model (µP)",
+                        description="Take the best config of a search on a small proxy and "
+                                    "write it for a larger model, with the hyperparameters "
+                                    "that transfer across width under µP; says what does not.")
+    tr.add_argument("report", help="report folder (reports/NAME) or its best_config.yaml")
+    tr.add_argument("--out", default=None,
+                    help="where to write (default REPORT/transfer-<n_layer>x<n_embd>.yaml)")
+    tr.set_defaults(func=_cmd_transfer, knobs=True)
 
     u = sub.add_parser("ui", help="open the MLflow UI on a search's runs table",
                        description="Start the MLflow UI on the searches' store; print (and "
@@ -239,6 +250,33 @@ def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
     path = write_report_for(args.search, storage_path=args.storage_path,
                             tracking_uri=args.tracking_uri, lang=args.lang, out=args.out)
     print(f"report: {path}")
+    return 0
+
+
+def _cmd_transfer(args: argparse.Namespace, extra: list[str]) -> int:
+    from tune_gpt.config import TrainConfig
+    from tune_gpt.estimate import count_params
+    from tune_gpt.transfer import transfer
+
+    t = transfer(args.report, extra)
+    c = t.config
+    out = Path(args.out) if args.out else \
+        t.source.parent / f"transfer-{c.n_layer}x{c.n_embd}.yaml"
+    text = t.yaml()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{out}: cannot write ({e.strerror}); pass --out PATH") from None
+    full = {**TrainConfig().to_dict(), **t.proxy}  # knobs the file leaves out: defaults
+    sizes = [count_params(k["n_layer"], k["n_embd"], k["block_size"], 65, k["bias"])[0]
+             for k in (full, c.to_dict())]
+    for note in t.notes:
+        print(note)
+    if sizes:
+        print(f"proxy {sizes[0] / 1e6:.2f}M -> target {sizes[1] / 1e6:.2f}M parameters "
+              f"(at a 65-character vocabulary)")
+    print(f"wrote {out}; train it with: tune-gpt train {out}")
     return 0
 
 

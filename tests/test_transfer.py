@@ -1,0 +1,80 @@
+"""`tune-gpt transfer`: a proxy search's best config written for a wider model under µP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tune_gpt.cli import main
+from tune_gpt.config import load_train_config
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "reports" / "beginner-cpu"
+
+
+def _proxy(tmp_path: Path, data: Path, **knobs) -> Path:
+    folder = tmp_path / "report"
+    folder.mkdir()
+    values = {"dataset": str(data), "n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32,
+              "batch_size": 8, "learning_rate": 4e-3, "min_lr": 4e-4, "max_iters": 20,
+              "warmup_iters": 2, "lr_decay_iters": 20, "eval_interval": 10, "eval_iters": 2,
+              "device": "cpu", **knobs}
+    (folder / "best_config.yaml").write_text(
+        "# Best trial of search 'proxy'\n" + "".join(f"{k}: {v}\n" for k, v in values.items()))
+    return folder
+
+
+def test_transfer_of_the_committed_example_search(tmp_path: Path, capsys) -> None:
+    proxy = load_train_config(EXAMPLE / "best_config.yaml")
+    out = tmp_path / "big.yaml"
+    assert main(["transfer", str(EXAMPLE), "--n_embd=768", "--n_layer=12", "--n_head=12",
+                 "--max_iters=5000", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    big = load_train_config(out)
+    # An SP proxy is µP at its own width: the base width is the proxy's n_embd.
+    assert (big.parametrization, big.mup_base_width) == ("mup", proxy.n_embd)
+    assert (big.n_embd, big.n_layer, big.n_head) == (768, 12, 12)
+    assert big.learning_rate == proxy.learning_rate and big.min_lr == proxy.min_lr
+    assert big.batch_size == proxy.batch_size and big.block_size == proxy.block_size
+    assert (big.max_iters, big.lr_decay_iters) == (5000, 5000)  # the decay follows the length
+    assert big.dropout == proxy.dropout and big.weight_decay == proxy.weight_decay
+    for words in ("transfer only empirically", "n_layer 5 -> 12", "Does not transfer: dropout "
+                  "and weight_decay", f"mup_base_width: {proxy.n_embd}", "85.00M parameters"):
+        assert words in said
+    assert "Does not transfer" in out.read_text()  # the statement travels with the file
+
+
+def test_transfer_from_a_mup_proxy_keeps_its_base_width_and_trains(tmp_path: Path,
+                                                                   shakespeare_path: Path
+                                                                   ) -> None:
+    folder = _proxy(tmp_path, shakespeare_path, parametrization="mup", mup_base_width=16)
+    assert main(["transfer", str(folder), "--n_embd=64", "--max_iters=4"]) == 0
+    written = folder / "transfer-2x64.yaml"
+    big = load_train_config(written, [f"--out_dir={tmp_path / 'out'}"])
+    assert (big.parametrization, big.mup_base_width, big.n_embd) == ("mup", 16, 64)
+    assert big.learning_rate == 4e-3
+    from tune_gpt.train import train
+
+    result = train(big)
+    assert result.iters == 4 and not result.diverged
+
+
+@pytest.mark.parametrize("args, words", [
+    (["missing-folder", "--n_embd=64"], "no such report folder"),
+    (["{empty}", "--n_embd=64"], "no best_config.yaml in this folder"),
+    (["{proxy}"], "say what the large model is"),
+    (["{proxy}", "--parametrization=sp"], "--parametrization is set by transfer itself"),
+    (["{proxy}", "--n_embd=66", "--n_head=4"], "'n_embd' (66) must be divisible by 'n_head'"),
+    (["{proxy}", "--n_embdd=64"], "unknown key 'n_embdd'"),
+])
+def test_bad_transfers_say_one_line_and_write_nothing(tmp_path: Path, shakespeare_path: Path,
+                                                      capsys, args, words) -> None:
+    proxy = _proxy(tmp_path, shakespeare_path)
+    (tmp_path / "empty").mkdir()
+    args = [a.format(proxy=proxy, empty=tmp_path / "empty") for a in args]
+    before = sorted(p.name for p in proxy.iterdir())
+    assert main(["transfer", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert sorted(p.name for p in proxy.iterdir()) == before
