@@ -107,3 +107,15 @@ def test_search_efficiency_curves() -> None:
     assert points == [[1250.0, 2.0], [2000.0, 2.0], [2500.0, 1.8]]
     assert se.reach(points, 1.9) == 2500 and se.reach(points, 1.0) == float("inf")
     assert se.best_at(points, 2100) == 2.0
+
+
+def test_mup_transfer_quick(tmp_path: Path, shakespeare_path: Path) -> None:
+    result = _run("mup_transfer", tmp_path, "--data", str(shakespeare_path), "--out",
+                  str(tmp_path / "mup"))
+    for param in ("sp", "mup"):
+        r = result[param]
+        assert r["lr_drift"] >= 1 and r["transfer_loss_gap"] >= 0
+        assert set(r["best_lr"]) == {"32", "64"}
+    # At the base width (the smallest) µP is SP: the same runs, the same losses.
+    assert result["sp"]["curves"]["32"] == result["mup"]["curves"]["32"]
+    assert (tmp_path / "mup" / "mup_transfer.png").stat().st_size > 10_000
