@@ -105,6 +105,7 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from tune_gpt.search.callbacks import (LiveView, MLflowTrialCallback, RescueOnOOM)
+    from tune_gpt.search.memory import ReleaseFreedMemory
     from tune_gpt.search.optuna import make_searcher
 
     res = space.resources
@@ -129,7 +130,8 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
                  LiveView(num, list(space.params), space.metric, concurrency,
                           space.budget.time_budget_s,
                           stream=open(os.devnull, "w") if quiet else None,
-                          total_tokens=space.budget.total_tokens)]
+                          total_tokens=space.budget.total_tokens),
+                 ReleaseFreedMemory()]
     longest = _longest_trial_iters(space, max_iters_cap)
     rungs = asha_rungs(space, longest, prepared.vocab_size)
     return tune.Tuner(
