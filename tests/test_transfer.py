@@ -39,8 +39,9 @@ def test_transfer_of_the_committed_example_search(tmp_path: Path, capsys) -> Non
     assert big.batch_size == proxy.batch_size and big.block_size == proxy.block_size
     assert (big.max_iters, big.lr_decay_iters) == (5000, 5000)  # the decay follows the length
     assert big.dropout == proxy.dropout and big.weight_decay == proxy.weight_decay
-    for words in ("transfer only empirically", "n_layer 5 -> 12", "Does not transfer: dropout "
-                  "and weight_decay", f"mup_base_width: {proxy.n_embd}", "85.00M parameters"):
+    for words in ("transfer only empirically", f"n_layer {proxy.n_layer} -> 12",
+                  "Does not transfer: dropout and weight_decay",
+                  f"mup_base_width: {proxy.n_embd}", "-> target 85.00M parameters"):
         assert words in said
     assert "Does not transfer" in out.read_text()  # the statement travels with the file
 
