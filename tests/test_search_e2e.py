@@ -83,6 +83,22 @@ def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
     assert result.best is not None and result.best["best_val_loss"] < 3.3
     assert result.report is not None and result.report.is_file()
 
+    # The best trial and the runner-up wrote a text sample from their checkpoints before
+    # those were removed; the report shows both, decoded.
+    import json
+
+    samples = json.loads((folder / "results" / "samples.json").read_text(encoding="utf-8"))
+    ranked = pd.read_csv(folder / "results" / "trials.csv", dtype={"trial_id": str})
+    ranked = ranked[ranked["outcome"].isin(outcomes.USABLE)].sort_values("best_val_loss")
+    assert samples["error"] == "" and not (folder / "checkpoints").exists()
+    assert [s["trial_id"] for s in samples["samples"]] == list(ranked["trial_id"][:2])
+    lines = []
+    for s in samples["samples"]:
+        assert s["error"] == "" and isinstance(s["text"], str) and len(s["text"]) == 300
+        lines.append(s["text"].strip().splitlines()[0])
+    assert "What the best trials write" in result.report.read_text(encoding="utf-8")
+    assert all(line in result.report.read_text(encoding="utf-8") for line in lines)
+
     # The report is regenerated from MLflow alone once the Ray results are gone, in Chinese.
     import shutil
 
@@ -93,6 +109,7 @@ def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
                           out=tmp_path / "zh")
     text = zh.read_text(encoding="utf-8")
     assert "显存" in text and "过拟合" in text
+    assert "最好的试验写出了什么" in text and all(line in text for line in lines)  # from MLflow
     assert f"{result.best['best_val_loss']:.3f}" in text
     assert (tmp_path / "zh" / "curves.png").stat().st_size > 10_000
     en = result.report.read_text(encoding="utf-8")

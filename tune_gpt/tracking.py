@@ -316,6 +316,21 @@ def load_search(uri: str, search: str) -> tuple[Any, Any, dict[str, Any]]:
     return pd.DataFrame(rows), pd.DataFrame(curves, columns=list(contract.CURVE_COLUMNS)), meta
 
 
+def load_samples(uri: str, parent_run_id: str) -> dict[str, Any] | None:
+    """The best trials' text samples a finished search logged with its results
+    (results/samples.json); None when it has none (older or interrupted searches)."""
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = Path(_client(uri).download_artifacts(parent_run_id, "results/samples.json", tmp))
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except Exception:  # noqa: BLE001 — no samples logged: the report goes without them
+            return None
+    return data if isinstance(data, dict) else None
+
+
 def _trial_from_run(client: Any, run: Any) -> tuple[str, dict, list[dict], dict]:
     """A trial's id, knobs, evaluations and last report, from its MLflow run. Only the
     metrics the run has are read (one history each)."""

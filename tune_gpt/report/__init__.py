@@ -2,14 +2,16 @@
 
     from tune_gpt.report import build_report, write_report
     report = build_report(trials, curves, meta, lang="en")   # pure: tables in, Report out
+    # (+ samples=read_samples(folder): the best trials' text, results/samples.json)
     write_report(report, "reports/beginner")                 # report.md + PNGs + configs
 
     tune-gpt report NAME [--lang zh]                         # the same from a search folder
 
 Modules: rules (every threshold, with its reason), results (input tables, equal budget),
-diagnose (the oom, slow, overfit and diverge rule sets), effects (knob effects), summary,
-export (configs, next space), figures, i18n (+ locales/*.yaml), render, build (the core),
-folder (file I/O).
+noise (is a difference real?), diagnose (the oom, slow, overfit and diverge rule sets),
+effects (knob effects), summary, export (configs, next space), figures, i18n
+(+ locales/*.yaml), render (+ render_samples: loss references and the best trials' text),
+build (the core), folder (file I/O).
 
 The public names are imported on first use (PEP 562), so `import tune_gpt.report.rules`
 (the Ray trainable does) loads neither pandas nor matplotlib.
@@ -23,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tune_gpt.report.build import build_report
     from tune_gpt.report.findings import Findings, Report
-    from tune_gpt.report.folder import write_report, write_report_for
+    from tune_gpt.report.folder import read_samples, write_report, write_report_for
 
 _HOME = {"build_report": "build", "Findings": "findings", "Report": "findings",
-         "write_report": "folder", "write_report_for": "folder"}
+         "read_samples": "folder", "write_report": "folder", "write_report_for": "folder"}
 
-__all__ = ["Findings", "Report", "build_report", "write_report", "write_report_for"]
+__all__ = ["Findings", "Report", "build_report", "read_samples", "write_report",
+           "write_report_for"]
 
 
 def __getattr__(name: str) -> Any:

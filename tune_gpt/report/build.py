@@ -24,12 +24,14 @@ from tune_gpt.trial import DIVERGED, STOPPED_EARLY, SearchMeta
 
 
 def build_report(trials: pd.DataFrame, curves: pd.DataFrame,
-                 meta: SearchMeta | Mapping[str, Any] | None, lang: str = "en") -> Report:
+                 meta: SearchMeta | Mapping[str, Any] | None, lang: str = "en",
+                 samples: Mapping[str, Any] | None = None) -> Report:
     """Diagnose a finished search and render its report. No file I/O.
 
     trials: one row per trial; curves: one row per evaluation; meta: the search's settings,
     a SearchMeta or the dict of a meta.json (see README "Report inputs"); trials are ranked
-    by its metric. lang: "en" or "zh"."""
+    by its metric. lang: "en" or "zh". samples: the content of results/samples.json (the best
+    trials' text, search/samples.py), or None when the search recorded none."""
     translator(lang)  # an unknown language fails before any work
     res = prepare(trials, curves, meta)
     summary = summarize(res)
@@ -44,7 +46,8 @@ def build_report(trials: pd.DataFrame, curves: pd.DataFrame,
                      oom=diagnose_oom(res), slow=slow, overfit=overfit, diverge=diverge,
                      effects=effects, next=NextStep(summary.best_config, summary.best_trial, [],
                                                     space, top),
-                     confirm=res.meta.confirm)
+                     confirm=res.meta.confirm, noise=res.noise,
+                     samples=dict(samples) if isinstance(samples, Mapping) else None)
     found.next.notes = _notes(found)
     fig_lang = fig.figure_language(lang)
     figures = make_figures(res, found, fig_lang)

@@ -40,7 +40,7 @@ def effect(knob: str, metric: str, x: pd.Series, y: pd.Series,
         e.direction = "few"
     elif np.isfinite(rho) and abs(rho) >= EFFECT_MIN_RHO and _clear(metric, e):
         e.direction = "up" if rho > 0 else "down"
-        # smaller than the seed noise the confirm runs measured: not a real effect
+        # smaller than the noise (the confirm runs' seed noise, or the curves' wobble): not real
         if metric in ("val_loss", "gap") and noise and abs(e.diff) < noise:
             e.direction = "noise"
     return e
@@ -71,8 +71,8 @@ def knob_effects(res: Results) -> EffectsFinding:
     metrics = {"val_loss": at["val_loss"], "tokens_per_s": t["tokens_per_s"],
                "peak_mem": mem, "gap": at["gap"]}
     knobs = res.tuned_knobs()
-    confirm = res.meta.confirm or {}
-    noise = confirm.get("noise") if np.isfinite(confirm.get("noise", np.nan)) else None
+    # the confirm runs' seed noise, or the curves' wobble, at least EFFECT_MIN_LOSS (noise.py)
+    noise = res.noise.per_run
     effects = [effect(k, m, t[k], metrics[m], noise) for k in knobs for m in METRICS]
     # The naive view, for contrast: each trial's val_loss wherever it stopped.
     naive = [effect(k, "val_loss", t[k], t["final_val_loss"]) for k in knobs]

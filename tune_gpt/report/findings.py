@@ -13,6 +13,27 @@ import pandas as pd
 
 
 @dataclass
+class Noise:
+    """How much one run's loss moves by chance (report/noise.py), in nats: what every
+    comparison of losses in the report is judged against."""
+
+    per_run: float                 # one run's noise: `measured`, at least rules.EFFECT_MIN_LOSS
+    source: str                    # confirm (seed noise of the confirm runs) | curves (the
+                                   # curves' wobble between evaluations) | rule (EFFECT_MIN_LOSS)
+    measured: float = float("nan")  # the confirm or curves figure before the floor
+    n: int = 0                     # confirm: runs; curves: residuals behind it (noise.py)
+    curves: int = 0                # curves: trials those came from
+    eval: float = float("nan")     # the curves' wobble alone, at least EFFECT_MIN_LOSS: for
+                                   # comparisons within one run, where the seed plays no part
+    pair: float = float("nan")     # a gap between two single runs beyond this is real
+                                   # (REAL_Z x sqrt(2) x per_run)
+
+    def real(self, diff: float) -> bool:
+        """Is a difference between two single runs beyond the noise?"""
+        return bool(abs(diff) > self.pair)
+
+
+@dataclass
 class Summary:
     best_trial: str | None
     metric: str                    # what "best" is measured by: val_loss | train_loss
@@ -37,6 +58,7 @@ class Leaderboard:
     knobs: list[str]        # the differing knobs shown
     budget: float | None    # the equal-budget column's token count
     metric: str             # what the trials are ranked by: val_loss | train_loss
+    noise: Noise | None = None  # "delta" (best - the first's) is within it where "within"
 
 
 @dataclass
@@ -150,6 +172,8 @@ class OverfitCase:
     falling: bool = False          # val_loss still falling at the end (rules.STILL_FALLING)
     epochs: float | None = None    # tokens / the corpus's train tokens (data doctor), if known
     data_gap: float = float("nan")  # the data's own relative gap it was judged against
+    drop: float = float("nan")     # val_loss at 3/4 of the trial's tokens minus at the end
+    rise: float = float("nan")     # the rise it takes to count as turned up (noise-aware)
 
 
 @dataclass
@@ -167,6 +191,7 @@ class Evidence:
     others_gap: float = float("nan")
     helped_value: str = ""
     others_value: str = ""
+    min_gap: float = float("nan")  # a move of the gap smaller than this is within the noise
 
 
 @dataclass
@@ -206,7 +231,8 @@ class DivergeFinding:
     too_high_lr: float | None = None
     best_loss: float = float("nan")      # the best stable trial's metric at `budget`
     margin: float = float("nan")         # "near the best": within this many nats of it
-    margin_source: str = "rule"          # rule (CONVERGE_RATIO) | noise (confirm runs)
+    margin_source: str = "rule"          # rule (CONVERGE_RATIO) | noise (confirm runs) |
+                                         # curves (evaluation noise of the curves)
     budget: float | None = None
 
 
@@ -265,6 +291,8 @@ class Findings:
     effects: EffectsFinding
     next: NextStep
     confirm: dict[str, Any] | None = None  # the confirm runs' summary (meta.confirm)
+    noise: Noise | None = None             # what every loss comparison is judged against
+    samples: dict[str, Any] | None = None  # results/samples.json (search/samples.py)
 
 
 @dataclass

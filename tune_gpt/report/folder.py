@@ -20,6 +20,7 @@ from tune_gpt.report.findings import Report
 from tune_gpt.trial import SearchMeta
 
 RESULT_FILES = ("trials.csv", "curves.csv", "meta.json")
+SAMPLES_FILE = "samples.json"  # optional: the best trials' text (search/samples.py)
 
 
 def find_results(search: str | os.PathLike, storage_path: str | os.PathLike | None = None) -> Path:
@@ -63,6 +64,21 @@ def load_results(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, SearchMeta]:
     return trials, curves, SearchMeta.from_dict(meta)
 
 
+def read_samples(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The best trials' text samples (results/samples.json, search/samples.py) of a search
+    folder or its results/ folder; None when the search recorded none (an older search) or
+    the file cannot be read: the report then has no samples section."""
+    for d in (Path(folder), Path(folder) / "results"):
+        path = d / SAMPLES_FILE
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                return None
+            return data if isinstance(data, dict) else None
+    return None
+
+
 def write_report(report: Report, out_dir: str | os.PathLike) -> Path:
     """Write report.md, the figures and the exported files into `out_dir`, replacing what
     was there. Everything is first written to a temporary sibling folder that is then
@@ -104,7 +120,9 @@ def write_report_for(search: str, *, storage_path: str | os.PathLike | None = No
     try:
         if tracking_uri:
             raise LookupError
-        trials, curves, meta = load_results(find_results(search, storage_path))
+        results = find_results(search, storage_path)
+        trials, curves, meta = load_results(results)
+        samples = read_samples(results)
     except (UserError, LookupError) as missing:
         from tune_gpt import tracking
 
@@ -113,5 +131,6 @@ def write_report_for(search: str, *, storage_path: str | os.PathLike | None = No
             raise missing if isinstance(missing, UserError) else UserError(str(missing))
         tracking.check_tracking_uri(uri)
         trials, curves, meta = tracking.load_search(uri, search)
-    report = build_report(trials, curves, meta, lang=lang)
+        samples = tracking.load_samples(uri, meta["mlflow_parent_run_id"])
+    report = build_report(trials, curves, meta, lang=lang, samples=samples)
     return write_report(report, Path(out) if out else Path("reports") / report.name)

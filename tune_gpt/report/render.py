@@ -9,10 +9,11 @@ import numpy as np
 from tune_gpt.report import fmt
 from tune_gpt.report.effects import disagreements
 from tune_gpt.report.export import flow, py
-from tune_gpt.report.findings import Effect, Findings
+from tune_gpt.report.findings import Effect, Findings, Leaderboard, Noise
 from tune_gpt.report.i18n import catalogue, translator
 from tune_gpt.report.md import Tr, table
 from tune_gpt.report.render_resources import oom_section, slow_section
+from tune_gpt.report.render_samples import loss_references, samples_section
 from tune_gpt.report.render_training import data_line, diverge_section, overfit_section
 from tune_gpt.report.results import Results
 from tune_gpt.report.rules import (EFFECT_MIN_LOSS, EFFECT_MIN_N, EFFECT_MIN_RATIO,
@@ -26,8 +27,9 @@ def render(res: Results, f: Findings, lang: str, figures: list[str],
     if figures and figures_lang not in (None, lang):  # zh without a CJK font: say why
         parts.append(f"> {T('fig.nofont')}")
     parts += [_intro(res, T), data_line(res, T)]
-    parts += _summary(f, T)
+    parts += _summary(f, T, loss_references(res, f, T))
     parts += _leaderboard(f, T, figures)
+    parts += samples_section(f, T)
     parts += oom_section(f, T)
     parts += slow_section(f, T, figures)
     parts += overfit_section(f, T, res.meta.data_doctor)
@@ -52,13 +54,14 @@ def _intro(res: Results, T: Tr) -> str:
              sampler=samp or "?", scheduler=sched)
 
 
-def _summary(f: Findings, T: Tr) -> list[str]:
+def _summary(f: Findings, T: Tr, references: list[str]) -> list[str]:
     s = f.summary
     out = [f"## {T('s1')}"]
     if s.best_trial:
         out.append(T("best", metric=s.metric, loss=fmt.loss(s.best_value), trial=s.best_trial,
                      outcome=s.best_outcome, tokens=fmt.tokens(s.best_tokens),
                      iters=fmt.count(s.best_iters)))
+        out += references  # is that loss good?
     else:
         out.append(T("best.none", metric=s.metric))
     out.append(T("budget", trials=s.n_trials, iters=fmt.count(s.iters), tokens=fmt.tokens(s.tokens),
@@ -80,17 +83,65 @@ def _leaderboard(f: Findings, T: Tr, figures: list[str]) -> list[str]:
     b = fmt.tokens(lb.budget)
     out.append(T("lb.intro", n=len(lb.table), budget=b, metric=lb.metric))
     headers = ["#", T("lb.trial"), T("lb.outcome"), *lb.knobs, T("lb.best", metric=lb.metric),
-               T("lb.at", budget=b, metric=lb.metric), T("lb.tokens"), T("lb.speed")]
+               T("lb.at", budget=b, metric=lb.metric), T("lb.delta", metric=lb.metric),
+               T("lb.tokens"), T("lb.speed")]
     rows = [[i + 1, f"`{r['trial_id']}`", r["outcome"], *[fmt.value(k, r[k]) for k in lb.knobs],
-             fmt.loss(r["best"]), fmt.loss(r["at_budget"]), fmt.tokens(r["tokens"]),
-             fmt.speed(r["tokens_per_s"])] for i, (_, r) in enumerate(lb.table.iterrows())]
+             fmt.loss(r["best"]), fmt.loss(r["at_budget"]), _delta(r["delta"], r["within"], i),
+             fmt.tokens(r["tokens"]), fmt.speed(r["tokens_per_s"])]
+            for i, (_, r) in enumerate(lb.table.iterrows())]
     out.append(table(headers, rows))
+    if lb.noise is not None:
+        out += _noise(lb.noise, lb.metric, T)
+        out += _lead(lb, f.confirm, T)
     stopped = int((lb.table["outcome"] == "stopped_early").sum())
     if stopped:  # ASHA read them mid-schedule: a rung is a biased proxy of the finished run
         out.append(T("lb.midschedule", n=stopped))
     if "curves.png" in figures:
         out.append(f"![val_loss curves](curves.png)\n\n*{T('fig.curves.caption')}*")
     return out + _confirm(f.confirm, T)
+
+
+def _delta(d: float, within: bool, i: int) -> str:
+    """A trial's best value against the first's: "+0.052", or "≈ +0.012" within the noise."""
+    if i == 0 or not fmt.ok(d):
+        return fmt.DASH
+    return f"≈ {fmt.signed(d)}" if within else fmt.signed(d)
+
+
+def _noise(n: Noise, metric: str, T: Tr) -> list[str]:
+    """One paragraph: how much a run's loss moves by chance, where that figure comes from, and
+    what gap between two runs is therefore real."""
+    if n.source == "confirm":
+        source = T("noise.src.confirm", n=n.n)
+    elif n.source == "curves" and n.measured < n.per_run:
+        source = T("noise.src.curves.floor", trials=n.curves, n=n.n, measured=f"{n.measured:.3f}",
+                   floor=f"{n.per_run:.3f}")
+    elif n.source == "curves":
+        source = T("noise.src.curves", trials=n.curves, n=n.n)
+    else:
+        source = T("noise.src.rule")
+    seed = "" if n.source == "confirm" else T("noise.seed")
+    return [T("noise.line", metric=metric, noise=f"{n.per_run:.3f}", source=source,
+              pair=f"{n.pair:.3f}", z=f"{REAL_Z:g}", seed=seed)]
+
+
+def _lead(lb: Leaderboard, confirm: dict[str, Any] | None, T: Tr) -> list[str]:
+    """The best trial against the runner-up, at their best and at the equal budget, each
+    difference marked beyond the noise or ≈."""
+    t, n = lb.table, lb.noise
+    if len(t) < 2 or not fmt.ok(t.at[1, "delta"]):
+        return []
+    a, b = t.iloc[0], t.iloc[1]
+    verdict = (lambda d: T("noise.within") if not n.real(d) else T("noise.real"))
+    at = ""
+    if fmt.ok(a["at_budget"]) and fmt.ok(b["at_budget"]):
+        diff = a["at_budget"] - b["at_budget"]
+        at = T("lb.lead.at", budget=fmt.tokens(lb.budget), a_at=fmt.loss(a["at_budget"]),
+               b_at=fmt.loss(b["at_budget"]), diff=fmt.signed(diff), verdict=verdict(diff))
+    # the confirm runs below give the verdict on new seeds: no advice here then
+    same = T("lb.lead.same") if not n.real(b["delta"]) and not (confirm or {}).get("configs") else ""
+    return [T("lb.lead", a=a["trial_id"], b=b["trial_id"], gap=fmt.loss(b["delta"]),
+              metric=lb.metric, verdict=verdict(b["delta"]), at=at, same=same)]
 
 
 def _confirm(c: dict[str, Any] | None, T: Tr) -> list[str]:
@@ -112,8 +163,9 @@ def _confirm(c: dict[str, Any] | None, T: Tr) -> list[str]:
                      runner=c["runner_up"], gap=f"{c['gap']:.3f}", se=f"{c['gap_se']:.3f}",
                      noise=f"{c['noise']:.3f}", z=f"{REAL_Z:g}"))
     first = c["configs"][0]["trial_id"]
-    if c.get("winner") and c["winner"] != first:
-        out.append(T("confirm.changed", winner=c["winner"], best=first))
+    if c.get("winner") and c["winner"] != first:  # within the noise, the change is no verdict
+        key = "confirm.changed.noise" if real is False else "confirm.changed"
+        out.append(T(key, winner=c["winner"], best=first))
     return out
 
 
@@ -141,8 +193,9 @@ def _effects(f: Findings, T: Tr, figures: list[str], words: dict[str, str]) -> l
     if not fx.ids or not knobs:
         out.append(T("fx.none"))
     else:
+        noise = f.noise.per_run if f.noise is not None else EFFECT_MIN_LOSS
         out.append(T("fx.intro", budget=fmt.tokens(fx.budget), n=len(fx.ids), rho=EFFECT_MIN_RHO,
-                     minn=EFFECT_MIN_N, loss=EFFECT_MIN_LOSS, ratio=fmt.pct(EFFECT_MIN_RATIO)))
+                     minn=EFFECT_MIN_N, loss=f"{noise:.3f}", ratio=fmt.pct(EFFECT_MIN_RATIO)))
         rows = [[f"`{k}`", _cell(fx.get(k, "val_loss"), T, False), _cell(fx.get(k, "tokens_per_s"), T, True),
                  _cell(fx.get(k, "peak_mem"), T, True), _cell(fx.get(k, "gap"), T, False),
                  f"{fx.importances[k]:.2f}" if k in fx.importances else fmt.DASH,

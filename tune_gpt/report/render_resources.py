@@ -12,7 +12,8 @@ from tune_gpt.report import fmt
 from tune_gpt.report.findings import Findings, OomFinding, Pair, Remedy, SlowFinding
 from tune_gpt.report.md import Tr, changes, ids, table
 from tune_gpt.report.rules import (COMPILE_SPEEDUP, EVAL_SHARE_MAX, LEAD_MIN_GAIN,
-                                   QUIET_LOG_INTERVAL, SLOW_FRACTION, SMALL_BATCH_MAX)
+                                   QUIET_LOG_INTERVAL, SLOW_FRACTION, SMALL_BATCH_MAX,
+                                   THROUGHPUT_NOISE)
 
 
 def oom_section(f: Findings, T: Tr) -> list[str]:
@@ -176,15 +177,23 @@ def _pair(p: Pair) -> dict[str, str]:
             "a": ids(p.low_ids, 2), "b": ids(p.high_ids, 2)}
 
 
+def _speed_verdict(p: Pair, T: Tr) -> str:
+    """Is a measured speed ratio beyond the run-to-run variation of throughput?"""
+    within = abs(p.ratio - 1) < THROUGHPUT_NOISE
+    return T("noise.speed.within" if within else "noise.speed.real", pct=fmt.pct(THROUGHPUT_NOISE))
+
+
 def _slow_step(r: Remedy, T: Tr, factor: float = 1.0) -> str:
     if r.key == "compile":
         which = T("slow.compile.which", n=len(r.trials), ids=ids(r.trials)) if r.trials \
             else T("slow.compile.all_on")
-        measured = T("slow.compile.measured", **_pair(r.pair)) if r.pair else \
+        measured = T("slow.compile.measured", verdict=_speed_verdict(r.pair, T), **_pair(r.pair)) \
+            if r.pair else \
             T("slow.compile.guide", lo=COMPILE_SPEEDUP[0], hi=COMPILE_SPEEDUP[1])
         return T("slow.compile", which=which, measured=measured)
     if r.key == "larger_batch":
-        measured = T("slow.batch.measured", **_pair(r.pair)) if r.pair else T("slow.batch.none")
+        measured = (T("slow.batch.measured", verdict=_speed_verdict(r.pair, T), **_pair(r.pair))
+                    if r.pair else T("slow.batch.none"))
         if not r.applicable:
             return T("slow.larger_batch.no") + " " + measured
         mem = ""

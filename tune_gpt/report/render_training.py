@@ -12,7 +12,8 @@ from tune_gpt.report.findings import Evidence, Findings, OverfitCase
 from tune_gpt.report.md import Tr, ids, table
 from tune_gpt.report.results import Results
 from tune_gpt.report.rules import (CONVERGE_RATIO, DATA_GAP_FACTOR, EXPLODE_RATIO, FLAT_FRACTION,
-                                   OVERFIT_GAP_RATIO, OVERFIT_MIN_RISE, REAL_Z)
+                                   OVERFIT_GAP_RATIO, OVERFIT_MIN_RISE, OVERFIT_RISE_NOISES,
+                                   REAL_Z)
 
 
 def _epochs(e: float) -> str:
@@ -44,8 +45,10 @@ def overfit_section(f: Findings, T: Tr, data: dict[str, Any] | None = None) -> l
         out.append(T("of.epochs", tokens=fmt.tokens(d.tokens_per_trial),
                      epochs=_epochs(d.epochs), corpus=fmt.tokens(d.n_train)))
     limit = fmt.pct(OVERFIT_GAP_RATIO)
+    wobble = f.noise.eval if f.noise is not None else 0.0
+    rise = max(OVERFIT_MIN_RISE, OVERFIT_RISE_NOISES * wobble)  # the rule overfit_case applies
     if not o.cases:
-        out.append(T("of.none", rise=f"{OVERFIT_MIN_RISE:g}", factor=f"{DATA_GAP_FACTOR:g}", gap=limit))
+        out.append(T("of.none", rise=f"{rise:.3g}", factor=f"{DATA_GAP_FACTOR:g}", gap=limit))
     else:
         out.append(table([T("lb.trial"), T("of.col.kind"), T("of.col.start"), T("lb.tokens"),
                           T("of.col.valmin"), T("of.col.vallast"), T("of.col.train"), T("of.col.gap")],
@@ -58,6 +61,7 @@ def overfit_section(f: Findings, T: Tr, data: dict[str, Any] | None = None) -> l
                 out.append(T("of.rising", trial=c.trial_id, vmin=fmt.loss(c.val_min),
                              iter=fmt.count(c.start_iter),
                              tokens=fmt.tokens(c.start_tokens), vlast=fmt.loss(c.val_last),
+                             up=fmt.loss(c.val_last - c.val_min), min=fmt.loss(c.rise),
                              t0=fmt.loss(c.train_at_min), t1=fmt.loss(c.train_last)))
             else:
                 out.append(T("of.gap", trial=c.trial_id, vlast=fmt.loss(c.val_last),
@@ -92,9 +96,14 @@ def _seen(c: OverfitCase, corpus: float | None, T: Tr) -> str:
 def _evidence(e: Evidence, T: Tr) -> str:
     if e.status in ("not_tried", "too_few"):
         return T(f"ev.{e.status}", knob=e.knob, n=e.n)
-    return T(f"ev.{e.status}", knob=e.knob, hv=e.helped_value, ov=e.others_value, hids=ids(e.helped),
-             oids=ids(e.others), hgap=fmt.loss(e.helped_gap), ogap=fmt.loss(e.others_gap),
-             rho=f"{e.rho:+.2f}", n=e.n)
+    values = dict(knob=e.knob, hv=e.helped_value, ov=e.others_value, hgap=fmt.loss(e.helped_gap),
+                  ogap=fmt.loss(e.others_gap), rho=f"{e.rho:+.2f}", n=e.n)
+    if e.status == "no_effect":  # too small a move, or ranks that disagree with it
+        small = not abs(e.helped_gap - e.others_gap) >= e.min_gap
+        why = T("ev.why.noise", min=fmt.loss(e.min_gap)) if small else T("ev.why.rho")
+        return T("ev.no_effect", why=why, **values)
+    return T(f"ev.{e.status}", hids=ids(e.helped), oids=ids(e.others), min=fmt.loss(e.min_gap),
+             **values)
 
 
 def diverge_section(f: Findings, T: Tr) -> list[str]:
@@ -116,7 +125,7 @@ def diverge_section(f: Findings, T: Tr) -> list[str]:
     margin = fmt.loss(d.margin)
     if d.too_high:
         worse = [c.loss - d.best_loss for c in d.too_high]
-        why = (T("dv.margin.noise", z=f"{REAL_Z:g}") if d.margin_source == "noise"
+        why = (T(f"dv.margin.{d.margin_source}", z=f"{REAL_Z:g}") if d.margin_source != "rule"
                else T("dv.margin.rule", ratio=fmt.pct(CONVERGE_RATIO)))
         out.append(T("dv.too_high", lr=fmt.lr(d.too_high_lr), budget=fmt.tokens(d.budget),
                      ids=ids([c.trial_id for c in d.too_high]), metric=metric,

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from tune_gpt.config import FIELD_TYPES, KNOBS, coerce
+from tune_gpt.report.findings import Noise
+from tune_gpt.report.noise import loss_noise
 from tune_gpt.report.rules import BUDGET_TOLERANCE
 from tune_gpt.trial import (COMPLETED, DIVERGED, EVAL_KEYS, STOPPED_EARLY, TRIAL_NUMBERS,
                             TRIAL_TEXT, SearchMeta, score_column)
@@ -98,6 +101,12 @@ class Results:
         gpus = resources.get("gpu") or 0
         return any("cuda" in d for d in devices) or self.meta.profile == "gpu" or float(gpus) > 0
 
+    @cached_property
+    def noise(self) -> Noise:
+        """How much one run's loss moves by chance: what every loss comparison of the report
+        is judged against (report/noise.py), from the curves of the trials that trained."""
+        return loss_noise([self.curve(i) for i in comparable_ids(self)], self.meta.confirm)
+
     def curve(self, trial_id: str) -> pd.DataFrame:
         """That trial's evaluations, sorted by iteration (empty when it has none)."""
         return self._by_trial.get(trial_id, self.curves.iloc[0:0])
@@ -130,7 +139,7 @@ def prepare(trials: pd.DataFrame, curves: pd.DataFrame,
     t = trials.copy() if trials is not None else pd.DataFrame()
     # the columns are the trial contract's (tune_gpt.trial): a missing one is "" or NaN
     for col in TRIAL_TEXT:
-        t[col] = t[col].fillna("").astype(str) if col in t.columns else ""
+        t[col] = t[col].astype(object).fillna("").astype(str) if col in t.columns else ""
     if len(t) and (t["trial_id"] == "").any():
         t.loc[t["trial_id"] == "", "trial_id"] = [f"trial_{i}" for i in range((t["trial_id"] == "").sum())]
     t["outcome"] = t["outcome"].str.strip().str.lower()

@@ -105,11 +105,16 @@ EFFECT_MIN_RHO = 0.3        # |Spearman rho| below this is "no clear effect": wi
 EFFECT_MIN_N = 4            # fewer trials than this: too few to say anything.
 EFFECT_MIN_LOSS = 0.01      # nats: a val_loss or gap difference smaller than the eval noise
                             # (~0.01 on shakespeare_char) is shown as "no clear effect"...
+                            # It is also the floor of the per-run noise every loss comparison
+                            # is judged against (see "noise" below).
 EFFECT_MIN_RATIO = 0.05     # ...and so is a speed or memory ratio within 5% of 1 (throughput
                             # of the same config varies by a few % from run to run).
 REMEDY_MIN_GAP = 0.02       # nats. A remedy "works" (or "made it worse") only if the val-train
                             # gap moves by at least this much too: smaller moves are within the
-                            # evaluation noise, however consistent their ranks.
+                            # evaluation noise, however consistent their ranks. Where the noise
+                            # is measured, at least REMEDY_GAP_NOISES times the per-run noise.
+REMEDY_GAP_NOISES = 2.0     # a gap is val - train, two noisy estimates: 2x the per-run noise is
+                            # what REMEDY_MIN_GAP is at the default noise (2 x 0.01).
 TOP_FRACTION = 0.25         # the next search centres on the best quarter of the trials...
 TOP_MIN = 3                 # ...but on at least three, so one lucky trial cannot decide it.
 NARROW_PAD = 0.25           # widen the top trials' span by 25% on each side (log scale for
@@ -131,3 +136,39 @@ SPEED_KEYS = ("batch_size", "block_size", "gradient_accumulation_steps", "n_laye
 # than this many standard errors of the difference of their means (pooled seed noise):
 # about a 95% one-sided margin for normal noise. Below it the two are reported as equal.
 REAL_Z = 2.0
+
+# ----------------------------------------------------------------------------- noise
+
+# Every comparison of losses in the report says whether it exceeds the noise (report/noise.py).
+# The per-run noise is the confirm runs' seed noise when the search ran them; otherwise the
+# curves' wobble between evaluations; never below EFFECT_MIN_LOSS. Two single runs then
+# differ by chance with a standard deviation of sqrt(2) x that, and a gap between them is
+# real beyond REAL_Z of those: 2.83 x the noise, 0.028 nats at the default 0.01.
+NOISE_TAIL = 0.5            # the wobble is read from the later half of each curve (by tokens):
+                            # there the loss falls slowly and almost linearly, so an
+                            # evaluation's distance from the line through its neighbours is
+                            # noise, not the curve's bend; the fast early fall would count as noise.
+NOISE_MIN_POINTS = 6        # such residuals (val_loss and train_loss, pooled over the trials)
+                            # needed before the curves' estimate is used: a median of fewer is
+                            # itself too noisy. The beginner searches on shakespeare_char
+                            # (eval_iters 20, batch 12-64, block 64; 8 evaluations a trial)
+                            # give 6-22 and estimates of 0.007-0.015 nats, median 0.010, which
+                            # is EFFECT_MIN_LOSS.
+OVERFIT_RISE_NOISES = 3.0   # val_loss turned up when it rose by 3x the curves' wobble (and at
+                            # least OVERFIT_MIN_RISE, which is 3x the default 0.01): a rise
+                            # between two evaluations of one run is then beyond chance.
+THROUGHPUT_NOISE = EFFECT_MIN_RATIO  # tokens/s of the same config differs by a few % between
+                            # runs: a measured speed ratio within 5% of 1 is shown as ≈.
+
+# ----------------------------------------------------------------------------- references
+
+# "Is my loss good?" The loss of guessing uniformly is ln(vocab); for shakespeare_char the
+# report also quotes nanoGPT's published validation losses (its README), each with its recipe.
+SHAKESPEARE_CHAR_VOCAB = 65        # tinyshakespeare's distinct characters
+SHAKESPEARE_CHAR_CHARS = 1_115_394  # its length: train 1,003,854 + val 111,540 characters
+NANOGPT_GPU_VAL_LOSS = 1.4697      # config/train_shakespeare_char.py: 6 layers x 384, batch 64,
+                                   # block 256, 5,000 iterations (82M tokens), on one A100
+NANOGPT_CPU_VAL_LOSS = 1.88        # the README's CPU recipe: 4 layers x 128, batch 12, block 64,
+                                   # 2,000 iterations (1.5M tokens), dropout 0; "about 1.88"
+SAMPLE_SHOW_CHARS = 300            # the report shows this much of each trial's text sample:
+                                   # a few lines, enough to judge spelling and form

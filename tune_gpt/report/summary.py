@@ -55,4 +55,8 @@ def leaderboard(res: Results, budget: float | None) -> Leaderboard:
     table["at_budget"] = [at[res.metric].get(i, np.nan) for i in order]
     table["tokens"] = list(t["tokens"])
     table["tokens_per_s"] = list(t["tokens_per_s"])
-    return Leaderboard(table.reset_index(drop=True), knobs, budget, res.metric)
+    # each trial against the first: a gap between two single runs, real beyond the noise
+    noise = res.noise
+    table["delta"] = table["best"] - (table["best"].iloc[0] if len(table) else np.nan)
+    table["within"] = [not noise.real(d) for d in table["delta"]]
+    return Leaderboard(table.reset_index(drop=True), knobs, budget, res.metric, noise)

@@ -11,7 +11,7 @@ Layout of one search (everything under STORAGE/NAME, default ./runs/NAME):
     optuna.db         the Optuna study (optuna-dashboard sqlite:///.../optuna.db)
     tune/             Ray Tune's experiment: trial folders, logs
     checkpoints/      one checkpoint per trial, until the search is finished
-    results/          trials.csv, curves.csv, meta.json (what the report reads)
+    results/          trials.csv, curves.csv, meta.json, samples.json (what the report reads)
 The default MLflow store is STORAGE/mlflow.db, shared by all searches of that storage.
 """
 
@@ -156,9 +156,9 @@ def _run(plan: _Plan) -> SearchResult:
 
     report_path = None
     if opts.report:
-        from tune_gpt.report import build_report, write_report
+        from tune_gpt.report import build_report, read_samples, write_report
 
-        report = build_report(trials, curves, meta, lang=opts.lang)
+        report = build_report(trials, curves, meta, lang=opts.lang, samples=read_samples(folder))
         report_path = write_report(report, Path(opts.reports_dir) / state.name)
         tracking.log_folder(plan.uri, state.parent_run_id, report_path.parent, "report")
     print_summary(say, state.name, meta.best, meta.counts, wall, folder, report_path, space,
@@ -199,6 +199,7 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
     from tune_gpt import tracking
     from tune_gpt.search.collect import collect, trial_id_of, write_tables
     from tune_gpt.search.optuna import reconcile_study
+    from tune_gpt.search.samples import write_samples
     from tune_gpt.trial import told_column
 
     folder = plan.folder
@@ -219,6 +220,7 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
 
             (folder / "results").mkdir(parents=True, exist_ok=True)
             pd.DataFrame(reruns).to_csv(folder / "results" / "confirm.csv", index=False)
+    write_samples(folder, trials, plan.space.metric)  # results/samples.json, from checkpoints/
     write_tables(folder / "results", trials, curves, meta)
     tracking.log_folder(plan.uri, state.parent_run_id, folder / "results", "results")
     tracking.finish_parent(plan.uri, state.parent_run_id, meta.best, meta.counts,

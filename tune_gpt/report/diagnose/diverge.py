@@ -13,7 +13,7 @@ import pandas as pd
 from tune_gpt.report.diagnose.common import top_ids
 from tune_gpt.report.findings import DivergeCase, DivergeFinding
 from tune_gpt.report.results import Results, at_budget, common_budget, comparable_ids
-from tune_gpt.report.rules import CONVERGE_RATIO, EXPLODE_RATIO, FLAT_FRACTION, REAL_Z
+from tune_gpt.report.rules import CONVERGE_RATIO, EXPLODE_RATIO, FLAT_FRACTION
 from tune_gpt.trial import DIVERGED, FAILED, OOM, PREDICTED_OOM
 
 
@@ -77,10 +77,10 @@ def _converged(res: Results, lr: pd.Series, bad: set[str], found: DivergeFinding
     if loss.empty:
         return []
     best = float(loss.min())
-    noise = (res.meta.confirm or {}).get("noise")
     margin, source = CONVERGE_RATIO * best, "rule"
-    if isinstance(noise, (int, float)) and np.isfinite(noise) and REAL_Z * math.sqrt(2) * noise > margin:
-        margin, source = REAL_Z * math.sqrt(2) * noise, "noise"  # two runs' difference
+    noise = res.noise  # a difference of two runs beyond REAL_Z x sqrt(2) x the per-run noise
+    if noise.source != "rule" and noise.pair > margin:
+        margin, source = noise.pair, "noise" if noise.source == "confirm" else "curves"
     found.best_loss, found.margin, found.margin_source = best, margin, source
     near = [i for i in loss.index if loss[i] <= best + margin]
     top_near = max(lr[i] for i in near)
