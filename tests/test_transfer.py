@@ -79,3 +79,28 @@ def test_bad_transfers_say_one_line_and_write_nothing(tmp_path: Path, shakespear
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
     assert sorted(p.name for p in proxy.iterdir()) == before
+
+
+
+@pytest.mark.parametrize("param, lang, words", [
+    ("mup", "en", ["**Meant for transfer.** This search ran under µP (base width 128)",
+                   "tune-gpt transfer reports/{name} --n_embd=2304 --n_head=12"]),
+    ("mup", "zh", ["**本次结果用于迁移。**", "--n_embd=2304 --n_head=12"]),
+    ("sp", "en", ["To train a wider model: `tune-gpt transfer reports/{name} --n_embd=2304",
+                  "base width 576 (at width 576 that is exactly this model)"]),
+])
+def test_the_report_says_how_to_transfer_and_a_mup_search_that_it_is_meant_for_it(
+        param, lang, words) -> None:
+    from test_report_data import planted_search
+
+    from tune_gpt.report import build_report
+
+    trials, curves, meta = planted_search()
+    trials["parametrization"], trials["mup_base_width"] = param, 128
+    report = build_report(trials, curves, meta, lang=lang)
+    md = report.markdown
+    nxt = md[md.rindex("\n## "):]  # the last section: the next step
+    for w in words:
+        assert w.format(name=report.name) in nxt, nxt
+    nano = report.files["best_config_nanogpt.py"]
+    assert ("nanoGPT's model.py does not have" in nano) == (param == "mup")

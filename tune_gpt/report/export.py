@@ -104,6 +104,11 @@ def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) ->
     out.append("")
     for key in ("n_layer", "n_head", "n_embd", "dropout", "bias"):
         put(key, k[key])
+    if k.get("parametrization") == "mup" and k["n_embd"] != k.get("mup_base_width"):
+        out += [f"# This trial trained under µP (base width {k['mup_base_width']}), which "
+                f"nanoGPT's model.py does not have:",
+                "# its learning rate is µP's and will not suit nanoGPT's standard model at "
+                "this width; use tune-gpt train."]
     out.append("")
     for key in ("learning_rate", "max_iters", "weight_decay", "beta1", "beta2", "grad_clip",
                 "decay_lr", "warmup_iters", "lr_decay_iters", "min_lr"):

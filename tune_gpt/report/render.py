@@ -228,4 +228,19 @@ def _next(res: Results, f: Findings, T: Tr) -> list[str]:
         ["- " + T("nx.file.best"), "- " + T("nx.file.nano"), "- " + T("nx.file.space", n=len(n.top_ids))]))
     if rows:
         out.append(table([T("nx.col.knob"), T("nx.col.was"), T("nx.col.next")], rows))
-    return out
+    return out + _transfer(res, n.trial_id, T)
+
+
+def _transfer(res: Results, trial_id: str | None, T: Tr) -> list[str]:
+    """How to take the best trial to a wider model (`tune-gpt transfer`); a µP search says
+    that this is what it was for."""
+    t = res.trials
+    if not trial_id or trial_id not in t.index or "n_embd" not in t.columns:
+        return []
+    width, heads = int(t.at[trial_id, "n_embd"]), int(t.at[trial_id, "n_head"])
+    mup = "parametrization" in t.columns and t.at[trial_id, "parametrization"] == "mup"
+    base = int(t.at[trial_id, "mup_base_width"]) if mup and "mup_base_width" in t.columns \
+        else width
+    target = 4 * width
+    cmd = f"tune-gpt transfer reports/{res.name} --n_embd={target} --n_head={heads}"
+    return [T("nx.transfer.mup" if mup else "nx.transfer.sp", base=base, width=width, cmd=cmd)]
