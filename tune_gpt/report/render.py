@@ -235,12 +235,17 @@ def _transfer(res: Results, trial_id: str | None, T: Tr) -> list[str]:
     """How to take the best trial to a wider model (`tune-gpt transfer`); a µP search says
     that this is what it was for."""
     t = res.trials
-    if not trial_id or trial_id not in t.index or "n_embd" not in t.columns:
+    if not trial_id or trial_id not in t.index:
         return []
-    width, heads = int(t.at[trial_id, "n_embd"]), int(t.at[trial_id, "n_head"])
-    mup = "parametrization" in t.columns and t.at[trial_id, "parametrization"] == "mup"
-    base = int(t.at[trial_id, "mup_base_width"]) if mup and "mup_base_width" in t.columns \
-        else width
+    from pandas import notna
+
+    row = t.loc[trial_id]
+    known = lambda k: k in t.columns and bool(notna(row[k]))  # noqa: E731
+    if not (known("n_embd") and known("n_head")):
+        return []  # a table without the model's shape (hand-made, or from an old search)
+    width, heads = int(row["n_embd"]), int(row["n_head"])
+    mup = known("parametrization") and row["parametrization"] == "mup"
+    base = int(row["mup_base_width"]) if mup and known("mup_base_width") else width
     target = 4 * width
     cmd = f"tune-gpt transfer reports/{res.name} --n_embd={target} --n_head={heads}"
     return [T("nx.transfer.mup" if mup else "nx.transfer.sp", base=base, width=width, cmd=cmd)]
