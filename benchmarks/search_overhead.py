@@ -4,7 +4,6 @@
     python benchmarks/search_overhead.py --quick            # ~1 minute smoke run
     python benchmarks/search_overhead.py --trials 8 32 --json out.json   # + out.md beside it
     python benchmarks/search_overhead.py --trials 200 500 --iters 20     # the driver at scale
-    python benchmarks/search_overhead.py --trials 200 --iters 1 --no-trim  # A/B: no malloc_trim
 
 A search of N trials of a fixed small model (no early stopping, so every trial trains the
 same number of iterations) runs on the real stack (local Ray, Optuna, MLflow). Training
@@ -158,12 +157,7 @@ def main() -> int:
     p.add_argument("--iters", type=int, default=2500, help="iterations per trial (~30 s)")
     p.add_argument("--quick", action="store_true", help="tiny run: 4 trials of 200 iterations")
     p.add_argument("--json", default=None)
-    p.add_argument("--no-trim", action="store_true",
-                   help="leave out the driver's malloc_trim after each trial (for an A/B run)")
     args = p.parse_args()
-    if args.no_trim:
-        import tune_gpt.search.memory as memory
-        memory.trim = lambda: False
     if args.quick:
         args.trials, args.iters = [4], 200
     os.environ.setdefault("TUNE_GPT_CACHE_DIR", tempfile.mkdtemp(prefix="tg-bench-cache-"))
@@ -173,7 +167,6 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp:
         for n in args.trials:
             row = run(n, args.iters, max(1, args.iters // 5), args.data, Path(tmp))
-            row["malloc_trim"] = not args.no_trim
             rows.append(row)
             print(json.dumps(row))
     md = "\n".join(
@@ -182,11 +175,10 @@ def main() -> int:
          f"{boot['validate_process_s']} s; torch imported: "
          f"{boot['help_imports_torch'] or boot['validate_imports_torch']}, ray imported: "
          f"{boot['help_imports_ray'] or boot['validate_imports_ray']}.", "",
-         "| trials | iters/trial | malloc_trim | search wall s | mean trial s | training share "
-         "| overhead s/trial | start-up s | driver peak RSS MiB | driver RSS growth KiB/trial |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
-        + [f"| {r['trials']} | {r['iters_per_trial']} | {'yes' if r['malloc_trim'] else 'no'} "
-           f"| {r['search_wall_s']} | "
+         "| trials | iters/trial | search wall s | mean trial s | training share | overhead "
+         "s/trial | start-up s | driver peak RSS MiB | driver RSS growth KiB/trial |",
+         "|---|---|---|---|---|---|---|---|---|"]
+        + [f"| {r['trials']} | {r['iters_per_trial']} | {r['search_wall_s']} | "
            f"{r['mean_trial_s']} | {r['training_share']:.1%} | {r['overhead_s_per_trial']} | "
            f"{r['startup_and_teardown_s']} | {r['driver_peak_rss_mb']} | "
            f"{r.get('driver_rss_growth_kb_per_trial', 'n/a')} |"

@@ -105,7 +105,6 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from tune_gpt.search.callbacks import (LiveView, MLflowTrialCallback, RescueOnOOM)
-    from tune_gpt.search.memory import ReleaseFreedMemory
     from tune_gpt.search.optuna import make_searcher
 
     res = space.resources
@@ -130,8 +129,7 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
                  LiveView(num, list(space.params), space.metric, concurrency,
                           space.budget.time_budget_s,
                           stream=open(os.devnull, "w") if quiet else None,
-                          total_tokens=space.budget.total_tokens),
-                 ReleaseFreedMemory()]
+                          total_tokens=space.budget.total_tokens)]
     longest = _longest_trial_iters(space, max_iters_cap)
     rungs = asha_rungs(space, longest, prepared.vocab_size)
     return tune.Tuner(
