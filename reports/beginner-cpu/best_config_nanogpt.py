@@ -1,5 +1,5 @@
-# nanoGPT config exported by tune-gpt: best trial 7e1447ec of search 'beginner-cpu'
-# (best val_loss 1.6879).
+# nanoGPT config exported by tune-gpt: best trial ba2ce6f0 of search 'beginner-cpu'
+# (best val_loss 1.6985).
 # Use it from a nanoGPT checkout:  python train.py config/<this file>.py
 
 out_dir = 'out-beginner-cpu'
@@ -10,7 +10,7 @@ always_save_checkpoint = False  # save only when val_loss improves
 init_from = 'scratch'
 wandb_log = False
 wandb_project = 'beginner-cpu'
-wandb_run_name = '7e1447ec'
+wandb_run_name = 'ba2ce6f0'
 
 # tune-gpt trained on the text file /work/shared/data/shakespeare_char/input.txt; nanoGPT reads data/input/train.bin
 # and val.bin: prepare them like data/shakespeare_char/prepare.py does.
@@ -27,7 +27,7 @@ n_embd = 192
 dropout = 0.0
 bias = False
 
-learning_rate = 0.00176725638276
+learning_rate = 0.00194327950424
 max_iters = 2605
 weight_decay = 0.1
 beta1 = 0.9
@@ -36,7 +36,7 @@ grad_clip = 1.0
 decay_lr = True
 warmup_iters = 100
 lr_decay_iters = 2605
-min_lr = 0.000176725638276
+min_lr = 0.000194327950424
 
 device = 'cpu'
 dtype = 'float32'
