@@ -74,7 +74,8 @@ def _notes(f: Findings) -> list[tuple[str, dict[str, Any]]]:
         notes.append(("nx.lr", {"lo": fmt.lr(lr[0]), "hi": fmt.lr(lr[1])}))
     if f.effects.importances:
         knob, imp = next(iter(f.effects.importances.items()))
-        notes.append(("nx.top", {"knob": knob, "imp": f"{imp:.2f}"}))
+        key = "nx.top" if f.effects.importance_source == "meta" else "nx.top.rho"
+        notes.append((key, {"knob": knob, "imp": f"{imp:.2f}"}))
     T = translator("en")
     for r in f.slow.rows:
         if r.trial_id == best and r.flags:
