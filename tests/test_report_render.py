@@ -97,3 +97,17 @@ def test_stopped_trials_in_the_leaderboard_are_said_to_be_read_mid_schedule():
     lb.table = lb.table[lb.table["outcome"] != "stopped_early"]
     from tune_gpt.report.i18n import translator as tr
     assert "mid-schedule" not in "\n".join(render._leaderboard(res.findings, tr("en"), []))
+
+
+def test_the_next_step_names_an_importance_only_when_optuna_recorded_one() -> None:
+    from test_report_data import planted_search
+
+    from tune_gpt.report import build_report
+
+    trials, curves, meta = planted_search()
+    with_imp = build_report(trials, curves, meta).markdown
+    assert "The knob that mattered most: `learning_rate` (importance 0.46)" in with_imp
+    without = build_report(trials, curves, {**meta, "importances": {}}).markdown
+    assert "The knob that mattered most" not in without
+    assert "The knob most related to val_loss: `" in without
+    assert "of the summed |ρ|; Optuna recorded no importances" in without
