@@ -10,8 +10,10 @@ same number of iterations) runs on the real stack (local Ray, Optuna, MLflow). T
 share = sum over trials of the time spent inside the training loop / (search wall time x
 concurrent trial slots); per-trial overhead = the rest of the slot time, per trial. The
 driver's resident memory is sampled every second while the search runs (Ray users report
-it growing with the number of trials, ray#64231): its peak, and its growth per trial from
-the first tenth of the trials to the end. Not a test: it prints figures; the machine's
+it growing with the number of trials, ray#64231): its peak, its growth per trial while
+trials run (a slope; the search's end phase, which collects results and writes the report
+in the same process, is reported apart as its own peak: counting it as growth once made a
+one-off ~250 MiB look like ~0.5-3 MiB per trial), and its parts (heap, mapped files). Not a test: it prints figures; the machine's
 noise is in them.
 """
 
@@ -43,10 +45,12 @@ SPACE = {
 }
 
 
-def _rss_mb() -> float:
-    """This process's resident memory (the search's driver), MiB."""
+def _rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (the search's driver), MiB: VmRSS in all, or one of
+    its parts, RssAnon (heap), RssFile (mapped files), RssShmem (shared memory: Ray's
+    object store as this process sees it)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -68,6 +72,8 @@ class RssSampler:
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
             self.samples.append((self._ended(), _rss_mb()))
+            self.parts = {f: _rss_mb(f) for f in ("RssAnon", "RssFile", "RssShmem")}
+            self.first_parts = getattr(self, "first_parts", None) or self.parts
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -78,16 +84,30 @@ class RssSampler:
         self._thread.join()
 
     def figures(self, trials: int) -> dict:
+        """Peak RSS; the growth per trial while trials run (a least-squares slope of RSS
+        against trials started, from a tenth of the trials until the last two start: the
+        search's start-up and its end, which collects results, samples the best trials and
+        writes the report, are left out); and the peak of that end phase on its own."""
         if not self.samples:
             return {"driver_peak_rss_mb": round(_rss_mb(), 1)}
-        peak = max(r for _, r in self.samples)
-        early = [r for n, r in self.samples if n <= max(1, trials // 10)]
-        late = [r for n, r in self.samples if n >= trials * 0.9]
-        n0 = max(1, trials // 10)
-        growth = (max(late) - max(early)) / (trials - n0) if early and late and \
-            trials > n0 else float("nan")
-        return {"driver_peak_rss_mb": round(peak, 1),
-                "driver_rss_growth_kb_per_trial": round(growth * 1024, 1)}
+        n0, n1 = max(1, trials // 10), trials - 2
+        during = [(n, r) for n, r in self.samples if n0 <= n < n1]
+        growth = float("nan")
+        if len({n for n, _ in during}) >= 2:
+            mn = sum(n for n, _ in during) / len(during)
+            mr = sum(r for _, r in during) / len(during)
+            growth = sum((n - mn) * (r - mr) for n, r in during) / \
+                sum((n - mn) ** 2 for n, _ in during)
+        end = [r for n, r in self.samples if n >= trials]
+        first, last = getattr(self, "first_parts", {}), getattr(self, "parts", {})
+        return {"driver_peak_rss_mb": round(max(r for _, r in self.samples), 1),
+                "driver_rss_during_trials_mb": [round(during[0][1], 1), round(during[-1][1], 1)]
+                if during else None,
+                "driver_rss_growth_kb_per_trial": round(growth * 1024, 1),
+                "driver_end_phase_peak_mb": round(max(end), 1) if end else None,
+                "driver_rss_parts_mb": {k: [round(first.get(k, 0), 1), round(v, 1)]
+                                        for k, v in last.items()},
+                "driver_rss_by_trials": [(n, round(r, 1)) for n, r in self.samples[::10]]}
 
 
 def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -> dict:
@@ -176,12 +196,14 @@ def main() -> int:
          f"{boot['help_imports_torch'] or boot['validate_imports_torch']}, ray imported: "
          f"{boot['help_imports_ray'] or boot['validate_imports_ray']}.", "",
          "| trials | iters/trial | search wall s | mean trial s | training share | overhead "
-         "s/trial | start-up s | driver peak RSS MiB | driver RSS growth KiB/trial |",
-         "|---|---|---|---|---|---|---|---|---|"]
+         "s/trial | start-up s | driver peak RSS MiB | driver RSS growth KiB/trial while "
+         "trials run | end-phase peak MiB |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
         + [f"| {r['trials']} | {r['iters_per_trial']} | {r['search_wall_s']} | "
            f"{r['mean_trial_s']} | {r['training_share']:.1%} | {r['overhead_s_per_trial']} | "
            f"{r['startup_and_teardown_s']} | {r['driver_peak_rss_mb']} | "
-           f"{r.get('driver_rss_growth_kb_per_trial', 'n/a')} |"
+           f"{r.get('driver_rss_growth_kb_per_trial', 'n/a')} | "
+           f"{r.get('driver_end_phase_peak_mb', 'n/a')} |"
            for r in rows]) + "\n"
     print("\n" + md)
     if args.json:
