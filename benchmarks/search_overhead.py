@@ -62,6 +62,8 @@ class RssSampler:
         import threading
 
         self.runs_dir, self.every, self.samples = runs_dir, every, []
+        self.first_parts: dict[str, float] = {}  # RssAnon/RssFile/RssShmem, first sample
+        self.parts: dict[str, float] = {}        # ... and the latest
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -73,7 +75,7 @@ class RssSampler:
         while not self._stop.wait(self.every):
             self.samples.append((self._ended(), _rss_mb()))
             self.parts = {f: _rss_mb(f) for f in ("RssAnon", "RssFile", "RssShmem")}
-            self.first_parts = getattr(self, "first_parts", None) or self.parts
+            self.first_parts = self.first_parts or self.parts
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -99,7 +101,7 @@ class RssSampler:
             growth = sum((n - mn) * (r - mr) for n, r in during) / \
                 sum((n - mn) ** 2 for n, _ in during)
         end = [r for n, r in self.samples if n >= trials]
-        first, last = getattr(self, "first_parts", {}), getattr(self, "parts", {})
+        first, last = self.first_parts, self.parts
         return {"driver_peak_rss_mb": round(max(r for _, r in self.samples), 1),
                 "driver_rss_during_trials_mb": [round(during[0][1], 1), round(during[-1][1], 1)]
                 if during else None,

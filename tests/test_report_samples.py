@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -120,7 +118,7 @@ def test_a_search_without_samples_has_no_samples_section(tmp_path):
 def test_tune_gpt_report_from_mlflow_alone_shows_the_samples_without_torch(tmp_path):
     """The samples travel with the results to MLflow; `tune-gpt report` rebuilds them from
     there, reading plain JSON: neither torch nor ray is imported."""
-    from test_tracking import make_search
+    from test_tracking import make_search, report_in_fresh_process
 
     from tune_gpt import tracking
     from tune_gpt.search.collect import best_summary, write_tables
@@ -142,14 +140,7 @@ def test_tune_gpt_report_from_mlflow_alone_shows_the_samples_without_torch(tmp_p
     tracking.log_folder(uri, parent, results, "results")
     tracking.finish_parent(uri, parent, meta.best, {"completed": 1})
     assert tracking.load_samples(uri, parent) == samples
-    code = ("import sys, json; from tune_gpt.cli import main; "
-            f"rc = main(['report', 'demo', '--tracking-uri', {uri!r}, '--out', "
-            f"{str(tmp_path / 'rep')!r}]); "
-            "print(json.dumps([rc, 'ray' in sys.modules, 'torch' in sys.modules]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [0, False, False]
+    assert report_in_fresh_process(uri, tmp_path / "rep", tmp_path) == (0, False, False)
     md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
     assert "ROMEO:\nWhat light through yonder window" in md and "JULIET:\nO Romeo, Romeo" in md
     assert "**#2 `t2`** — best val_loss 2.100, checkpoint of iteration 20:" in md

@@ -100,15 +100,19 @@ def test_unknown_search_is_a_user_error(tmp_path: Path) -> None:
         tracking.load_search(uri, "nope")
 
 
+def report_in_fresh_process(uri: str, out: Path, cwd: Path) -> tuple[int, bool, bool]:
+    """`tune-gpt report demo --tracking-uri URI --out OUT` in a new interpreter: (exit
+    status, whether ray was imported, whether torch was)."""
+    code = ("import sys, json; from tune_gpt.cli import main; "
+            f"rc = main(['report', 'demo', '--tracking-uri', {uri!r}, '--out', {str(out)!r}]); "
+            "print(json.dumps([rc, 'ray' in sys.modules, 'torch' in sys.modules]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return tuple(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
 def test_report_from_mlflow_alone_imports_neither_ray_nor_torch(tmp_path: Path) -> None:
     uri, _ = make_search(tmp_path)
-    code = ("import sys, json; from tune_gpt.cli import main; "
-            f"rc = main(['report', 'demo', '--tracking-uri', {uri!r}, '--out', "
-            f"{str(tmp_path / 'rep')!r}]); "
-            "print(json.dumps([rc, 'ray' in sys.modules, 'torch' in sys.modules]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    rc, ray, torch = json.loads(out.stdout.strip().splitlines()[-1])
-    assert (rc, ray, torch) == (0, False, False)
+    assert report_in_fresh_process(uri, tmp_path / "rep", tmp_path) == (0, False, False)
     assert (tmp_path / "rep" / "report.md").is_file()

@@ -120,10 +120,19 @@ def resume_state(resume: bool | str | Path | dict, cfg: TrainConfig) -> dict | N
     return read_checkpoint(Path(cfg.out_dir) / CHECKPOINT_NAME if resume is True else resume)
 
 
+def saved_model_keys(ckpt: dict) -> dict[str, Any]:
+    """The model-shape knobs (MODEL_KEYS) a checkpoint was trained with; one written before a
+    knob existed (µP's) had that knob's default."""
+    from tune_gpt.config import TrainConfig
+
+    defaults = TrainConfig().to_dict()
+    return {k: ckpt["config"].get(k, defaults[k]) for k in MODEL_KEYS}
+
+
 def check_resumable(ckpt: dict, cfg: TrainConfig, data: PreparedData) -> None:
-    defaults = {"parametrization": "sp", "mup_base_width": 128}  # checkpoints from before µP
+    saved = saved_model_keys(ckpt)
     for key in MODEL_KEYS:
-        had = ckpt["config"].get(key, defaults.get(key))
+        had = saved[key]
         if had != getattr(cfg, key):
             raise UserError(f"cannot resume: the checkpoint has {key}={had} "
                             f"but the config says {key}={getattr(cfg, key)}; resume with the "

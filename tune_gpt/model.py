@@ -211,8 +211,8 @@ class GPT(nn.Module):
         two): fused saves ~3 ms of a ~60 ms iteration.
 
         Under µP the hidden matrices form a third group whose learning rate is
-        learning_rate / m (its `lr_scale`); the training loop multiplies each group's
-        scheduled learning rate by its `lr_scale`."""
+        learning_rate / m (its `lr_scale`); `set_learning_rate` applies a scheduled
+        learning rate to every group through its `lr_scale`."""
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         m = self.config.width_mult
         hidden = [p for n, p in named if p.dim() >= 2 and n.startswith("transformer.h.")]
@@ -227,6 +227,13 @@ class GPT(nn.Module):
             groups.append({"params": hidden, "weight_decay": weight_decay, "lr_scale": 1.0 / m})
         fused = device_type in ("cuda", "cpu")  # other backends: torch's default
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused or None)
+
+    @staticmethod
+    def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+        """This step's learning rate for every group: lr x the group's `lr_scale` (1 except
+        µP's hidden matrices, see configure_optimizers)."""
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def estimate_mfu(self, fwdbwd_per_iter: int, dt: float, peak_flops: float) -> float:
         """Model FLOPs utilisation: achieved FLOP/s over `peak_flops`, as a fraction.

@@ -40,8 +40,7 @@ def coord_check(widths: Sequence[int] = (32, 64, 128, 256), parametrization: str
                                   n_head=n_head, n_embd=width, parametrization=parametrization,
                                   mup_base_width=base))
             opt = model.configure_optimizers(0.0, lr, (0.9, 0.99), "cpu")
-            for group in opt.param_groups:
-                group["lr"] = lr * group["lr_scale"]
+            model.set_learning_rate(opt, lr)
             g = torch.Generator().manual_seed(1000 + seed)
             x = torch.randint(vocab_size, (batch_size, block_size), generator=g)
             y = torch.randint(vocab_size, (batch_size, block_size), generator=g)

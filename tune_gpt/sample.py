@@ -24,7 +24,7 @@ def generate(checkpoint_path: str | Path, start: str = "\n", num_samples: int = 
 
     from tune_gpt.data import Codec
     from tune_gpt.model import GPT, GPTConfig
-    from tune_gpt.checkpoint import read_checkpoint
+    from tune_gpt.checkpoint import read_checkpoint, saved_model_keys
 
     if num_samples < 1 or max_new_tokens < 0:
         raise UserError("--num-samples must be >= 1 and --max-new-tokens >= 0")
@@ -38,15 +38,11 @@ def generate(checkpoint_path: str | Path, start: str = "\n", num_samples: int = 
         raise UserError("--device cuda but no CUDA GPU is visible; use --device cpu")
 
     ckpt = read_checkpoint(checkpoint_path)
-    cfg, meta = ckpt["config"], ckpt["meta"]
+    meta = ckpt["meta"]
     codec = Codec.from_meta(meta)
     vocab_size = int(meta.get("vocab_size") or len(meta["itos"]))
     try:
-        model = GPT(GPTConfig(block_size=cfg["block_size"], vocab_size=vocab_size,
-                              n_layer=cfg["n_layer"], n_head=cfg["n_head"],
-                              n_embd=cfg["n_embd"], dropout=0.0, bias=cfg["bias"],
-                              parametrization=cfg.get("parametrization", "sp"),
-                              mup_base_width=cfg.get("mup_base_width", 128)))
+        model = GPT(GPTConfig(vocab_size=vocab_size, dropout=0.0, **saved_model_keys(ckpt)))
         model.load_state_dict(ckpt["model"])
     except (KeyError, RuntimeError) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]

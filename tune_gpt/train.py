@@ -281,8 +281,7 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data) -> Tr
     last = time.perf_counter()
     while it < cfg.max_iters:
         lr = get_lr(it, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_scale", 1.0)  # µP: hidden matrices lr / m
+        model.set_learning_rate(optimizer, lr)  # µP: hidden matrices get lr / m
         loss = accumulate_gradients(net, micro_batches(), cfg.gradient_accumulation_steps,
                                     autocast, scaler)
         if cfg.grad_clip > 0:
