@@ -39,16 +39,18 @@ def status_lines(out: io.StringIO) -> list[tuple[int, int | None]]:
 
 
 def simulate(view: LiveView, clock: FakeClock, plan: list[int], *, slots: int,
-             speed: float, every: int, cap: int, start_s: float = 2.0,
+             speed: float | list[float], every: int, cap: int, start_s: float = 2.0,
              budget_s: float | None = None, probe: Any = None) -> float:
     """Run the trials of `plan` (the tokens each trains before ASHA stops it, or `cap`: it
-    completes) `slots` at a time, at `speed` tokens/s after `start_s` of start-up, each
+    completes) `slots` at a time, at `speed` tokens/s (or trial i at speed[i]) after
+    `start_s` of start-up, each
     reporting every `every` tokens, calling `view` as Ray's controller does, one fake
     second at a time. Stops at `budget_s`. Returns the time the search took."""
     t0 = clock.t
     queue = [SimpleNamespace(trial_id=f"t{i:02d}", status="PENDING", final=final,
                              config={"learning_rate": 1e-3, "max_iters": cap // PER_ITER},
-                             last_result={}, tokens=0.0, began=0.0)
+                             last_result={}, tokens=0.0, began=0.0,
+                             speed=speed[i] if isinstance(speed, list) else speed)
              for i, final in enumerate(plan)]
     trials, running = list(queue), []
     view.setup()
@@ -64,7 +66,7 @@ def simulate(view: LiveView, clock: FakeClock, plan: list[int], *, slots: int,
         for trial in list(running):
             if clock.t - trial.began <= start_s:
                 continue
-            before, trial.tokens = trial.tokens, min(trial.final, trial.tokens + speed)
+            before, trial.tokens = trial.tokens, min(trial.final, trial.tokens + trial.speed)
             if trial.tokens // every > before // every or trial.tokens == trial.final:
                 done = trial.tokens >= cap
                 trial.last_result = {"tokens": trial.tokens, "tokens_per_iter": PER_ITER,
@@ -104,6 +106,22 @@ def test_under_a_time_budget_the_line_counts_down_to_the_end_of_the_budget() -> 
     for elapsed, left in lines:
         assert left <= 840 - elapsed          # never more than the budget has left
         assert left >= 840 - elapsed - 1     # and here the budget is what ends the search
+
+
+def test_a_trial_stopped_just_ahead_of_the_others_does_not_make_every_trial_look_short() -> None:
+    # The real beginner run (CPU, 2 slots, 14 minutes): the first trial stopped at the first
+    # rung at 250,880 tokens while the other, running, had reported 250,368. Kaplan-Meier
+    # then had no trial left at risk past 250,880 and said every trial ends there: one
+    # line read "~4m56s left" at 1m46s, between "~12m13s" and "~11m15s". Here the second
+    # trial of each pair is a little faster, and so ends just ahead of the first.
+    clock, out = FakeClock(), io.StringIO()
+    view = LiveView(14, ["learning_rate"], "val_loss", 2, 840, every_s=30.0, stream=out,
+                    clock=clock)
+    simulate(view, clock, ASHA_PLAN, slots=2, speed=[2900, 3000] * 7, every=50_000,
+             cap=2_000_000, budget_s=840)
+    lines = [(e, left) for e, left in status_lines(out) if left is not None]
+    for (e1, left1), (e2, left2) in zip(lines, lines[1:]):
+        assert left2 <= left1 - (e2 - e1) + 1, f"{left1} s left at {e1} s, {left2} at {e2}"
 
 
 def _estimate_errors(plan: list[int], slots: int) -> list[tuple[float, float, float]]:

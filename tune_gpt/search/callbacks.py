@@ -247,7 +247,11 @@ class LiveView(Callback):
         if tokens <= 0 or seconds <= 0 or whole <= 0:
             return math.nan
         speed = tokens / seconds  # tokens per second of one trial, start-up included
-        steps = survival(self._ended_tokens, [r.tokens for r in runs])
+        # One trial that trains to the end, as a prior: before trials have ended that is all
+        # the view knows, and it keeps a trial that ASHA stopped a few tokens ahead of the
+        # running ones from leaving none at risk past it (Kaplan-Meier would then say every
+        # trial ends there). Its weight fades as 1 / (trials ended + 1).
+        steps = survival([*self._ended_tokens, whole], [r.tokens for r in runs])
         busy = []
         for r in runs:
             own = (r.tokens - r.tokens0) / (r.at - r.started) if r.at > r.started else 0.0
