@@ -4,6 +4,9 @@
     python benchmarks/search_overhead.py --quick            # ~1 minute smoke run
     python benchmarks/search_overhead.py --trials 8 32 --json out.json   # + out.md beside it
     python benchmarks/search_overhead.py --trials 200 500 --iters 20     # the driver at scale
+    python benchmarks/search_overhead.py --trials 200 500 --iters 20 --ab-compaction
+        # ... each count twice, each in a fresh process: with finished trials' Ray state
+        # compacted (what a search does) and as Ray Tune keeps it
 
 A search of N trials of a fixed small model (no early stopping, so every trial trains the
 same number of iterations) runs on the real stack (local Ray, Optuna, MLflow). Training
@@ -112,10 +115,18 @@ class RssSampler:
                 "driver_rss_by_trials": [(n, round(r, 1)) for n, r in self.samples[::10]]}
 
 
+NO_COMPACT = "TUNE_GPT_BENCH_NO_COMPACT"  # set: the B arm, finished trials kept as Ray keeps them
+
+
 def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -> dict:
     import pandas as pd
 
     from tune_gpt.search import SearchOptions, run_search
+
+    if os.environ.get(NO_COMPACT):
+        from tune_gpt.search.callbacks import CompactFinishedTrials
+
+        CompactFinishedTrials.compact = lambda self, trial: None  # type: ignore[method-assign]
 
     space = {**SPACE, "fixed": {**SPACE["fixed"], "max_iters": iters,
                                 "eval_interval": eval_interval,
@@ -134,7 +145,9 @@ def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -
     df = pd.read_csv(result.folder / "results" / "trials.csv")
     train_s = float(df["wall_s"].sum())
     slots = 2
-    return {"trials": trials, "iters_per_trial": iters, "command_wall_s": round(total, 1),
+    return {"trials": trials, "iters_per_trial": iters,
+            "finished_trials": "as Ray keeps them" if os.environ.get(NO_COMPACT) else "compacted",
+            "command_wall_s": round(total, 1),
             "search_wall_s": round(result.wall_s, 1), "sum_trial_train_s": round(train_s, 1),
             "mean_trial_s": round(train_s / max(1, len(df)), 1),
             "training_share": round(train_s / (result.wall_s * slots), 3),
@@ -172,6 +185,17 @@ def startup() -> dict:
     return out
 
 
+def _child(trials: int, iters: int, data: str, env: dict[str, str]) -> dict:
+    """One search in a fresh process (so that one arm's memory does not carry into the
+    other's): its row."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, __file__, "--one", str(trials), "--iters",
+                           str(iters), "--data", data], capture_output=True, text=True,
+                          env={**os.environ, **env}, check=True)
+    return json.loads(next(ln[2:] for ln in proc.stdout.splitlines() if ln.startswith("@@")))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/shakespeare_char/input.txt"))
@@ -179,7 +203,16 @@ def main() -> int:
     p.add_argument("--iters", type=int, default=2500, help="iterations per trial (~30 s)")
     p.add_argument("--quick", action="store_true", help="tiny run: 4 trials of 200 iterations")
     p.add_argument("--json", default=None)
+    p.add_argument("--ab-compaction", action="store_true",
+                   help="each trial count twice, in fresh processes: finished trials' Ray "
+                        "state as Ray keeps it, then compacted")
+    p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child's run
     args = p.parse_args()
+    if args.one is not None:
+        with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp:
+            row = run(args.one, args.iters, max(1, args.iters // 5), args.data, Path(tmp))
+        print("@@" + json.dumps(row))
+        return 0
     if args.quick:
         args.trials, args.iters = [4], 200
     os.environ.setdefault("TUNE_GPT_CACHE_DIR", tempfile.mkdtemp(prefix="tg-bench-cache-"))
@@ -188,6 +221,11 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp:
         for n in args.trials:
+            if args.ab_compaction:
+                for arm in ("1", ""):
+                    rows.append(_child(n, args.iters, args.data, {NO_COMPACT: arm}))
+                    print(json.dumps(rows[-1]))
+                continue
             row = run(n, args.iters, max(1, args.iters // 5), args.data, Path(tmp))
             rows.append(row)
             print(json.dumps(row))
@@ -197,11 +235,11 @@ def main() -> int:
          f"{boot['validate_process_s']} s; torch imported: "
          f"{boot['help_imports_torch'] or boot['validate_imports_torch']}, ray imported: "
          f"{boot['help_imports_ray'] or boot['validate_imports_ray']}.", "",
-         "| trials | iters/trial | search wall s | mean trial s | training share | overhead "
+         "| trials | finished trials' Ray state | iters/trial | search wall s | mean trial s | training share | overhead "
          "s/trial | start-up s | driver peak RSS MiB | driver RSS growth KiB/trial while "
          "trials run | end-phase peak MiB |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
-        + [f"| {r['trials']} | {r['iters_per_trial']} | {r['search_wall_s']} | "
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+        + [f"| {r['trials']} | {r['finished_trials']} | {r['iters_per_trial']} | {r['search_wall_s']} | "
            f"{r['mean_trial_s']} | {r['training_share']:.1%} | {r['overhead_s_per_trial']} | "
            f"{r['startup_and_teardown_s']} | {r['driver_peak_rss_mb']} | "
            f"{r.get('driver_rss_growth_kb_per_trial', 'n/a')} | "

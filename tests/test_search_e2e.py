@@ -99,6 +99,20 @@ def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
     assert "What the best trials write" in result.report.read_text(encoding="utf-8")
     assert all(line in result.report.read_text(encoding="utf-8") for line in lines)
 
+    # Ray Tune's saved state of each ended trial holds the running statistics of the
+    # metric, ASHA's time attribute and the iteration only (issue 16: the driver's memory
+    # per trial), and still ranks the trials as trials.csv does.
+    state = json.loads(max((folder / "tune").glob("experiment_state-*.json")).read_text())
+    ranked_by_ray = {}
+    for _, meta in state["trial_data"]:
+        meta = json.loads(meta)
+        kept = meta["metric_analysis"]
+        assert set(kept) <= {"val_loss", "tokens", "training_iteration"} and "tokens" in kept
+        if "val_loss" in kept:
+            ranked_by_ray[meta["last_result"]["trial_id"]] = kept["val_loss"]["min"]
+    assert len(state["trial_data"]) == 6 and len(ranked_by_ray) >= 4
+    assert min(ranked_by_ray, key=ranked_by_ray.get) == result.best["trial_id"]
+
     # The report is regenerated from MLflow alone once the Ray results are gone, in Chinese.
     import shutil
 

@@ -99,12 +99,14 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
                 max_iters_cap: int | None = None, resume: bool = False,
                 quiet: bool = False) -> Any:
     """The search's Tuner: the trainable with its data and TrialSettings, the Optuna
-    searcher, ASHA, the budgets and the callbacks (MLflow, live view, OOM rescue).
+    searcher, ASHA, the budgets and the callbacks (MLflow, live view, OOM rescue, the
+    compaction of finished trials).
     With `resume`, the Tuner is restored from FOLDER/tune (UserError if there is none)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from tune_gpt.search.callbacks import (LiveView, MLflowTrialCallback, RescueOnOOM)
+    from tune_gpt.search.callbacks import (CompactFinishedTrials, LiveView,
+                                           MLflowTrialCallback, RescueOnOOM)
     from tune_gpt.search.optuna import make_searcher
 
     res = space.resources
@@ -129,7 +131,8 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
                  LiveView(num, list(space.params), space.metric, concurrency,
                           space.budget.time_budget_s,
                           stream=open(os.devnull, "w") if quiet else None,
-                          total_tokens=space.budget.total_tokens)]
+                          total_tokens=space.budget.total_tokens),
+                 CompactFinishedTrials([space.metric, space.scheduler.time_attr])]
     longest = _longest_trial_iters(space, max_iters_cap)
     rungs = asha_rungs(space, longest, prepared.vocab_size)
     return tune.Tuner(

@@ -1,0 +1,83 @@
+"""The search driver's memory per trial (issue 16, part 5): what Ray Tune keeps of a
+finished trial is cut to what is read again. A real Ray Tune `Trial`, fed results the way
+the controller feeds them; benchmarks/search_overhead.py measures the driver as a whole."""
+
+from __future__ import annotations
+
+import gc
+import json
+import tracemalloc
+
+from tune_gpt.search.callbacks import CompactFinishedTrials
+
+# a result of the trial contract's size: ~30 numeric keys, as a real trial reports
+KEYS = ["tokens_per_iter", "vocab_size", "n_params", "est_mem_bytes", "flops_per_token",
+        "memory_limit_bytes", "pid", "threads", "iter", "train_loss", "lr", "tokens_per_s",
+        "ms_per_iter", "mfu", "peak_mem_bytes", "elapsed_s", "eval_s", "best_val_loss",
+        "wall_s", "flops", "time_s", "time_this_iter_s", "time_total_s",
+        "time_since_restore", "iterations_since_restore"]
+
+
+def _trial(reports: int = 8):
+    from ray.tune.experiment.trial import Trial
+
+    trial = Trial("gpt_trainable", stub=True, config={"learning_rate": 1e-3})
+    for i in range(1, reports + 1):
+        trial.update_last_result({**{k: float(i * 7 + n) for n, k in enumerate(KEYS)},
+                                  "val_loss": 3.0 - i / 10, "tokens": 1000.0 * i,
+                                  "training_iteration": i, "outcome": "running"})
+    return trial
+
+
+def _kib_per_trial(make, n: int = 40) -> float:
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = [make() for _ in range(n)]
+    for t in kept:
+        t.get_json_state()  # as Ray's experiment checkpoint does, which caches the JSON
+    gc.collect()
+    size = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return size / n / 1024
+
+
+def test_a_finished_trial_keeps_only_what_is_read_again() -> None:
+    cb = CompactFinishedTrials(["val_loss", "tokens"])
+    trial = _trial()
+    best = dict(trial.metric_analysis["val_loss"])
+    _, meta_before = trial.get_json_state()
+    cb.on_trial_complete(0, [trial], trial)
+    assert set(trial.metric_analysis) == set(trial.metric_n_steps) == \
+        {"val_loss", "tokens", "training_iteration"}
+    # what Ray ranks trials by (ExperimentAnalysis reads metric_analysis[metric][scope])
+    assert trial.metric_analysis["val_loss"] == best and best["min"] == 3.0 - 8 / 10
+    assert trial.last_result["mfu"] == 8 * 7 + KEYS.index("mfu")  # the result itself stays
+    # the JSON Ray saves with the experiment, read from the metadata again (not a stale cache)
+    _, meta_after = trial.get_json_state()
+    assert set(json.loads(meta_after)["metric_analysis"]) == set(trial.metric_analysis)
+    assert len(meta_after) < len(meta_before) / 3
+
+
+def test_an_errored_trial_that_is_restarted_counts_afresh() -> None:
+    cb = CompactFinishedTrials(["val_loss", "tokens"])
+    trial = _trial()
+    cb.on_trial_error(0, [trial], trial)
+    # resume_errored restarts it: Ray updates every key again, the dropped ones start over
+    trial.update_last_result({"val_loss": 1.5, "tokens": 9000.0, "mfu": 0.5,
+                              "training_iteration": 9})
+    assert trial.metric_analysis["val_loss"]["min"] == 1.5
+    assert trial.metric_analysis["mfu"]["last"] == 0.5
+    assert list(trial.metric_n_steps["mfu"]["5"]) == [0.5]
+
+
+def test_the_compacted_trial_takes_a_fraction_of_the_memory() -> None:
+    cb = CompactFinishedTrials(["val_loss", "tokens"])
+
+    def compacted():
+        trial = _trial()
+        cb.compact(trial)
+        return trial
+
+    full, small = _kib_per_trial(_trial), _kib_per_trial(compacted)
+    assert small < full / 2, (full, small)
