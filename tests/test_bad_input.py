@@ -263,6 +263,22 @@ BUDGET_FITS = {
         "the smallest meaningful value is 50 iterations"),
 }
 
+# The sampler's own options go to the Optuna sampler: one it does not have is refused
+# before the search writes anything (it once failed after the search had started).
+SAMPLER_OPTIONS = {
+    "misspelt option": ("sampler: {type: tpe, seed: 0, n_startup: 3}\n",
+                        "sampler.n_startup is not an option of Optuna's TPESampler (did you "
+                        "mean 'n_startup_trials'?)"),
+    "option of another sampler": ("sampler: {type: random, n_startup_trials: 5}\n",
+                                  "sampler.n_startup_trials is not an option of Optuna's "
+                                  "RandomSampler"),
+    "option out of Optuna's range": ("sampler: {type: nsga2, population_size: 1}\n",
+                                     "sampler: `population_size` must be greater than or "
+                                     "equal to 2"),
+    "grid option": ("params: {n_layer: {choice: [1, 2]}}\nsampler: {type: grid, "
+                    "n_startup_trials: 2}\n", "not an option of Optuna's GridSampler"),
+}
+
 DATA = {  # what `search` refuses of the space's data, `validate` refuses too
     "data file missing": (lambda t: str(t / "missing.txt"), "missing.txt: text file not found"),
     "data not UTF-8": (lambda t: _write(t / "bin.txt", b"\xff\xfe\x00abc" * 50),
@@ -307,10 +323,11 @@ def _class_space(tmp: Path, snippet: str) -> str:
                   else TUNED + snippet)
 
 
-@pytest.mark.parametrize("table", ["knob", "section", "budget"])
+@pytest.mark.parametrize("table", ["knob", "section", "budget", "sampler"])
 def test_every_class_of_bad_number_is_refused_by_validate_and_search(
         table: str, tmp_path: Path, work: Path, shakespeare_path: Path, capsys) -> None:
-    cases = {"knob": KNOB_RANGES, "section": SECTION_NUMBERS, "budget": BUDGET_FITS}[table]
+    cases = {"knob": KNOB_RANGES, "section": SECTION_NUMBERS, "budget": BUDGET_FITS,
+             "sampler": SAMPLER_OPTIONS}[table]
     for case, (snippet, needle) in cases.items():
         sets = ["--set", "block_size=0"] if case == "set to zero" else []
         path = _class_space(tmp_path, snippet)

@@ -11,11 +11,10 @@ from typing import Any
 
 from tune_gpt.errors import UserError
 from tune_gpt.space import SearchSpace, label, resolve, suggest
+from tune_gpt.space.schema import SAMPLERS
 from tune_gpt.trial import TrialPlan
 
 RESCUE_ATTR = "tune_gpt.rescue"  # Optuna user attr of an enqueued OOM rescue
-SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler",
-            "gp": "GPSampler", "nsga2": "NSGAIISampler", "grid": "GridSampler"}
 
 
 class DefineByRun:

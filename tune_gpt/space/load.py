@@ -265,7 +265,35 @@ def _parse_sampler(s: dict[str, Any], source: str, space: SearchSpace) -> dict[s
         except ImportError:
             raise UserError(f"{source}: sampler cmaes needs the 'cmaes' package: "
                             f"pip install cmaes") from None
+    _check_sampler_options(s, source)
     return s
+
+
+def _check_sampler_options(s: dict[str, Any], source: str) -> None:
+    """The sampler's own options (all but type, seed and priors), checked against the Optuna
+    sampler they go to, by building it: `validate` rejects what `search` would, before the
+    search writes anything. Optuna is imported only when there are such options."""
+    opts = {k: v for k, v in s.items() if k not in ("type", "seed", "priors")}
+    if not opts:
+        return
+    import inspect
+
+    import optuna
+
+    cls = getattr(optuna.samplers, SAMPLERS[s["type"]])
+    known = [n for n in inspect.signature(cls).parameters if n not in ("seed", "search_space")]
+    for key in opts:
+        if key not in known:
+            raise UserError(f"{source}: sampler.{key} is not an option of Optuna's "
+                            f"{cls.__name__}{closest(key, known)}; its options: "
+                            f"{', '.join(known) or 'none besides seed'}")
+    if s["type"] == "grid":
+        return
+    try:
+        cls(seed=s.get("seed"), **opts)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{source}: sampler: {e}; see Optuna's {cls.__name__} for its "
+                        f"options") from None
 
 
 def grid_size(space: SearchSpace) -> int:

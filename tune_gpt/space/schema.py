@@ -11,7 +11,9 @@ from tune_gpt.trial import METRICS  # noqa: F401  (the metrics a space may name)
 
 SECTIONS = ("name", "description", "base", "data", "metric", "mode", "params", "fixed",
             "sampler", "scheduler", "budget", "resources", "memory", "confirm", "profiles")
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "nsga2")
+# sampler.type -> the Optuna sampler class (optuna.samplers.<name>)
+SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler",
+            "gp": "GPSampler", "grid": "GridSampler", "nsga2": "NSGAIISampler"}
 TIME_ATTRS = ("tokens", "flops", "iter", "time_s")
 DIST_KINDS = ("choice", "uniform", "loguniform", "int")
 CONFIDENCES = ("low", "medium", "high")  # how tightly the sampler trusts a prior
