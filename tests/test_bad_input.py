@@ -279,6 +279,23 @@ SAMPLER_OPTIONS = {
                     "n_startup_trials: 2}\n", "not an option of Optuna's GridSampler"),
 }
 
+
+
+def test_the_samplers_validate_trusts_with_n_startup_trials_have_it() -> None:
+    # validate skips importing Optuna for the common `n_startup_trials` alone
+    import inspect
+
+    import optuna
+
+    from tune_gpt.space.load import STARTUP_SAMPLERS
+    from tune_gpt.space.schema import SAMPLERS
+
+    for kind in SAMPLERS:
+        cls = getattr(optuna.samplers, SAMPLERS[kind])
+        has = "n_startup_trials" in inspect.signature(cls).parameters
+        assert has == (kind in STARTUP_SAMPLERS), kind
+
+
 DATA = {  # what `search` refuses of the space's data, `validate` refuses too
     "data file missing": (lambda t: str(t / "missing.txt"), "missing.txt: text file not found"),
     "data not UTF-8": (lambda t: _write(t / "bin.txt", b"\xff\xfe\x00abc" * 50),
