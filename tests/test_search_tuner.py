@@ -76,6 +76,16 @@ def test_build_tuner_without_fit(local_ray, tmp_path: Path, shakespeare) -> None
     assert not [k for k in config if k.startswith("_")]
 
 
+def test_trial_slots_for_the_search_and_its_confirm_runs(local_ray) -> None:
+    from tune_gpt.search.tuner import trial_slots
+
+    space = load_space(SMOKE, profile="cpu", sets=["budget.max_concurrent_trials=3"])
+    assert trial_slots(space) == 3
+    space = load_space(SMOKE, profile="cpu", sets=["resources.cpu=0.5"])
+    space.budget.max_concurrent_trials = None  # not set: as many as the CPUs hold
+    assert trial_slots(space) == 2  # the fixture's one CPU at half a CPU a trial
+
+
 def test_build_tuner_resume_needs_an_experiment(local_ray, tmp_path: Path, shakespeare) -> None:
     from tune_gpt.errors import UserError
 

@@ -106,7 +106,7 @@ def run_confirm(space: Any, folder: Any, prepared: Any, uri: str, parent_run_id:
 
     from tune_gpt.search.callbacks import LiveView, MLflowTrialCallback
     from tune_gpt.search.collect import result_row
-    from tune_gpt.search.tuner import make_trainable, trial_name
+    from tune_gpt.search.tuner import make_trainable, trial_name, trial_slots
 
     c = space.confirm
     rows = trials.to_dict("records")
@@ -127,8 +127,8 @@ def run_confirm(space: Any, folder: Any, prepared: Any, uri: str, parent_run_id:
             # progress.csv / result.json: the result grid's metrics come from them
             callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
                        MLflowTrialCallback(uri, parent_run_id, None),
-                       LiveView(len(points), ["seed"], space.metric, 1, None,
-                                stream=open(os.devnull, "w") if quiet else None)]))
+                       LiveView(len(points), ["seed"], space.metric, trial_slots(space),
+                                None, stream=open(os.devnull, "w") if quiet else None)]))
     reruns = []
     for result in tuner.fit():
         row, _ = result_row(result)

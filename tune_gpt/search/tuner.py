@@ -109,7 +109,6 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
                                            MLflowTrialCallback, RescueOnOOM)
     from tune_gpt.search.optuna import make_searcher
 
-    res = space.resources
     trainable = make_trainable(space, folder, prepared)
     tune_dir = folder / "tune"
     if resume:
@@ -122,8 +121,7 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
     num = space.budget.num_samples
     if space.sampler["type"] == "grid" and not space.rescue:
         num = min(num, grid_size(space))  # rescues are extra trials: the user sizes those
-    concurrency = space.budget.max_concurrent_trials or max(1, int(_cluster_cpus() //
-                                                                   res["cpu"]))
+    concurrency = trial_slots(space)
     rescue = [RescueOnOOM(str(folder), space.rescue)] if space.rescue else []
     # Ray's automatic loggers are off (TensorBoard's noise); keep the two the results need.
     callbacks = [*rescue, JsonLoggerCallback(), CSVLoggerCallback(),
@@ -165,6 +163,13 @@ def _budget_stopper(space: SearchSpace, tune_dir: str) -> Any:
                 ((b.total_tokens, "tokens"), (b.total_flops, "flops")) if total]
     return None if not stoppers else stoppers[0] if len(stoppers) == 1 else \
         CombinedStopper(*stoppers)
+
+
+def trial_slots(space: SearchSpace) -> int:
+    """How many trials run at once: budget.max_concurrent_trials, or as many as the
+    cluster's CPUs hold at resources.cpu each."""
+    return space.budget.max_concurrent_trials or max(1, int(_cluster_cpus() //
+                                                            space.resources["cpu"]))
 
 
 def trial_name(trial: Any) -> str:
