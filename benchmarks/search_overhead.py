@@ -4,9 +4,10 @@
     python benchmarks/search_overhead.py --quick            # ~1 minute smoke run
     python benchmarks/search_overhead.py --trials 8 32 --json out.json   # + out.md beside it
     python benchmarks/search_overhead.py --trials 200 500 --iters 20     # the driver at scale
-    python benchmarks/search_overhead.py --trials 200 500 --iters 20 --ab-compaction
-        # ... each count twice, each in a fresh process: with finished trials' Ray state
-        # compacted (what a search does) and as Ray Tune keeps it
+    python benchmarks/search_overhead.py --trials 200 500 --iters 20 --ab-driver-memory
+        # ... each count three times, each in a fresh process: without the driver's memory
+        # measures (search/driver_memory.py), with the compaction of finished trials only,
+        # and with both (what a search does)
 
 A search of N trials of a fixed small model (no early stopping, so every trial trains the
 same number of iterations) runs on the real stack (local Ray, Optuna, MLflow). Training
@@ -58,6 +59,18 @@ def _rss_mb(field: str = "VmRSS") -> float:
     return float("nan")
 
 
+PARTS = ("RssAnon", "RssFile", "RssShmem")
+
+
+def _slope(points: list[tuple[int, float]]) -> float:
+    """Least-squares slope of y against x (NaN with fewer than two distinct x)."""
+    if len({x for x, _ in points}) < 2:
+        return float("nan")
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+
+
 class RssSampler:
     """Samples the driver's RSS every `every` seconds, with how many trials had started."""
 
@@ -67,6 +80,7 @@ class RssSampler:
         self.runs_dir, self.every, self.samples = runs_dir, every, []
         self.first_parts: dict[str, float] = {}  # RssAnon/RssFile/RssShmem, first sample
         self.parts: dict[str, float] = {}        # ... and the latest
+        self.part_samples: list[tuple[int, dict[str, float]]] = []  # ... at every sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -77,7 +91,8 @@ class RssSampler:
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
             self.samples.append((self._ended(), _rss_mb()))
-            self.parts = {f: _rss_mb(f) for f in ("RssAnon", "RssFile", "RssShmem")}
+            self.parts = {f: _rss_mb(f) for f in PARTS}
+            self.part_samples.append((self.samples[-1][0], self.parts))
             self.first_parts = self.first_parts or self.parts
 
     def __enter__(self) -> RssSampler:
@@ -97,25 +112,31 @@ class RssSampler:
             return {"driver_peak_rss_mb": round(_rss_mb(), 1)}
         n0, n1 = max(1, trials // 10), trials - 2
         during = [(n, r) for n, r in self.samples if n0 <= n < n1]
-        growth = float("nan")
-        if len({n for n, _ in during}) >= 2:
-            mn = sum(n for n, _ in during) / len(during)
-            mr = sum(r for _, r in during) / len(during)
-            growth = sum((n - mn) * (r - mr) for n, r in during) / \
-                sum((n - mn) ** 2 for n, _ in during)
+        growth = _slope(during)
+        # the same slope for each part: heap (RssAnon) against pages of mapped files
+        # (RssFile: libraries' code and data paged in as the driver first uses them)
+        part_growth = {k: round(_slope([(n, p[k]) for n, p in self.part_samples
+                                        if n0 <= n < n1]) * 1024, 1) for k in PARTS}
         end = [r for n, r in self.samples if n >= trials]
         first, last = self.first_parts, self.parts
         return {"driver_peak_rss_mb": round(max(r for _, r in self.samples), 1),
                 "driver_rss_during_trials_mb": [round(during[0][1], 1), round(during[-1][1], 1)]
                 if during else None,
                 "driver_rss_growth_kb_per_trial": round(growth * 1024, 1),
+                "driver_rss_growth_kb_per_trial_by_part": part_growth,
                 "driver_end_phase_peak_mb": round(max(end), 1) if end else None,
                 "driver_rss_parts_mb": {k: [round(first.get(k, 0), 1), round(v, 1)]
                                         for k, v in last.items()},
                 "driver_rss_by_trials": [(n, round(r, 1)) for n, r in self.samples[::10]]}
 
 
-NO_COMPACT = "TUNE_GPT_BENCH_NO_COMPACT"  # set: the B arm, finished trials kept as Ray keeps them
+NO_COMPACT = "TUNE_GPT_BENCH_NO_COMPACT"  # set: finished trials kept as Ray keeps them
+# The arms of --ab-driver-memory: (label, environment). glibc's default arena limit is 8 per
+# core; a MALLOC_ARENA_MAX set from the start keeps limit_malloc_arenas from lowering it.
+ARMS = [("none (Ray's and glibc's defaults)",
+         {NO_COMPACT: "1", "MALLOC_ARENA_MAX": str(8 * (os.cpu_count() or 1))}),
+        ("compaction", {NO_COMPACT: "", "MALLOC_ARENA_MAX": str(8 * (os.cpu_count() or 1))}),
+        ("compaction + 2 malloc arenas", {NO_COMPACT: "", "MALLOC_ARENA_MAX": ""})]
 
 
 def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -> dict:
@@ -124,7 +145,7 @@ def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -
     from tune_gpt.search import SearchOptions, run_search
 
     if os.environ.get(NO_COMPACT):
-        from tune_gpt.search.callbacks import CompactFinishedTrials
+        from tune_gpt.search.driver_memory import CompactFinishedTrials
 
         CompactFinishedTrials.compact = lambda self, trial: None  # type: ignore[method-assign]
 
@@ -146,7 +167,7 @@ def run(trials: int, iters: int, eval_interval: int, data: str, workdir: Path) -
     train_s = float(df["wall_s"].sum())
     slots = 2
     return {"trials": trials, "iters_per_trial": iters,
-            "finished_trials": "as Ray keeps them" if os.environ.get(NO_COMPACT) else "compacted",
+            "driver_memory_measures": os.environ.get("TUNE_GPT_BENCH_ARM", "as a search runs"),
             "command_wall_s": round(total, 1),
             "search_wall_s": round(result.wall_s, 1), "sum_trial_train_s": round(train_s, 1),
             "mean_trial_s": round(train_s / max(1, len(df)), 1),
@@ -185,14 +206,20 @@ def startup() -> dict:
     return out
 
 
+def _parts(row: dict) -> str:
+    p = row.get("driver_rss_growth_kb_per_trial_by_part")
+    return f"{p['RssAnon']} / {p['RssFile']}" if p else "n/a"
+
+
 def _child(trials: int, iters: int, data: str, env: dict[str, str]) -> dict:
     """One search in a fresh process (so that one arm's memory does not carry into the
     other's): its row."""
     import subprocess
 
+    child_env = {k: v for k, v in {**os.environ, **env}.items() if v}  # "": unset
     proc = subprocess.run([sys.executable, __file__, "--one", str(trials), "--iters",
                            str(iters), "--data", data], capture_output=True, text=True,
-                          env={**os.environ, **env}, check=True)
+                          env=child_env, check=True)
     return json.loads(next(ln[2:] for ln in proc.stdout.splitlines() if ln.startswith("@@")))
 
 
@@ -203,9 +230,9 @@ def main() -> int:
     p.add_argument("--iters", type=int, default=2500, help="iterations per trial (~30 s)")
     p.add_argument("--quick", action="store_true", help="tiny run: 4 trials of 200 iterations")
     p.add_argument("--json", default=None)
-    p.add_argument("--ab-compaction", action="store_true",
-                   help="each trial count twice, in fresh processes: finished trials' Ray "
-                        "state as Ray keeps it, then compacted")
+    p.add_argument("--ab-driver-memory", action="store_true",
+                   help="each trial count three times, in fresh processes: without the "
+                        "driver's memory measures, with the compaction only, with both")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child's run
     args = p.parse_args()
     if args.one is not None:
@@ -221,9 +248,10 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp:
         for n in args.trials:
-            if args.ab_compaction:
-                for arm in ("1", ""):
-                    rows.append(_child(n, args.iters, args.data, {NO_COMPACT: arm}))
+            if args.ab_driver_memory:
+                for label, env in ARMS:
+                    rows.append(_child(n, args.iters, args.data,
+                                       {**env, "TUNE_GPT_BENCH_ARM": label}))
                     print(json.dumps(rows[-1]))
                 continue
             row = run(n, args.iters, max(1, args.iters // 5), args.data, Path(tmp))
@@ -235,14 +263,15 @@ def main() -> int:
          f"{boot['validate_process_s']} s; torch imported: "
          f"{boot['help_imports_torch'] or boot['validate_imports_torch']}, ray imported: "
          f"{boot['help_imports_ray'] or boot['validate_imports_ray']}.", "",
-         "| trials | finished trials' Ray state | iters/trial | search wall s | mean trial s | training share | overhead "
+         "| trials | driver memory measures | iters/trial | search wall s | mean trial s | training share | overhead "
          "s/trial | start-up s | driver peak RSS MiB | driver RSS growth KiB/trial while "
-         "trials run | end-phase peak MiB |",
-         "|---|---|---|---|---|---|---|---|---|---|---|"]
-        + [f"| {r['trials']} | {r['finished_trials']} | {r['iters_per_trial']} | {r['search_wall_s']} | "
+         "trials run | of which heap / mapped files | end-phase peak MiB |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        + [f"| {r['trials']} | {r['driver_memory_measures']} | {r['iters_per_trial']} | {r['search_wall_s']} | "
            f"{r['mean_trial_s']} | {r['training_share']:.1%} | {r['overhead_s_per_trial']} | "
            f"{r['startup_and_teardown_s']} | {r['driver_peak_rss_mb']} | "
            f"{r.get('driver_rss_growth_kb_per_trial', 'n/a')} | "
+           f"{_parts(r)} | "
            f"{r.get('driver_end_phase_peak_mb', 'n/a')} |"
            for r in rows]) + "\n"
     print("\n" + md)

@@ -32,11 +32,12 @@ def test_train_throughput_quick(tmp_path: Path, shakespeare_path: Path) -> None:
 
 def test_search_overhead_quick(tmp_path: Path, shakespeare_path: Path) -> None:
     result = _run("search_overhead", tmp_path, "--data", str(shakespeare_path),
-                  "--ab-compaction")
-    # each arm in its own process: Ray Tune's state of finished trials as Ray keeps it,
-    # and compacted as a search does
-    assert [r["finished_trials"] for r in result["rows"]] == ["as Ray keeps them", "compacted"]
-    row = result["rows"][1]
+                  "--ab-driver-memory")
+    # each arm in its own process: without the driver's memory measures, with the
+    # compaction of finished trials, with both (as a search runs)
+    assert [r["driver_memory_measures"] for r in result["rows"]] == [
+        "none (Ray's and glibc's defaults)", "compaction", "compaction + 2 malloc arenas"]
+    row = result["rows"][2]
     assert row["trials"] == 4 and 0 < row["training_share"] <= 1
     assert result["startup"]["help_imports_torch"] is False
     assert result["startup"]["validate_imports_ray"] is False

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import gc
 import json
+import os
+import platform
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
-from tune_gpt.search.callbacks import CompactFinishedTrials
+import pytest
+
+from tune_gpt.search.driver_memory import CompactFinishedTrials
 
 # a result of the trial contract's size: ~30 numeric keys, as a real trial reports
 KEYS = ["tokens_per_iter", "vocab_size", "n_params", "est_mem_bytes", "flops_per_token",
@@ -81,3 +88,49 @@ def test_the_compacted_trial_takes_a_fraction_of_the_memory() -> None:
 
     full, small = _kib_per_trial(_trial), _kib_per_trial(compacted)
     assert small < full / 2, (full, small)
+
+
+ARENA_PROBE = r"""
+import ctypes, ctypes.util, os, sys, tempfile, threading
+sys.path.insert(0, sys.argv[1])
+from tune_gpt.search.driver_memory import limit_malloc_arenas
+limited = limit_malloc_arenas() if sys.argv[2] == "limit" else False
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+libc.fopen.restype = ctypes.c_void_p
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+go = threading.Barrier(12)
+def work():
+    go.wait()                     # all at once, as the driver's threads start
+    for _ in range(200):
+        libc.malloc(4096)         # kept: the arena stays in use
+threads = [threading.Thread(target=work) for _ in range(12)]
+for t in threads: t.start()
+for t in threads: t.join()
+path = tempfile.mktemp()
+fp = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, fp)
+libc.fclose(fp)
+print(limited, open(path).read().count("<heap nr="))
+"""
+
+
+def _arenas(mode: str, **env: str) -> tuple[str, int]:
+    """(whether the limit was set, glibc's arenas in use) after a dozen threads allocated."""
+    out = subprocess.run([sys.executable, "-c", ARENA_PROBE, str(Path(__file__).parents[1]),
+                          mode], capture_output=True, text=True, check=True,
+                         env={**{k: v for k, v in os.environ.items()
+                                 if k != "MALLOC_ARENA_MAX"}, **env}).stdout.split()
+    return out[0], int(out[1])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc arenas")
+def test_the_driver_threads_share_two_malloc_arenas() -> None:
+    limited, arenas = _arenas("limit")
+    assert limited == "True" and arenas <= 2, arenas
+    # without the limit, a dozen threads that allocate at once get arenas of their own
+    assert _arenas("none")[1] > 2
+    # a MALLOC_ARENA_MAX the user set is kept
+    limited, arenas = _arenas("limit", MALLOC_ARENA_MAX="4")
+    assert limited == "False" and 2 < arenas <= 4

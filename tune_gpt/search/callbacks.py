@@ -1,5 +1,5 @@
 """Ray Tune callbacks of a search: the live view in the terminal, MLflow logging, the OOM
-rescue, the token budget and the compaction of finished trials' state.
+rescue and the token budget.
 
 Both run in the search's driver process. They must pickle (Ray stores the run config with
 the experiment so that `Tuner.restore` can bring them back), so anything that cannot be
@@ -261,33 +261,6 @@ class LiveView(Callback):
         queued = max(0, self.num_samples - len(self._done) - len(runs))
         each = area(steps, 0.0, whole) / speed
         return makespan(busy, queued, each, max(self.concurrency, len(runs)))
-
-
-class CompactFinishedTrials(Callback):
-    """Keeps the driver's memory per trial small (issue 16, ray#64231). For every numeric
-    key of every result Ray Tune keeps, per trial and for the search's lifetime, six
-    running statistics, two deques of the last values and a cached JSON copy of them:
-    ~70 KiB a trial of the ~100 KiB that tracemalloc saw the driver grow by per trial with
-    ~30 numeric keys. Once a trial has ended only `keep` (the metric Ray ranks trials by,
-    ASHA's time attribute, the iteration) are read again, so the rest goes. The two dicts
-    are cut together, so a trial that `resume_errored` restarts starts them afresh."""
-
-    def __init__(self, keep: list[str]):
-        self.keep = frozenset(keep) | {"training_iteration"}
-
-    def compact(self, trial: Any) -> None:
-        meta = getattr(trial, "run_metadata", None)
-        if meta is None:
-            return
-        # new dicts, assigned: Ray's metadata then drops its cached JSON of the old ones
-        meta.metric_analysis = {k: v for k, v in meta.metric_analysis.items() if k in self.keep}
-        meta.metric_n_steps = {k: v for k, v in meta.metric_n_steps.items() if k in self.keep}
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
-        self.compact(trial)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
-        self.compact(trial)
 
 
 class RescueOnOOM(Callback):

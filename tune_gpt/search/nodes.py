@@ -1,6 +1,8 @@
 """Before a search: can the machines run it? A space that needs a GPU per trial refuses on
 a machine (or cluster) without one, with what a trial would cost on the CPU instead. And on
-a cluster: does every node see the data set the driver checked?
+a cluster: does every node see the data set the driver checked? And first: is there a
+cluster at the address given (`check_ray_address`), and the connection to it or to a local
+Ray (`connect_ray`).
 
 A data set small enough travels to the trials through Ray's object store
 (tune_gpt.data.folder.shipment) and needs nothing from the nodes. A bigger one (a 17 GB
@@ -13,6 +15,8 @@ names the nodes that cannot, before any trial starts:
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from tune_gpt.errors import UserError
@@ -106,3 +110,46 @@ def check_cluster_gpus(space: Any, address: str | None) -> None:
         raise UserError(f"{space.source}: each trial needs {need:g} GPU, but no node of {where} "
                         f"has that many (largest: {best:g}); add GPU nodes, or lower "
                         f"resources.gpu")
+
+
+def check_ray_address(address: str | None) -> None:
+    """Fail fast on a cluster address nobody answers at (ray.init would wait a minute)."""
+    import socket
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address or address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"Ray address {address!r} must look like HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as e:
+        raise UserError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one "
+                        f"with `ray start --head`, or leave --address out for a local Ray") \
+            from None
+
+
+def connect_ray(address: str | None, temp_dir: str) -> None:
+    """ray.init for the search's driver: the cluster at `address` (or RAY_ADDRESS), or a
+    local Ray; with glibc's malloc arenas limited first (search/driver_memory.py)."""
+    from tune_gpt.search.driver_memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before Ray starts the driver's threads
+    import ray
+
+    kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR,
+                                  configure_logging=True)
+    address = address or os.environ.get("RAY_ADDRESS")
+    env = {k: os.environ[k] for k in ("TUNE_GPT_CACHE_DIR",) if k in os.environ}
+    if env:
+        kwargs["runtime_env"] = {"env_vars": env}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(include_dashboard=False, _temp_dir=temp_dir, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot connect to the Ray cluster at {address} ({first}); check "
+                        f"`ray status` there, or leave --address out for a local Ray") from None

@@ -18,7 +18,6 @@ The default MLflow store is STORAGE/mlflow.db, shared by all searches of that st
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tune_gpt.errors import SearchInterrupted, UserError
+from tune_gpt.search.nodes import check_ray_address, connect_ray
 from tune_gpt.search.state import (SearchOptions, SearchResult, SearchState, check_name,
                                    existing_state, find_resumable, new_name, storage_of)
 from tune_gpt.space import SearchSpace, load_space
@@ -285,44 +285,6 @@ def data_report(space: SearchSpace, prepared: Any) -> Any:
             return None
     return doctor(prepared, tokens_per_trial=space.budget.tokens_per_trial,
                   block_size=extreme("block_size", max), batch_size=extreme("batch_size", min))
-
-
-def check_ray_address(address: str | None) -> None:
-    """Fail fast on a cluster address nobody answers at (ray.init would wait a minute)."""
-    import socket
-
-    address = address or os.environ.get("RAY_ADDRESS")
-    if not address or address in ("auto", "local") or address.startswith("ray://"):
-        return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"Ray address {address!r} must look like HOST:PORT (e.g. 10.0.0.5:6379)")
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-    except OSError as e:
-        raise UserError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one "
-                        f"with `ray start --head`, or leave --address out for a local Ray") \
-            from None
-
-
-def connect_ray(address: str | None, temp_dir: str) -> None:
-    import ray
-
-    kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR,
-                                  configure_logging=True)
-    address = address or os.environ.get("RAY_ADDRESS")
-    env = {k: os.environ[k] for k in ("TUNE_GPT_CACHE_DIR",) if k in os.environ}
-    if env:
-        kwargs["runtime_env"] = {"env_vars": env}
-    try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(include_dashboard=False, _temp_dir=temp_dir, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot connect to the Ray cluster at {address} ({first}); check "
-                        f"`ray status` there, or leave --address out for a local Ray") from None
 
 
 def _git_commit() -> str:

@@ -105,8 +105,8 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from tune_gpt.search.callbacks import (CompactFinishedTrials, LiveView,
-                                           MLflowTrialCallback, RescueOnOOM)
+    from tune_gpt.search.callbacks import LiveView, MLflowTrialCallback, RescueOnOOM
+    from tune_gpt.search.driver_memory import CompactFinishedTrials
     from tune_gpt.search.optuna import make_searcher
 
     trainable = make_trainable(space, folder, prepared)
