@@ -275,6 +275,15 @@ SAMPLER_OPTIONS = {
     "option out of Optuna's range": ("sampler: {type: nsga2, population_size: 1}\n",
                                      "sampler: `population_size` must be greater than or "
                                      "equal to 2"),
+    "a function's place": ("sampler: {type: tpe, gamma: 3}\n",
+                           "sampler.gamma takes a Python object (Callable[[int], int] | None), "
+                           "which a YAML space cannot give"),
+    "a word for a bool": ("sampler: {type: tpe, multivariate: 'yes'}\n",
+                          "sampler.multivariate must be bool, got 'yes'"),
+    "a bool for a number": ("sampler: {type: nsga2, crossover_prob: true}\n",
+                            "sampler.crossover_prob must be float, got True"),
+    "a word for a number": ("sampler: {type: tpe, n_ei_candidates: many}\n",
+                            "sampler.n_ei_candidates must be int, got 'many'"),
     "grid option": ("params: {n_layer: {choice: [1, 2]}}\nsampler: {type: grid, "
                     "n_startup_trials: 2}\n", "not an option of Optuna's GridSampler"),
 }
@@ -287,7 +296,7 @@ def test_the_samplers_validate_trusts_with_n_startup_trials_have_it() -> None:
 
     import optuna
 
-    from tune_gpt.space.load import STARTUP_SAMPLERS
+    from tune_gpt.space.sampler_options import STARTUP_SAMPLERS
     from tune_gpt.space.schema import SAMPLERS
 
     for kind in SAMPLERS:

@@ -16,6 +16,7 @@ from tune_gpt.space.dists import parse_dist
 from tune_gpt.space.keys import check_keys, dataclass_from, mapping_of
 from tune_gpt.space.ranges import MAX_WHOLE, check_budget_fits, check_knob, number
 from tune_gpt.space.resolve import check_corners, check_heads, values_of
+from tune_gpt.space.sampler_options import check_sampler_options
 from tune_gpt.space.schema import (METRICS, SAMPLERS, SECTIONS,
                                    TIME_ATTRS, Budget, ConfirmSettings, Dist,
                                    SchedulerSettings, SearchSpace)
@@ -265,38 +266,8 @@ def _parse_sampler(s: dict[str, Any], source: str, space: SearchSpace) -> dict[s
         except ImportError:
             raise UserError(f"{source}: sampler cmaes needs the 'cmaes' package: "
                             f"pip install cmaes") from None
-    _check_sampler_options(s, source)
+    check_sampler_options(s, source)
     return s
-
-
-STARTUP_SAMPLERS = ("tpe", "gp", "cmaes")  # the samplers with n_startup_trials
-
-
-def _check_sampler_options(s: dict[str, Any], source: str) -> None:
-    """The sampler's own options (all but type, seed and priors), checked against the Optuna
-    sampler they go to, by building it: `validate` rejects what `search` would, before the
-    search writes anything. Optuna is imported only when there are such options."""
-    opts = {k: v for k, v in s.items() if k not in ("type", "seed", "priors")}
-    if not opts or (set(opts) == {"n_startup_trials"} and s["type"] in STARTUP_SAMPLERS):
-        return  # checked above, and known to these samplers: no 0.3 s Optuna import
-    import inspect
-
-    import optuna
-
-    cls = getattr(optuna.samplers, SAMPLERS[s["type"]])
-    known = [n for n in inspect.signature(cls).parameters if n not in ("seed", "search_space")]
-    for key in opts:
-        if key not in known:
-            raise UserError(f"{source}: sampler.{key} is not an option of Optuna's "
-                            f"{cls.__name__}{closest(key, known)}; its options: "
-                            f"{', '.join(known) or 'none besides seed'}")
-    if s["type"] == "grid":
-        return
-    try:
-        cls(seed=s.get("seed"), **opts)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{source}: sampler: {e}; see Optuna's {cls.__name__} for its "
-                        f"options") from None
 
 
 def grid_size(space: SearchSpace) -> int:
