@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tune_gpt.errors import UserError
 from tune_gpt.space import SearchSpace, label, resolve, suggest
+from tune_gpt.space.sampler_options import check_sampler_options
 from tune_gpt.space.schema import SAMPLERS
 from tune_gpt.trial import TrialPlan
 
@@ -52,11 +52,8 @@ def make_sampler(space: SearchSpace, seed: int | None = None) -> Any:
     if space.sampler["type"] == "grid":
         opts["search_space"] = {k: [label(v) for v in d.candidates() or []]
                                 for k, d in space.params.items()}
-    try:
-        base = cls(seed=seed, **opts)
-    except TypeError as e:
-        raise UserError(f"{space.source}: sampler: {e}; see Optuna's {cls.__name__} "
-                        f"for its options") from None
+    check_sampler_options(space.sampler, space.source)  # as validate does: one clear line
+    base = cls(seed=seed, **opts)
     priors = {name: (label(d.prior), d.confidence) for name, d in space.params.items()
               if d.prior is not None}
     if not priors or space.sampler["type"] == "grid" or space.sampler.get("priors") is False:
