@@ -3,6 +3,7 @@ modern GPU). Prints a markdown table per part and writes a JSON summary.
 
     python benchmarks/gpu_check.py --data input.txt --json $OUT/gpu.json   # + gpu.md
     python benchmarks/gpu_check.py --quick       # tiny sizes; also runs on a CPU (smoke)
+    python benchmarks/gpu_check.py --parts estimator oom --json gpu.json  # some parts only
 
 1. The guide's Shakespeare config (6 layers x 384, block 256, batch 64, dropout 0.2,
    lr 1e-3, 5,000 iterations) with bf16 autocast + torch.compile + fused AdamW: time,
@@ -19,13 +20,16 @@ modern GPU). Prints a markdown table per part and writes a JSON summary.
 5. GPT-2 124M (search_spaces/gpt2_small.yaml's model: 12x12x768, block 1024, vocab 50304,
    bf16, compile) on a BPE folder in nanoGPT's format: 30 iterations, the estimator's peak
    memory against torch.cuda.max_memory_allocated, tokens/s and MFU.
+
+--quick shrinks every part to tiny sizes; on a machine without CUDA, parts 1, 2 and 5 run on
+the CPU and parts 3 and 4 say they were skipped. --json OUT is rewritten (atomically) after
+every part, so a run cut short keeps what it measured. Writes nothing else: its working
+files live in a temporary folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import sys
 import tempfile
@@ -34,6 +38,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import cli  # noqa: E402
+from benchmarks.common.output import write_summary  # noqa: E402
+
+PARTS = ("shakespeare", "estimator", "oom", "fractional", "gpt2")
 
 SHAKESPEARE = dict(batch_size=64, block_size=256, n_layer=6, n_head=6, n_embd=384,
                    dropout=0.2, learning_rate=1e-3, min_lr=1e-4, beta2=0.99, warmup_iters=100,
@@ -240,13 +249,18 @@ def _table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared/data/shakespeare_char/input.txt"))
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--parts", nargs="+", default=["shakespeare", "estimator", "oom", "fractional", "gpt2"])
-    p.add_argument("--json", default=None)
-    args = p.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    p = cli.benchmark_parser(__doc__, quick="tiny sizes in every part, a minute or two; "
+                                            "runs on a CPU too (the CUDA-only parts skipped)",
+                             json="write the figures here after every part, and the "
+                                  "markdown tables beside them (OUT.md)")
+    cli.add_data(p)
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                   help="the parts to run, in this order (default all)")
+    args = p.parse_args(argv)
+    # every part but gpt2 (which writes its own token folder) trains on --data
+    if set(args.parts) - {"gpt2"} and not cli.have_data(args.data):
+        return 2
     os.environ.setdefault("TUNE_GPT_CACHE_DIR", tempfile.mkdtemp(prefix="tg-gpu-cache-"))
     import torch
 
@@ -272,8 +286,7 @@ def main() -> int:
                    _table(res if isinstance(res, list) else [res])]
             print("\n".join(md[-2:]), flush=True)
             if args.json:  # after every part: a run cut short keeps what it measured
-                Path(args.json).write_text(json.dumps(out, indent=2, default=str))
-                Path(args.json).with_suffix(".md").write_text("\n".join(md) + "\n")
+                write_summary(args.json, out, "\n".join(md) + "\n", indent=2, default=str)
     return 0
 
 

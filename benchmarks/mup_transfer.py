@@ -1,8 +1,9 @@
 """Benchmark: does the best learning rate stay put as the model widens? SP against µP.
 
-    python benchmarks/mup_transfer.py                  # the full run, ~40 min on 2 cores
+    python benchmarks/mup_transfer.py --out benchmarks/results/mup_transfer
+                                    # the full run, ~40 min on 2 cores, resuming the committed cells
     python benchmarks/mup_transfer.py --quick          # a smoke run (~30 s) that a test calls
-    python benchmarks/mup_transfer.py --json OUT.json  # also write the summary there (+ .md)
+    python benchmarks/mup_transfer.py --json OUT.json  # the summary there (+ .md), cells in OUT/
 
 For each parametrization (sp, mup), each width (n_embd 64, 128, 256, 512; 2 layers, 4
 heads, as EleutherAI's nanoGPT-mup study of the same task) and each seed, a learning-rate
@@ -18,16 +19,15 @@ the smallest width against that width's own best (`transfer_loss_gap`). Issue 17
 under µP a drift <= 2x and a gap <= 0.02 nats; under SP the drift is shown.
 
 Every run is a cell in OUT/cells/<param>-w<width>-lr<lr>-s<seed>.json, skipped when the
-script runs again (resumable). OUT/summary.{json,md} and OUT/mup_transfer.png are rebuilt
-from the cells present. Not a test: it prints figures.
+script runs again (resumable; a cell cut short is run again). OUT/summary.{json,md} and
+OUT/mup_transfer.png are rebuilt from the cells present (the summary also to --json when
+given). OUT is --out DIR; by default the folder beside --json OUT.json, or a temporary one
+with --quick. Not a test: it prints figures.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -37,12 +37,23 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import cli  # noqa: E402
+from benchmarks.common.output import (  # noqa: E402
+    load_cells,
+    saved_cell,
+    write_figure,
+    write_json,
+    write_summary,
+)
+
 FULL = {"widths": [64, 128, 256, 512], "lrs": [2.5e-4 * 2 ** k for k in range(7)],
         "seeds": [0, 1], "iters": 200, "eval_iters": 40}
 QUICK = {"widths": [32, 64], "lrs": [3e-3, 1e-2, 3e-2], "seeds": [0], "iters": 15,
          "eval_iters": 4}
 PARAMS = ("sp", "mup")
 TARGET_DRIFT, TARGET_GAP = 2.0, 0.02
+# What every saved cell holds (a file without them is not trusted on resume).
+CELL_KEYS = ("param", "width", "lr", "seed", "val_loss", "diverged")
 
 
 def cell_name(param: str, width: int, lr: float, seed: int) -> str:
@@ -70,17 +81,20 @@ def run_cell(param: str, width: int, lr: float, seed: int, plan: dict, data) -> 
 
 def best_lr(points: dict[float, float]) -> tuple[float, float]:
     """(lr, loss) of the best grid point, the lr refined by a parabola in log2(lr) through
-    it and its neighbours (kept within them); an edge point stays as it is."""
+    it and its neighbours (kept within them); an edge point stays as it is. The grid need
+    not be evenly spaced in log2(lr) (--quick's 3e-3, 1e-2, 3e-2 is not)."""
     lrs = sorted(points)
     i = min(range(len(lrs)), key=lambda j: points[lrs[j]])
     if 0 < i < len(lrs) - 1:
         x = [math.log2(lrs[i + d]) for d in (-1, 0, 1)]
         y = [points[lrs[i + d]] for d in (-1, 0, 1)]
-        denom = (y[0] - 2 * y[1] + y[2])
-        if denom > 0:
-            step = x[1] - x[0]
-            shift = 0.5 * step * (y[0] - y[2]) / denom
-            return 2 ** (x[1] + max(-step, min(step, shift))), points[lrs[i]]
+        left, right = x[1] - x[0], x[2] - x[1]
+        slope = (y[1] - y[0]) / left                              # between x0 and x1
+        curve = ((y[2] - y[1]) / right - slope) / (left + right)  # half p''
+        if curve > 0:
+            # Newton's form p(x) = y0 + slope (x - x0) + curve (x - x0)(x - x1): p' = 0 at
+            vertex = (x[0] + x[1]) / 2 - slope / (2 * curve)
+            return 2 ** max(x[0], min(x[2], vertex)), points[lrs[i]]
     return lrs[i], points[lrs[i]]
 
 
@@ -143,14 +157,14 @@ def markdown(s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(s: dict[str, Any], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot(s: dict[str, Any]) -> Any:
+    """The lr sweeps per width, one panel per parametrization: a bare matplotlib Figure (no
+    pyplot state to close); main saves it."""
+    from matplotlib.figure import Figure
 
     params = [p for p in PARAMS if p in s]
-    fig, axes = plt.subplots(1, len(params), figsize=(5.2 * len(params), 3.8), sharey=True,
-                             squeeze=False)
+    fig = Figure(figsize=(5.2 * len(params), 3.8))
+    axes = fig.subplots(1, len(params), sharey=True, squeeze=False)
     for ax, param in zip(axes[0], params):
         r = s[param]
         for w in r["widths"]:
@@ -167,31 +181,21 @@ def plot(s: dict[str, Any], path: Path) -> None:
     axes[0][0].set_ylim(lo - 0.05, lo + 0.8)
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=os.environ.get(
-        "TUNE_GPT_TEST_DATA", str(ROOT.parent / "shared/data/shakespeare_char/input.txt")))
-    p.add_argument("--quick", action="store_true", help="a smoke run: 2 widths, 3 lrs, 15 steps")
-    p.add_argument("--out", help="cells and summary folder (default benchmarks/results/"
-                   "mup_transfer, or a temporary one with --quick)")
-    p.add_argument("--json", help="also write the summary to this file")
+    p = cli.benchmark_parser(__doc__, quick="2 widths, 3 lrs, 15 steps (~30 s)")
+    cli.add_data(p)
+    cli.add_out(p, "mup_transfer", "cells, summary and figure")
     p.add_argument("--threads", type=int, default=None, help="torch threads per run")
     args = p.parse_args(argv)
-    if not Path(args.data).is_file():
-        print(f"error: no data file at {args.data}; pass --data PATH", file=sys.stderr)
+    if not cli.have_data(args.data):
         return 2
     plan = dict(QUICK if args.quick else FULL, threads=args.threads)
-    if args.out:
-        out = Path(args.out)
-    elif args.quick:
-        import tempfile
-        out = Path(tempfile.mkdtemp(prefix="mup-quick-"))
-    else:
-        out = ROOT / "benchmarks" / "results" / "mup_transfer"
+    out = cli.out_folder(args, "mup_transfer")
+    if out is None:
+        return 2
     (out / "cells").mkdir(parents=True, exist_ok=True)
     from tune_gpt.data import prepare
 
@@ -204,25 +208,26 @@ def main(argv: list[str] | None = None) -> int:
                     if param == "mup" and width == min(plan["widths"]):
                         continue  # identical to sp at the base width: copied below
                     f = out / "cells" / f"{cell_name(param, width, lr, seed)}.json"
-                    if f.exists():
+                    if saved_cell(f, CELL_KEYS) is not None:
                         continue
                     cell = run_cell(param, width, lr, seed, plan, data)
-                    f.write_text(json.dumps(cell))
+                    write_json(f, cell)
                     print(f"{f.stem}: val_loss {cell['val_loss']}, {cell['wall_s']:.1f} s",
                           flush=True)
-    cells = [json.loads(f.read_text()) for f in sorted((out / "cells").glob("*.json"))]
+    cells = load_cells(sorted((out / "cells").glob("*.json")), CELL_KEYS)
     base = min(plan["widths"])
     cells += [dict(c, param="mup", copied_from="sp") for c in cells
               if c["param"] == "sp" and c["width"] == base]
     s = summarize(cells)
     s["plan"] = {k: v for k, v in plan.items() if k != "threads"}
-    (out / "summary.json").write_text(json.dumps(s, indent=1))
-    (out / "summary.md").write_text(markdown(s))
-    plot(s, out / "mup_transfer.png")
+    md = markdown(s)
+    written = [*write_summary(out / "summary.json", s, md, indent=1)]
+    write_figure(plot(s), out / "mup_transfer.png", dpi=110)
+    written.append(out / "mup_transfer.png")
     if args.json:
-        Path(args.json).write_text(json.dumps(s, indent=1))
-        Path(args.json).with_suffix(".md").write_text(markdown(s))
-    print(markdown(s))
+        written += write_summary(args.json, s, md, indent=1)
+    print(md)
+    print(f"written: {', '.join(map(str, written))}")
     return 0
 
 

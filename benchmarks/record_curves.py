@@ -1,20 +1,25 @@
 """Record the learning curves the search-efficiency replay runs on (issue 12).
 
-    python benchmarks/record_curves.py                  # the whole table (~2 h on 2 cores)
-    python benchmarks/record_curves.py --workers 1      # leave a core free
+    python benchmarks/record_curves.py --out benchmarks/results/replay
+                                    # the whole table (~2 h on 2 cores), resuming the committed one
+    python benchmarks/record_curves.py --out DIR --workers 1       # leave a core free
     python benchmarks/record_curves.py --quick          # a 4-config smoke run, in a temp folder
 
 Every config of a fixed grid over the CPU space the real benchmark searches (batch_size,
-learning_rate on a log grid, n_layer, n_embd; the other knobs are nanoGPT's CPU recipe, as in
-`search_efficiency.py`) is trained once for the search's full trial budget (2M tokens, cosine
-decay over that budget, exactly as a search trial of that config would train), and evaluated
-every 125k tokens. The nine runs of the guide's manual sweeps (CPU sizing) are recorded too,
-each as the sweep runs it, so the replay's target (the manual best) comes from this table.
+learning_rate on a log grid, n_layer, n_embd: `benchmarks/common/replay/table.GRID`; the
+other knobs are nanoGPT's CPU recipe, as in `search_efficiency.py`) is trained once for the
+search's full trial budget (2M tokens, cosine decay over that budget, exactly as a search
+trial of that config would train), and evaluated every 125k tokens. The nine runs of the
+guide's manual sweeps (CPU sizing) are recorded too, each as the sweep runs it, so the
+replay's target (the manual best) comes from this table.
 
-Each finished config is appended as one JSON line to OUT/curves.jsonl, so an interrupted
-recording continues where it stopped: configs already in the file are skipped. Lines hold
-the knobs, parameter count, FLOPs per token and, per evaluation, tokens, val_loss,
-train_loss and the wall time since the start of the run.
+Each finished config is added as one JSON line to OUT/curves.jsonl (the file rewritten
+whole, atomically), so an interrupted recording continues where it stopped: configs already
+in the file are skipped, and a line cut short (a table from before the atomic writes) is
+dropped and its config recorded again. Lines hold the knobs, parameter count, FLOPs per
+token and, per evaluation, tokens, val_loss, train_loss and the wall time since the start of
+the run. The table's summary (per config its last evaluation) goes to --json when given. OUT
+is --out DIR; by default the folder beside --json OUT.json, or a temporary one with --quick.
 
 Not a test: it prints figures; the wall times carry the machine's noise (the replay counts
 compute in tokens and FLOPs, which the noise does not touch).
@@ -22,7 +27,6 @@ compute in tokens and FLOPs, which the noise does not touch).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -36,22 +40,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# The grid. The learning rate is on a log grid with half-decade steps over the search's
-# range; batch and model shape cover the search's choices (batch 16 and 64 snap to the
-# nearer recorded value, which the replay reports).
-GRID = {
-    "batch_size": [12, 32],
-    "learning_rate": [1.0e-4, 3.16e-4, 1.0e-3, 3.16e-3, 1.0e-2],
-    "n_layer": [2, 4, 6],
-    "n_embd": [64, 128, 192],
-}
-TOKENS_PER_TRIAL = 2_000_000     # the real benchmark's budget.tokens_per_trial
-TOKENS_PER_EVAL = 125_000        # half the real benchmark's, so grace periods of 125k work
-# nanoGPT's CPU recipe, as the real benchmark fixes it (search_efficiency.BASE)
-BASE = {"block_size": 64, "n_head": 4, "dropout": 0.0, "warmup_iters": 100, "beta2": 0.99,
-        "eval_iters": 20, "log_interval": 100_000, "dtype": "float32", "compile": False,
-        "weight_decay": 0.1, "grad_clip": 1.0, "seed": 0}
-DEFAULT_OUT = ROOT / "benchmarks" / "results" / "replay"
+from benchmarks.common import cli, efficiency  # noqa: E402
+from benchmarks.common.output import read_jsonl, write_jsonl, write_summary  # noqa: E402
+from benchmarks.common.replay.table import GRID  # noqa: E402
+
+TOKENS_PER_TRIAL = efficiency.TOKENS_PER_TRIAL   # the real benchmark's budget.tokens_per_trial
+# half the real benchmark's evaluation interval, so grace periods of 125k work
+TOKENS_PER_EVAL = efficiency.TOKENS_PER_TRIAL // (2 * efficiency.EVALS_PER_TRIAL)
+# nanoGPT's CPU recipe, as the real benchmark fixes it, with the training defaults spelled
+# out (a line's config is then the whole recipe) and no logging to speak of
+BASE = {**efficiency.BASE, "log_interval": 100_000, "weight_decay": 0.1, "grad_clip": 1.0,
+        "seed": 0}
+# What every table line holds (a line without them is recorded again).
+LINE_KEYS = ("key", "kind", "config", "tokens", "points")
 
 
 def grid_config(batch_size: int, learning_rate: float, n_layer: int, n_embd: int,
@@ -78,14 +79,12 @@ def plan(quick: bool = False) -> list[tuple[str, dict[str, Any]]]:
     the grid."""
     import itertools
 
-    from benchmarks.search_efficiency import manual_plan
-
     if quick:
         scale = TOKENS_PER_TRIAL // 100
         return [("grid", grid_config(b, lr, 2, 64, scale, scale // 4))
                 for b, lr in itertools.product((12, 32), (1e-3, 1e-2))]
     manual = []
-    for run in manual_plan(1.0):
+    for run in efficiency.manual_plan(1.0):
         cfg = {**BASE, **{k: v for k, v in run.items() if k != "experiment"}}
         manual.append(("manual", cfg))
     # One batch size at a time (each pass a full grid over lr x shape), shuffled within:
@@ -131,28 +130,57 @@ def _work(args: tuple[tuple[str, dict[str, Any]], str]) -> dict[str, Any]:
     return record_one(*args)
 
 
+def recorded(table: Path) -> list[str]:
+    """The table's whole lines, to resume from. Lines cut short (or lacking a key every line
+    has) are dropped from the file, said in one line, and their configs recorded again."""
+    kept, cut = read_jsonl(table, LINE_KEYS)
+    if cut:
+        print(f"{table}: {cut} line(s) cut short or incomplete: dropped, their configs are "
+              f"recorded again", flush=True)
+        write_jsonl(table, kept)
+    return kept
+
+
+def summarize(lines: list[dict[str, Any]], table: Path, total: int) -> dict[str, Any]:
+    """What the table holds: per line its last evaluation (pure: main writes it)."""
+    rows = []
+    for d in lines:
+        last = d["points"][-1] if d["points"] else [0, math.nan, math.nan, 0.0]
+        rows.append({"key": d["key"], "kind": d["kind"], "tokens": d["tokens"],
+                     "diverged": bool(d.get("diverged")), "final_val_loss": last[1],
+                     "evaluations": len(d["points"]), "wall_s": d.get("wall_s")})
+    return {"table": str(table), "configs_planned": total, "configs_recorded": len(rows),
+            "lines": rows}
+
+
+def markdown(s: dict[str, Any]) -> str:
+    lines = ["# Recorded learning curves\n",
+             f"{s['configs_recorded']} of {s['configs_planned']} configs in `{s['table']}`.\n",
+             "| key | kind | tokens | evaluations | final val_loss | diverged | wall s |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['key']} | {r['kind']} | {r['tokens']:,} | {r['evaluations']} | "
+              f"{r['final_val_loss']:.4f} | {'yes' if r['diverged'] else 'no'} | "
+              f"{r['wall_s']} |" for r in s["lines"]]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared/data/shakespeare_char/input.txt"))
-    p.add_argument("--out", default=None, help=f"folder of curves.jsonl (default {DEFAULT_OUT})")
+    p = cli.benchmark_parser(__doc__, quick="4 tiny configs (~1 min)",
+                             json="write the table's summary here (per config its last "
+                                  "evaluation), and its markdown beside it (OUT.md)")
+    cli.add_data(p)
+    cli.add_out(p, "replay", "table (curves.jsonl)")
     p.add_argument("--workers", type=int, default=2, help="configs trained at once, 1 thread each")
-    p.add_argument("--quick", action="store_true", help="4 tiny configs (smoke run)")
     p.add_argument("--limit", type=int, default=None, help="record at most this many new configs")
     args = p.parse_args(argv)
-    if not Path(args.data).is_file():
-        print(f"error: no data file at {args.data}; pass --data PATH", file=sys.stderr)
+    if not cli.have_data(args.data):
         return 2
-    out = Path(args.out) if args.out else \
-        (Path(tempfile.mkdtemp(prefix="replay-quick-")) if args.quick else DEFAULT_OUT)
-    out.mkdir(parents=True, exist_ok=True)
+    out = cli.out_folder(args, "replay")
+    if out is None:
+        return 2
     table = out / "curves.jsonl"
-    done = set()
-    if table.exists():
-        for line in table.read_text().splitlines():
-            try:
-                done.add(json.loads(line)["key"])
-            except (ValueError, KeyError):
-                continue  # a line cut short by a kill: that config is recorded again
+    kept = recorded(table)
+    done = {json.loads(line)["key"] for line in kept}
     items = [it for it in plan(args.quick) if key_of(*it) not in done]
     if args.limit is not None:
         items = items[:args.limit]
@@ -168,13 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=8) as pool:
         for i, line in enumerate(pool.imap_unordered(_work, [(it, args.data) for it in items])):
-            with table.open("a") as f:
-                f.write(json.dumps(line, separators=(",", ":")) + "\n")
+            kept.append(json.dumps(line, separators=(",", ":")))
+            write_jsonl(table, kept)
             last = line["points"][-1] if line["points"] else [0, math.nan]
             print(f"[{i + 1}/{len(items)} {time.time() - t0:6.0f}s] {line['key']}: "
                   f"val_loss {last[1]:.4f} at {last[0]:,} tokens, {line['wall_s']:.0f} s",
                   flush=True)
     print(f"table: {table}")
+    if args.json:
+        s = summarize([json.loads(line) for line in kept], table, total)
+        written = write_summary(args.json, s, markdown(s), indent=1)
+        print(f"written: {written[0]}, {written[1]}")
     return 0
 
 

@@ -12,7 +12,6 @@ evaluation) is timed against MLflow's embedded SQLite store.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -23,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import cli  # noqa: E402
+from benchmarks.common.output import write_summary  # noqa: E402
 
 EVALS = 10
 
@@ -100,12 +102,11 @@ def time_mlflow(n: int, folder: Path) -> tuple[float, int]:
     return time.perf_counter() - t0, len(curves)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--trials", type=int, nargs="+", default=[50, 100, 500])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--json", default=None)
-    args = p.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    p = cli.benchmark_parser(__doc__, quick="20 trials (a few seconds)")
+    p.add_argument("--trials", type=int, nargs="+", default=[50, 100, 500],
+                   help="trial counts to time (default 50 100 500)")
+    args = p.parse_args(argv)
     sizes = [20] if args.quick else args.trials
     rows = []
     with tempfile.TemporaryDirectory(prefix="tg-scaling-") as tmp:
@@ -122,9 +123,7 @@ def main() -> int:
                       f"{r['mlflow_ms_per_eval']} |" for r in rows]) + "\n"
     print("\n" + md)
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": os.uname().nodename, "rows": rows},
-                                              indent=2))
-        Path(args.json).with_suffix(".md").write_text(md)
+        write_summary(args.json, {"machine": os.uname().nodename, "rows": rows}, md, indent=2)
     return 0
 
 

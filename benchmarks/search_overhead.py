@@ -36,6 +36,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import cli  # noqa: E402
+from benchmarks.common.output import write_summary  # noqa: E402
+
 SPACE = {
     "name": "overhead",
     "description": "fixed-size trials for measuring search overhead",
@@ -223,18 +226,19 @@ def _child(trials: int, iters: int, data: str, env: dict[str, str]) -> dict:
     return json.loads(next(ln[2:] for ln in proc.stdout.splitlines() if ln.startswith("@@")))
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(ROOT.parent / "shared/data/shakespeare_char/input.txt"))
-    p.add_argument("--trials", type=int, nargs="+", default=[8, 32])
+def main(argv: list[str] | None = None) -> int:
+    p = cli.benchmark_parser(__doc__, quick="4 trials of 200 iterations (~1 minute)")
+    cli.add_data(p)
+    p.add_argument("--trials", type=int, nargs="+", default=[8, 32],
+                   help="trial counts, one search each (default 8 32)")
     p.add_argument("--iters", type=int, default=2500, help="iterations per trial (~30 s)")
-    p.add_argument("--quick", action="store_true", help="tiny run: 4 trials of 200 iterations")
-    p.add_argument("--json", default=None)
     p.add_argument("--ab-driver-memory", action="store_true",
                    help="each trial count three times, in fresh processes: without the "
                         "driver's memory measures, with the compaction only, with both")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child's run
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    if not cli.have_data(args.data):
+        return 2
     if args.one is not None:
         with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmp:
             row = run(args.one, args.iters, max(1, args.iters // 5), args.data, Path(tmp))
@@ -276,10 +280,8 @@ def main() -> int:
            for r in rows]) + "\n"
     print("\n" + md)
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": os.uname().nodename,
-                                               "cpus": os.cpu_count(), "startup": boot,
-                                               "rows": rows}, indent=2))
-        Path(args.json).with_suffix(".md").write_text(md)
+        write_summary(args.json, {"machine": os.uname().nodename, "cpus": os.cpu_count(),
+                                  "startup": boot, "rows": rows}, md, indent=2)
     return 0
 
 

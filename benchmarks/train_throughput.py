@@ -22,8 +22,6 @@ tune-gpt >= 10% faster than the straightforward loop.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import statistics
 import sys
@@ -38,11 +36,12 @@ from torch.nn import functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import cli  # noqa: E402
+from benchmarks.common.output import write_summary  # noqa: E402
 from tune_gpt.config import TrainConfig
 from tune_gpt.data import PreparedData, prepare
 from tune_gpt.train import get_lr, train
 
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "shakespeare_char" / "input.txt"
 RECIPE = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 64, "batch_size": 12,
           "max_iters": 2000, "lr_decay_iters": 2000, "dropout": 0.0, "eval_iters": 20,
           "eval_interval": 250, "log_interval": 10, "learning_rate": 1e-3, "warmup_iters": 100,
@@ -276,12 +275,13 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="tinyshakespeare input.txt")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--quick", action="store_true", help="smoke run: few iterations")
-    p.add_argument("--json", default=None, help="write results here (and a .md beside it)")
+    p = cli.benchmark_parser(__doc__, quick="60 iterations, 2 side-by-side rounds (~1 minute)")
+    cli.add_data(p)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                   help="torch thread counts to measure (default 1 2)")
     args = p.parse_args(argv)
+    if not cli.have_data(args.data):
+        return 2
 
     full_iters, side_iters, rounds = (60, 20, 2) if args.quick else (2000, 25, 12)
     data = prepare(args.data)
@@ -296,11 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown(rows, meta))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"meta": meta, "results": rows, "small": small}, indent=2))
-        out.with_suffix(".md").write_text(markdown(rows, meta))
-        print(f"wrote {out} and {out.with_suffix('.md')}")
+        written = write_summary(args.json, {"meta": meta, "results": rows, "small": small},
+                                markdown(rows, meta), indent=2)
+        print(f"wrote {written[0]} and {written[1]}")
     return 0
 
 

@@ -1,18 +1,25 @@
-"""The benchmark scripts' --quick modes, so they do not rot. They print figures; these tests
-check that they run and write their JSON, never how fast anything was."""
+"""The benchmark scripts: their --quick modes, so they do not rot (e2e: they print figures;
+these tests check that they run and that the JSON they write agrees with what they measured,
+never how fast anything was), and what every script shares (benchmarks/common/): one
+command-line shape, atomic writes, a resume that never trusts a cell cut short."""
 
 from __future__ import annotations
 
+import ast
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.e2e
+sys.path.insert(0, str(ROOT))
+SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem != "__init__")
 
 
 def _run(script: str, tmp_path: Path, *args: str) -> dict:
@@ -25,11 +32,21 @@ def _run(script: str, tmp_path: Path, *args: str) -> dict:
     return json.loads(out.read_text())
 
 
+@pytest.mark.e2e
 def test_train_throughput_quick(tmp_path: Path, shakespeare_path: Path) -> None:
     result = _run("train_throughput", tmp_path, "--threads", "1", "--data", str(shakespeare_path))
-    assert result
+    (row,) = result["results"]
+    assert row["threads"] == 1 and row["iters"] == 60
+    side = row["side_by_side"]
+    assert side["rounds"] == 2
+    assert len(side["tune_gpt_rounds"]) == len(side["straightforward_rounds"]) == 2
+    # the speed-up is the median of the per-round ratios the file also holds
+    assert side["median_speedup"] == pytest.approx(statistics.median(
+        r / o for o, r in zip(side["tune_gpt_rounds"], side["straightforward_rounds"])))
+    assert [r["iters"] for r in result["small"]] == [40]
 
 
+@pytest.mark.e2e
 def test_search_overhead_quick(tmp_path: Path, shakespeare_path: Path) -> None:
     result = _run("search_overhead", tmp_path, "--data", str(shakespeare_path),
                   "--ab-driver-memory")
@@ -43,11 +60,13 @@ def test_search_overhead_quick(tmp_path: Path, shakespeare_path: Path) -> None:
     assert result["startup"]["validate_imports_ray"] is False
 
 
+@pytest.mark.e2e
 def test_scaling_quick(tmp_path: Path) -> None:
     result = _run("scaling", tmp_path)
     assert result["rows"][0]["trials"] == 20 and result["rows"][0]["report_s"] > 0
 
 
+@pytest.mark.e2e
 def test_gpu_check_quick_runs_on_cpu(tmp_path: Path, shakespeare_path: Path) -> None:
     result = _run("gpu_check", tmp_path, "--data", str(shakespeare_path))
     assert result["shakespeare"]["iters"] == 30
@@ -55,6 +74,7 @@ def test_gpu_check_quick_runs_on_cpu(tmp_path: Path, shakespeare_path: Path) -> 
     assert result["gpt2"]["vocab"] == 50304 and result["gpt2"]["iters"] == 4
 
 
+@pytest.mark.e2e
 def test_search_efficiency_quick(tmp_path: Path, shakespeare_path: Path) -> None:
     out = tmp_path / "eff"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search_efficiency.py"),
@@ -85,8 +105,7 @@ def test_search_efficiency_quick(tmp_path: Path, shakespeare_path: Path) -> None
 
 
 def test_search_efficiency_curves() -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import search_efficiency as se
+    from benchmarks.common import curves as se
 
     plan = [{"batch_size": 12, "learning_rate": 1e-3, "n_layer": 2, "n_embd": 64,
              "max_iters": 10}, {"batch_size": 12, "learning_rate": 1e-2, "n_layer": 2,
@@ -114,13 +133,182 @@ def test_search_efficiency_curves() -> None:
     assert se.best_at(points, 2100) == 2.0
 
 
+@pytest.mark.e2e
 def test_mup_transfer_quick(tmp_path: Path, shakespeare_path: Path) -> None:
     result = _run("mup_transfer", tmp_path, "--data", str(shakespeare_path), "--out",
                   str(tmp_path / "mup"))
+    cells = [json.loads(f.read_text()) for f in (tmp_path / "mup" / "cells").glob("*.json")]
     for param in ("sp", "mup"):
         r = result[param]
-        assert r["lr_drift"] >= 1 and r["transfer_loss_gap"] >= 0
         assert set(r["best_lr"]) == {"32", "64"}
+        _check_against_cells(r, param, cells)
     # At the base width (the smallest) µP is SP: the same runs, the same losses.
     assert result["sp"]["curves"]["32"] == result["mup"]["curves"]["32"]
     assert (tmp_path / "mup" / "mup_transfer.png").stat().st_size > 10_000
+
+
+def _vertex(xs: list[float], ys: list[float]) -> float:
+    """The vertex of the parabola through three points (Lagrange form, any spacing)."""
+    (x0, x1, x2), (y0, y1, y2) = xs, ys
+    num = (x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)
+    den = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
+    return x1 - 0.5 * num / den
+
+
+def _check_against_cells(r: dict[str, Any], param: str, cells: list[dict[str, Any]]) -> None:
+    """mup_transfer's figures for one parametrization, recomputed from the runs it saved
+    (one seed, so a curve point is that run's loss; µP at the base width is SP's run)."""
+    base = min(c["width"] for c in cells)
+    loss: dict[int, dict[float, float]] = {}
+    for c in cells:
+        if c["param"] == param or (param == "mup" and c["param"] == "sp" and c["width"] == base):
+            v = c["val_loss"] if c["val_loss"] is not None else math.log(65)
+            loss.setdefault(c["width"], {})[c["lr"]] = v
+    assert r["widths"] == sorted(loss) == [32, 64]
+    best = {}
+    for w, by_lr in loss.items():
+        assert r["curves"][str(w)] == pytest.approx({f"{lr:.6g}": v
+                                                     for lr, v in sorted(by_lr.items())})
+        lrs = sorted(by_lr)
+        i = min(range(len(lrs)), key=lambda j: by_lr[lrs[j]])
+        assert r["best_lr_grid"][str(w)] == lrs[i]
+        assert r["best_loss"][str(w)] == pytest.approx(by_lr[lrs[i]])
+        best[w] = lrs[i]
+        if 0 < i < len(lrs) - 1:
+            # refined between its neighbours by a parabola in log2(lr), at most a step away
+            xs = [math.log2(lrs[i + d]) for d in (-1, 0, 1)]
+            ys = [by_lr[lrs[i + d]] for d in (-1, 0, 1)]
+            if ys[0] - 2 * ys[1] + ys[2] > 0:
+                best[w] = 2 ** min(xs[2], max(xs[0], _vertex(xs, ys)))
+        assert r["best_lr"][str(w)] == pytest.approx(best[w])
+    assert r["lr_drift"] == pytest.approx(max(best.values()) / min(best.values()))
+    transferred = r["best_lr_grid"][str(base)]
+    widest = loss[max(loss)]
+    assert r["transferred_lr"] == transferred
+    assert r["transfer_loss_gap"] == pytest.approx(widest[transferred] - min(widest.values()))
+
+
+# ----------------------------------------------------------------------------- the shared shape
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_takes_quick_and_json(script: str, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--help"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--quick" in proc.stdout and "--json" in proc.stdout, proc.stdout
+    assert not list(tmp_path.iterdir())          # --help writes nothing
+
+
+def test_no_script_imports_another() -> None:
+    """Shared machinery lives in benchmarks/common/; a script is never another's library."""
+    assert {"search_efficiency", "replay", "record_curves", "mup_transfer",
+            "beginner_seeds", "gpu_check"} <= set(SCRIPTS)
+    for name in SCRIPTS:
+        others = set(SCRIPTS) - {name}
+        found = set()
+        for node in ast.walk(ast.parse((ROOT / "benchmarks" / f"{name}.py").read_text())):
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+        bad = {m for m in found for o in others
+               if m in (o, f"benchmarks.{o}") or m.startswith(f"benchmarks.{o}.")}
+        assert not bad, f"benchmarks/{name}.py imports the script(s) {sorted(bad)}"
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file(tmp_path: Path) -> None:
+    from benchmarks.common.output import atomic_open, write_json
+
+    f = tmp_path / "cell.json"
+    write_json(f, {"a": 1})
+    with pytest.raises(RuntimeError), atomic_open(f) as h:
+        h.write('{"a": 2, "b')
+        raise RuntimeError("killed mid-write")
+    assert json.loads(f.read_text()) == {"a": 1}
+    assert list(tmp_path.iterdir()) == [f]       # no temporary file left behind
+
+
+def test_saved_cell_trusts_only_a_whole_cell(tmp_path: Path, capsys: pytest.CaptureFixture
+                                             ) -> None:
+    from benchmarks.common.output import saved_cell, write_json
+
+    f, keys = tmp_path / "c.json", ("seed", "val_loss")
+    assert saved_cell(f, keys) is None and capsys.readouterr().out == ""   # none yet
+    write_json(f, {"seed": 0, "val_loss": 1.5})
+    assert saved_cell(f, keys) == {"seed": 0, "val_loss": 1.5}
+    for text, why in (('{"seed": 0, "val_lo', "does not parse"), ("[0, 1.5]", "not a cell"),
+                      ('{"seed": 0}', "no val_loss")):
+        f.write_text(text)
+        assert saved_cell(f, keys) is None
+        said = capsys.readouterr().out.strip().splitlines()
+        assert len(said) == 1 and why in said[0] and said[0].endswith("redone"), said
+
+
+def _fake_beginner_cell(seed: int, data: str, out: Path, quick: bool = False) -> dict:
+    return {"seed": seed, "best_val_loss": 1.70 + seed / 100, "counts": {"completed": 2},
+            "best_config": {"batch_size": 12, "learning_rate": 1e-3, "n_layer": 4,
+                            "n_embd": 192}, "wall_s": 1.0, "search": "runs/fake"}
+
+
+def test_a_cell_cut_short_is_redone_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """beginner_seeds resumes from its cells: the whole one is skipped, the one a kill cut
+    short is run again (said in one line), and the summary counts both."""
+    from benchmarks import beginner_seeds
+
+    ran: list[int] = []
+    monkeypatch.setattr(beginner_seeds, "run_cell",
+                        lambda seed, *a, **k: ran.append(seed) or _fake_beginner_cell(seed, *a))
+    data = tmp_path / "input.txt"
+    data.write_text("to be or not to be\n")
+    cells = tmp_path / "out" / "cells"
+    cells.mkdir(parents=True)
+    (cells / "s1.json").write_text(json.dumps(_fake_beginner_cell(1, "", tmp_path)))
+    (cells / "s0.json").write_text(json.dumps(_fake_beginner_cell(0, "", tmp_path))[:50])
+    summary = tmp_path / "summary.json"
+    assert beginner_seeds.main(["--data", str(data), "--out", str(tmp_path / "out"),
+                                "--seeds", "0", "1", "--json", str(summary)]) == 0
+    assert ran == [0]
+    out = capsys.readouterr().out
+    assert out.count("redone") == 1 and "s0.json does not parse" in out
+    assert "seed 1: saved" in out
+    assert json.loads((cells / "s0.json").read_text())["best_val_loss"] == 1.70
+    s = json.loads(summary.read_text())
+    assert s["seeds"] == [0, 1] and s["median_best"] == pytest.approx(1.705)
+    assert summary.with_suffix(".md").read_text().startswith("# beginner.yaml")
+
+
+def test_a_script_writes_only_where_it_is_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture) -> None:
+    """No --out, --json or --quick: one line and exit 2, nothing written (not into
+    benchmarks/results/ either); --json alone puts the cells in the folder beside it."""
+    from benchmarks import beginner_seeds
+
+    monkeypatch.setattr(beginner_seeds, "run_cell", _fake_beginner_cell)
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "input.txt"
+    data.write_text("to be or not to be\n")
+    committed = sorted((ROOT / "benchmarks" / "results" / "beginner_seeds").rglob("*"))
+    assert beginner_seeds.main(["--data", str(data), "--seeds", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--out" in err and "--json" in err
+    assert list(tmp_path.iterdir()) == [data]
+    assert sorted((ROOT / "benchmarks" / "results" / "beginner_seeds").rglob("*")) == committed
+    assert beginner_seeds.main(["--data", str(data), "--seeds", "0", "--json",
+                                str(tmp_path / "b.json")]) == 0
+    assert json.loads((tmp_path / "b" / "cells" / "s0.json").read_text())["seed"] == 0
+    assert json.loads((tmp_path / "b.json").read_text())["seeds"] == [0]
+
+
+def test_record_curves_drops_a_line_cut_short_and_records_it_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from benchmarks import record_curves
+
+    line = {"key": "grid:a", "kind": "grid", "config": {}, "tokens": 1, "points": [[1, 2, 2, 0]]}
+    table = tmp_path / "curves.jsonl"
+    table.write_text(json.dumps(line) + "\n" + json.dumps({**line, "key": "grid:b"})[:30])
+    kept = record_curves.recorded(table)
+    assert [json.loads(x)["key"] for x in kept] == ["grid:a"]
+    assert table.read_text() == json.dumps(line) + "\n"       # the file no longer holds it
+    assert "1 line(s) cut short" in capsys.readouterr().out

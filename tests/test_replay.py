@@ -1,5 +1,6 @@
-"""benchmarks/replay.py: snapping, the metrics, the simulator's controller protocol, the CLI,
-and (e2e) the simulator against a real Ray Tune run of the same searcher and scheduler."""
+"""The replay (benchmarks/common/replay/): snapping, the metrics, the simulator's controller
+protocol, the CLI (both scripts that run it), and (e2e) the simulator against a real Ray Tune
+run of the same searcher and scheduler."""
 
 from __future__ import annotations
 
@@ -17,8 +18,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import replay  # noqa: E402
-from benchmarks.replay import Table  # noqa: E402
+from benchmarks.common.efficiency import GRACE_PERIOD, MANUAL_RUNS, manual_plan  # noqa: E402
+from benchmarks.common.replay import methods, report, simulator  # noqa: E402
+from benchmarks.common.replay.table import (  # noqa: E402
+    GRID,
+    GRID_SIZE,
+    METRIC,
+    MODE,
+    PENALTY,
+    Table,
+)
 from ray.tune.search import Searcher  # noqa: E402
 
 TPI = 12 * 64                        # tokens per iteration at batch 12, block 64
@@ -135,7 +144,7 @@ def test_table_reads_a_growing_file_and_the_manual_target(tmp_path: Path) -> Non
     assert curve[-1] == [9_000_000, 1.80] and curve[3] == [4_000_000, 1.95]
     div = next(c for c in t.grid if c.diverged)
     assert [r["outcome"] for r in div.reports] == ["running", "running", "diverged"]
-    assert div.reports[-1]["val_loss"] == replay.PENALTY
+    assert div.reports[-1]["val_loss"] == PENALTY
     ok = next(c for c in t.grid if not c.diverged)
     assert ok.reports[-1]["outcome"] == "completed" and len(ok.reports) == 16
 
@@ -148,28 +157,28 @@ def test_an_exploded_training_loss_counts_as_diverged() -> None:
 
 
 def test_wilson_interval() -> None:
-    assert replay.wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
-    assert replay.wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
-    assert replay.wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert report.wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert report.wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert report.wilson(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
 
 
 def test_summary_metrics_on_hand_made_curves() -> None:
-    def run(curve: list[list[float]]) -> replay.SimResult:
-        return replay.SimResult([], curve, [0.0] * len(curve), curve[-1][0], 0.0, 0.0)
+    def run(curve: list[list[float]]) -> simulator.SimResult:
+        return simulator.SimResult([], curve, [0.0] * len(curve), curve[-1][0], 0.0, 0.0)
 
     manual, target = 9e6, 1.8
     runs = [run([[1e6, 2.0], [2e6, 1.79], [9e6, 1.7]]),      # reaches at 2e6: 0.22x, success
             run([[1e6, 2.1], [5e6, 1.8], [9e6, 1.8]]),       # 0.56x: after 1/3
             run([[1e6, 2.2], [4e6, 2.0], [9e6, 1.9]])]       # never
-    s = replay.summarize_method(runs, target, manual)
+    s = report.summarize_method(runs, target, manual)
     assert s["successes"] == 1 and s["success_rate"] == pytest.approx(1 / 3)
-    assert s["success_rate_ci95"] == pytest.approx(list(replay.wilson(1, 3)))
+    assert s["success_rate_ci95"] == pytest.approx(list(report.wilson(1, 3)))
     assert s["median_compute_ratio"] == pytest.approx(5 / 9)
     assert s["per_seed"]["compute_ratio"][2] == math.inf
     at_third = [1.79, 2.1, 2.2]                                # best by 3e6 tokens
     assert s["best_at_third_mean"] == pytest.approx(statistics.mean(at_third))
     assert s["best_at_third_sem"] == pytest.approx(statistics.stdev(at_third) / math.sqrt(3))
-    assert replay.summarize_method(runs[1:], target, manual)["median_compute_ratio"] == \
+    assert report.summarize_method(runs[1:], target, manual)["median_compute_ratio"] == \
         math.inf                                               # half the seeds never reach it
 
 
@@ -179,7 +188,7 @@ class ScriptedSearcher(Searcher):
     """A Ray Searcher proposing fixed configs, recording the calls the controller makes."""
 
     def __init__(self, configs: list[dict[str, Any]]) -> None:
-        super().__init__(metric=replay.METRIC, mode=replay.MODE)
+        super().__init__(metric=METRIC, mode=MODE)
         self.todo, self.calls = list(configs), []
 
     def suggest(self, trial_id: str) -> Any:
@@ -199,7 +208,7 @@ def test_simulator_follows_the_controller_protocol() -> None:
             {"batch_size": 12, "learning_rate": 1e-2, "n_layer": 4, "n_embd": 64},
             {"batch_size": 12, "learning_rate": 1e-3, "n_layer": 2, "n_embd": 64}]
     s = ScriptedSearcher(cfgs)
-    r = replay.simulate(t, s, None, budget_tokens=math.inf)
+    r = simulator.simulate(t, s, None, budget_tokens=math.inf)
     assert [x.outcome for x in r.trials] == ["completed", "diverged", "completed"]
     completes = [c for c in s.calls if c[0] == "complete"]
     assert len(completes) == 3 and len({c[1] for c in completes}) == 3
@@ -217,8 +226,8 @@ def test_simulator_follows_the_controller_protocol() -> None:
 def test_budget_stops_the_search_and_runs_are_reproducible() -> None:
     t = full_table()
     budget = t.manual_tokens
-    a = replay.simulate(t, *replay.METHODS["random"](3), budget)
-    b = replay.simulate(t, *replay.METHODS["random"](3), budget)
+    a = simulator.simulate(t, *methods.METHODS["random"](3), budget)
+    b = simulator.simulate(t, *methods.METHODS["random"](3), budget)
     assert [x.key for x in a.trials] == [x.key for x in b.trials] and a.curve == b.curve
     assert budget <= a.tokens_spent <= budget + EVAL_TOKENS[0] * 32 // 12  # one evaluation
     outcomes = [x.outcome for x in a.trials]
@@ -227,22 +236,22 @@ def test_budget_stops_the_search_and_runs_are_reproducible() -> None:
     assert a.curve[-1][0] == pytest.approx(a.tokens_spent)
     assert all(c1[0] <= c2[0] and c1[1] >= c2[1] for c1, c2 in zip(a.curve, a.curve[1:]))
     assert a.flops[-1] > 0
-    c = replay.simulate(t, *replay.METHODS["asha_tpe"](3), budget)
+    c = simulator.simulate(t, *methods.METHODS["asha_tpe"](3), budget)
     stopped = [x for x in c.trials if x.outcome == "stopped_early"]
-    assert stopped and all(x.tokens >= replay.GRACE_PERIOD for x in stopped)
+    assert stopped and all(x.tokens >= GRACE_PERIOD for x in stopped)
     assert len(c.trials) > len(a.trials)
 
 
 def test_register_method_is_one_call() -> None:
-    replay.register_method("test_fifo_tpe", lambda seed: (
-        replay.optuna_searcher(__import__("optuna").samplers.TPESampler(seed=seed)), None))
+    methods.register_method("test_fifo_tpe", lambda seed: (
+        methods.optuna_searcher(__import__("optuna").samplers.TPESampler(seed=seed)), None))
     try:
         with pytest.raises(ValueError):
-            replay.register_method("test_fifo_tpe", lambda seed: (None, None))
-        s = replay.run_replay(["test_fifo_tpe"], [0], full_table())
+            methods.register_method("test_fifo_tpe", lambda seed: (None, None))
+        s = report.run_replay(["test_fifo_tpe"], [0], full_table())
         assert s["methods"]["test_fifo_tpe"]["seeds"] == 1
     finally:
-        replay.METHODS.pop("test_fifo_tpe", None)
+        methods.METHODS.pop("test_fifo_tpe", None)
 
 
 def test_cli_replay_writes_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -272,6 +281,42 @@ def test_cli_replay_writes_the_summary(tmp_path: Path, capsys: pytest.CaptureFix
         search_efficiency.main(["--methods", "asha_random"])
 
 
+def _figures(path: Path) -> dict[str, Any]:
+    """A replay summary without its wall times (the only part that varies run to run)."""
+    s = json.loads(path.read_text())
+    s.pop("wall_s")
+    for row in s["methods"].values():
+        row.pop("wall_s")
+    return s
+
+
+def test_replay_script_is_the_same_command(tmp_path: Path) -> None:
+    """benchmarks/replay.py and search_efficiency.py --replay run one command: same figures;
+    --quick replays two seeds."""
+    from benchmarks import replay as replay_script
+    from benchmarks import search_efficiency
+
+    lines = [grid_line(12, lr, nl, 64) for lr, nl in itertools.product(FULL["learning_rate"],
+                                                                      [2, 4])]
+    path = write_table(tmp_path / "curves.jsonl", lines + MANUAL)
+    common = ["--table", str(path), "--partial-manual", "--methods", "random", "asha_tpe"]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert search_efficiency.main(["--replay", *common, "--seeds", "3", "--json", str(a)]) == 0
+    assert replay_script.main([*common, "--seeds", "3", "--json", str(b)]) == 0
+    assert _figures(a) == _figures(b) and _figures(a)["seeds"] == [0, 1, 2]
+    assert b.with_suffix(".md").read_text().startswith("# Search efficiency, replayed")
+    assert replay_script.main([*common, "--quick", "--json", str(b)]) == 0
+    assert _figures(b)["seeds"] == [0, 1]
+    assert replay_script.main([*common, "--seeds", "0"]) == 2       # no seeds: one line, 2
+
+
+def test_recorded_grid_and_manual_plan_have_the_sizes_the_replay_checks() -> None:
+    """GRID_SIZE (the "N of 90 grid configs" the replay prints) follows record_curves' grid,
+    and MANUAL_RUNS (how many manual lines a full table has) the guide's experiments."""
+    assert GRID == FULL and GRID_SIZE == len(list(itertools.product(*GRID.values()))) == 90
+    assert len(manual_plan()) == MANUAL_RUNS == 9
+
+
 # ----------------------------------------------------------------------------- e2e: real Ray
 
 @pytest.fixture(scope="module")
@@ -281,7 +326,8 @@ def ray_local(tmp_path_factory: pytest.TempPathFactory):
     patch = pytest.MonkeyPatch()
     patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     patch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    # the workers import benchmarks.replay (the replay trainable) from the repository
+    # the workers import benchmarks.common.replay.simulator (the replay trainable) from
+    # the repository
     patch.setenv("PYTHONPATH", os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
@@ -306,12 +352,12 @@ def test_simulator_matches_a_real_tuner_run(ray_local: None, tmp_path: Path, met
     n = 9
     path = _e2e_table(tmp_path / "curves.jsonl")
     table = Table.load(path)
-    sim = replay.simulate(table, *replay.METHODS[method](seed), budget_tokens=math.inf,
+    sim = simulator.simulate(table, *methods.METHODS[method](seed), budget_tokens=math.inf,
                           concurrency=1, max_trials=n)
-    searcher, scheduler = replay.METHODS[method](seed)
+    searcher, scheduler = methods.METHODS[method](seed)
     grid = tune.Tuner(
-        tune.with_parameters(replay.replay_trainable, table_path=str(path)),
-        tune_config=tune.TuneConfig(metric=replay.METRIC, mode=replay.MODE,
+        tune.with_parameters(simulator.replay_trainable, table_path=str(path)),
+        tune_config=tune.TuneConfig(metric=METRIC, mode=MODE,
                                     search_alg=searcher, scheduler=scheduler, num_samples=n,
                                     max_concurrent_trials=1, reuse_actors=True),
         run_config=tune.RunConfig(name=f"replay-{method}-{seed}", verbose=0,
