@@ -161,7 +161,7 @@ def test_validate_reports_the_same_errors(tmp_path: Path, capsys) -> None:
 
 
 # ----------------------------------------------------------------------------- classes
-# Each class of bad input (issue 16), a table of YAML snippets: `validate` and `search` both
+# Each class of bad input, a table of YAML snippets: `validate` and `search` both
 # refuse it with one line naming the key, exit 2, and write nothing. `search` gets a good
 # --data so that only the snippet can be at fault (the data class names none).
 

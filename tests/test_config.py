@@ -192,3 +192,22 @@ def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
 def test_from_mapping_validates() -> None:
     with pytest.raises(UserError, match="'eval_iters' must be a positive integer"):
         from_mapping({"eval_iters": 0})
+
+
+def test_the_device_is_resolved_in_one_place() -> None:
+    """'auto' is decided by config.resolve_device alone (the loop, the trainable, sample and
+    eval call it): no other module picks CUDA-or-CPU itself."""
+    from pathlib import Path
+
+    from tune_gpt.config import resolve_device
+
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"  # no GPU here
+    with pytest.raises(UserError, match="--device is cuda but no CUDA GPU is visible"):
+        resolve_device("cuda", "--device")
+    with pytest.raises(UserError, match="'device' must be one of auto, cpu, cuda, got 'tpu'"):
+        resolve_device("tpu")
+    root = Path(__file__).resolve().parents[1]
+    deciding = [str(f.relative_to(root)) for pkg in ("tune_gpt", "trainables")
+                for f in (root / pkg).rglob("*.py")
+                if 'is_available() else "cpu"' in f.read_text()]
+    assert deciding == ["tune_gpt/config.py"]

@@ -1,4 +1,4 @@
-"""The search driver's memory per trial (issue 16, part 5): what Ray Tune keeps of a
+"""The search driver's memory per trial: what Ray Tune keeps of a
 finished trial is cut to what is read again. A real Ray Tune `Trial`, fed results the way
 the controller feeds them; benchmarks/search_overhead.py measures the driver as a whole."""
 

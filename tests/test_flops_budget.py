@@ -1,4 +1,4 @@
-"""Compute in FLOPs: ASHA's time_attr flops and budget.total_flops (issue 12, item 3)."""
+"""Compute in FLOPs: ASHA's time_attr flops and budget.total_flops."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tune_gpt.errors import UserError
-from tune_gpt.search.callbacks import TokenBudget
+from tune_gpt.search.budget import TokenBudget
 from tune_gpt.search.tuner import _budget_stopper, make_scheduler, max_flops_per_token
 from tune_gpt.space import load_space, parse_amount
 

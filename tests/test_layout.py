@@ -1,4 +1,4 @@
-"""The shape of the package (issue 14): no import cycles, small modules, and the light
+"""The shape of the package: no import cycles, small modules, and the light
 commands stay light."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("tune_gpt", "trainables")
+PACKAGES = ("tune_gpt", "trainables", "benchmarks")
 MAX_LINES = 400
 
 
@@ -73,6 +73,15 @@ def test_no_import_cycles() -> None:
     for m in sorted(graph):
         if m not in state:
             dfs(m)
+
+
+def test_tune_gpt_imports_nothing_from_trainables() -> None:
+    """trainables/ is a package beside tune_gpt/ (the layout's): a space names its trainable
+    (`trainable: module:function`) and the search imports it by that name."""
+    modules = _modules()
+    leaning = {m: sorted(d for d in _imports(p, m, modules) if d.split(".")[0] == "trainables")
+               for m, p in modules.items() if m.split(".")[0] == "tune_gpt"}
+    assert not {m: d for m, d in leaning.items() if d}
 
 
 def test_no_module_is_a_monolith() -> None:

@@ -1,4 +1,4 @@
-"""Reports lead with what the search measured (issue 15, parts 1 and 4): the slowness
+"""Reports lead with what the search measured: the slowness
 section opens with the biggest measured lever and its gain, then the guide's ladder marked
 measured / not measured here; the OOM section opens with the measured cause; and measured
 peaks calibrate the "fits" verdicts. Each scenario is a hand-made table (test_report_data)."""

@@ -1,6 +1,6 @@
-"""Issue 15, part 5, on hand-made searches: is a difference real? The noise comes from the
-confirm runs, else from the curves' wobble between evaluations (never below
-rules.EFFECT_MIN_LOSS); every comparison the report makes (the leaderboard's gaps, knob
+"""On hand-made searches: is a difference real? The noise comes from the confirm runs'
+re-runs, else from the reference seed spread measured once (never below the curves' wobble
+between evaluations, nor judge.FLOOR), judged with Student's t; every comparison the report makes (the leaderboard's gaps, knob
 effects, remedies, speed pairs, the learning-rate margin, the loss references, a changed
 confirm winner) says whether it exceeds it, ≈ where it does not, in both languages."""
 
@@ -20,7 +20,7 @@ from tune_gpt.report.diagnose import diagnose_divergence
 from tune_gpt.report.effects import knob_effects
 from tune_gpt.report.noise import curve_wobble, loss_noise, pseudo_residuals
 from tune_gpt.report.results import prepare
-from tune_gpt.report.rules import EFFECT_MIN_LOSS, REAL_Z
+from tune_gpt.judge import REFERENCE_SEED_NOISE, t_quantile
 
 
 def wobbled(tables, sigma: float, seed: int = 0, keep_last: bool = True):
@@ -72,17 +72,22 @@ def test_the_curves_wobble_recovers_the_planted_noise():
     assert sigma == pytest.approx(0.04, rel=0.3)
     noise = res.noise
     assert noise.source == "curves" and noise.per_run == pytest.approx(sigma)
-    assert noise.pair == pytest.approx(REAL_Z * math.sqrt(2) * sigma)
+    # Student's t at the reference's degrees of freedom: the wobble says nothing of the seed
+    assert noise.dof == REFERENCE_SEED_NOISE.dof
+    assert noise.pair == pytest.approx(t_quantile(REFERENCE_SEED_NOISE.dof) * math.sqrt(2) * sigma)
 
 
 def test_smooth_curves_keep_the_floor_and_confirm_runs_take_precedence():
     res = prepare(*pair_search(0.1))
-    n = res.noise
-    assert n.source == "curves" and n.measured < EFFECT_MIN_LOSS and n.per_run == EFFECT_MIN_LOSS
-    seed = loss_noise([res.curve("a")], {"noise": 0.05, "configs": [{"n": 3}, {"n": 3}]})
-    assert (seed.source, seed.per_run, seed.n) == ("confirm", 0.05, 6)
+    n = res.noise  # smooth curves: the measured reference seed spread, said so
+    assert n.source == "reference" and n.per_run == REFERENCE_SEED_NOISE.sd
+    assert n.eval < REFERENCE_SEED_NOISE.sd  # within one run, only the (small) wobble counts
+    seed = loss_noise([res.curve("a")], {"noise": 0.05, "dof": 4,
+                                         "configs": [{"n": 3}, {"n": 3}]})
+    assert (seed.source, seed.per_run, seed.n, seed.dof) == ("confirm", 0.05, 6, 4)
+    assert seed.pair == pytest.approx(2.776 * math.sqrt(2) * 0.05, rel=1e-3)
     few = loss_noise([res.curve("a").iloc[:3]], None)  # too few points to measure
-    assert few.source == "rule" and few.per_run == EFFECT_MIN_LOSS
+    assert few.source == "reference" and few.per_run == REFERENCE_SEED_NOISE.sd
 
 
 # ----------------------------------------------------------------------------- leaderboard
@@ -94,7 +99,9 @@ def test_a_gap_within_the_noise_is_marked_and_said_in_both_languages():
     text = section(r.markdown, 2)
     assert "| best val_loss: Δ vs #1 |" in text and "| ≈ +0.010 |" in text
     assert "| +0.230 |" in text  # c: far beyond the noise, no ≈
-    assert "**Is a difference real?** One run's val_loss moves by about ±0.010 by chance" in text
+    assert (f"**Is a difference real?** One run's val_loss moves by about "
+            f"±{REFERENCE_SEED_NOISE.sd:.3f} by chance: this search measured no seed noise of its "
+            f"own, so this is the seed spread measured once on shakespeare_char") in text
     assert ("The best trial `a` leads the runner-up `b` by 0.010 in best val_loss: ≈, within "
             "the noise.") in text
     assert "Treat the two as equally good" in text
@@ -159,11 +166,12 @@ def remedy_search(gaps: list[float]):
 def test_a_remedys_evidence_says_whether_the_gap_moved_beyond_the_noise():
     small = section(build(remedy_search([0.050, 0.048, 0.045, 0.040, 0.036, 0.035])).markdown, 5)
     assert "no clear effect here: gap 0.036 with dropout 0.2–0.3 vs 0.048 with 0–0.1" in small
-    assert "— ≈, a difference within the noise (0.020)." in small
+    floor = f"{2 * REFERENCE_SEED_NOISE.sd:.3f}"  # REMEDY_GAP_NOISES x the per-run noise
+    assert f"— ≈, a difference within the noise ({floor})." in small
     big = section(build(remedy_search([0.12, 0.11, 0.09, 0.05, 0.03, 0.03])).markdown, 5)
-    assert "works here: trials with dropout 0.2–0.3" in big and "beyond the noise (0.020)" in big
+    assert "works here: trials with dropout 0.2–0.3" in big and f"beyond the noise ({floor})" in big
     zh = section(build(remedy_search([0.050, 0.048, 0.045, 0.040, 0.036, 0.035]), "zh").markdown, 5)
-    assert "——≈，差别在噪声以内（0.020）。" in zh
+    assert f"——≈，差别在噪声以内（{floor}）。" in zh
 
 
 def test_a_speed_ratio_within_throughputs_noise_is_marked():
@@ -194,14 +202,14 @@ def test_a_wobbly_search_widens_the_learning_rate_margin_from_its_curves():
 def test_a_changed_confirm_winner_within_the_noise_is_no_verdict():
     trials, curves, meta = pair_search(0.01)
     confirm = {"metric": "val_loss", "column": "best_val_loss", "top_k": 2, "seeds": 2,
-               "noise": 0.03, "winner": "b", "runner_up": "a", "gap": 0.01, "gap_se": 0.024,
+               "noise": 0.03, "dof": 4, "winner": "b", "runner_up": "a", "gap": 0.01, "gap_se": 0.024,
                "winner_is_real": False,
                "configs": [{"trial_id": "a", "search_value": 1.47, "mean": 1.49, "std": 0.03, "n": 3},
                            {"trial_id": "b", "search_value": 1.48, "mean": 1.48, "std": 0.03, "n": 3}]}
     r = build((trials, curves, {**meta, "confirm": confirm}))
     assert r.findings.noise.source == "confirm" and r.findings.noise.per_run == 0.03
     text = section(r.markdown, 2)
-    assert "the confirm runs measured this seed noise over 6 runs" in text
+    assert "the confirm runs measured this seed noise over 6 re-runs on new seeds" in text
     assert "On the re-runs `b` came out ahead of the search's best trial `a`, but within the noise (≈)" in text
     assert "its search run was partly luck" not in text
     assert "Treat the two as equally good" not in text  # the confirm runs give that verdict
@@ -216,7 +224,7 @@ def test_loss_references_on_shakespeare_char_with_noise_verdicts():
     assert "Is a val_loss of 1.451 good (the best trial, after 24.6M tokens)?" in s1
     assert "| guessing uniformly among the 65 tokens (ln 65): what an untrained model scores | 4.174 | 2.724 lower |" in s1
     assert "2,000 iterations (1.5M tokens) | ~1.88 | 0.429 lower |" in s1
-    assert "5,000 iterations (82M tokens) | 1.4697 | ≈ (-0.019) |" in s1  # within 0.028
+    assert "5,000 iterations (82M tokens) | 1.4697 | ≈ (-0.019) |" in s1  # within the noise
     zh = section(report_of("planted", "zh").markdown, 1)
     assert "| ~1.88 | 低 0.429 |" in zh and "| 1.4697 | ≈（-0.019） |" in zh
 
@@ -224,7 +232,7 @@ def test_loss_references_on_shakespeare_char_with_noise_verdicts():
 def test_nanogpts_figures_only_for_shakespeare_char():
     trials, curves, meta = pair_search(0.1)
     other = build((trials, curves, {**meta, "data": "/data/my_novel.txt"})).markdown
-    assert "ln 65" in other and "nanoGPT's CPU recipe" not in other
+    assert "ln 65" in other and "| ~1.88 |" not in other  # no nanoGPT reference rows
     bpe = trials.assign(vocab_size=50257)
     text = build((bpe, curves, meta)).markdown
     assert "ln 50,257" in text and "nanoGPT's" not in text.split("## 2.")[0]
@@ -232,4 +240,4 @@ def test_nanogpts_figures_only_for_shakespeare_char():
     doctor = dict(name="input", source="/tmp/input.txt", tokenizer="char", vocab_size=65,
                   n_train=1_003_854, n_val=111_540, ln_vocab=4.174, unigram_entropy=3.27)
     text = build((trials, curves, {**meta, "data": "/tmp/input.txt", "data_doctor": doctor})).markdown
-    assert "nanoGPT's CPU recipe" in text
+    assert "| ~1.88 |" in text

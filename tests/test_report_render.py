@@ -62,15 +62,17 @@ def test_figures_are_real_pngs(name):
 
 def test_figure_rungs_follow_the_scheduler():
     from tune_gpt.report.figures import rungs
+    from tune_gpt.settings import SchedulerSettings
 
-    sched = {"type": "asha", "time_attr": "tokens", "grace_period": 100, "reduction_factor": 3, "max_t": 1000}
+    sched = SchedulerSettings(type="asha", time_attr="tokens", grace_period=100,
+                              reduction_factor=3, max_t=1000)
     assert rungs(sched, 0) == ("tokens", [100, 300, 900])
-    assert rungs({**sched, "grace_period": "100", "max_t": "1k"}, 0)[1] == [100, 300, 900]
-    assert rungs({**sched, "time_attr": "iter"}, 0)[0] == "iter"
-    assert rungs({**sched, "time_attr": "time_s"}, 0)[1] == []
-    assert rungs({**sched, "grace_period": 0}, 0)[1] == [100, 300, 900]  # max_t / 10
-    assert rungs({**sched, "max_t": "lots"}, 0)[1] == []  # a bad hand-written value: no rungs
-    assert rungs({}, 1000)[1] == [] and rungs(None, 1000)[1] == []
+    assert rungs(SchedulerSettings(**{**vars(sched), "time_attr": "iter"}), 0)[0] == "iter"
+    assert rungs(SchedulerSettings(**{**vars(sched), "time_attr": "time_s"}), 0)[1] == []
+    # the first rung and max_t come from the one rule (SchedulerSettings.first_rung)
+    assert rungs(SchedulerSettings(**{**vars(sched), "grace_period": 0}), 0)[1] == [100, 300, 900]
+    assert rungs(SchedulerSettings(type="asha", time_attr="tokens"), 1000)[1] == [100, 300, 900]
+    assert rungs(SchedulerSettings(type="none"), 1000)[1] == []
 
 
 def test_chinese_figures_fall_back_to_english_without_a_cjk_font(monkeypatch):

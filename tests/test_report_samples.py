@@ -1,4 +1,4 @@
-"""Issue 15, part 6: show the text. When a search finishes, the best trial and the runner-up
+"""Show the text. When a search finishes, the best trial and the runner-up
 each write a short sample from their checkpoint (search/samples.py, results/samples.json);
 the report shows both, decoded, from the search folder or from MLflow alone, and goes
 without them when a search recorded none. Real tiny checkpoints, trained here in seconds."""

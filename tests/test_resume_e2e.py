@@ -82,7 +82,7 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{folder / 'optuna.db'}")
     states = [t.state for t in study.trials]
     assert optuna.trial.TrialState.RUNNING not in states
-    # every trial closed: finished ones COMPLETE, ASHA's stopped ones PRUNED (issue 12)
+    # every trial closed: finished ones COMPLETE, ASHA's stopped ones PRUNED
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     assert sum(s in done for s in states) >= 5
 

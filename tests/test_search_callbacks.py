@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tune_gpt.search.callbacks import LiveView
+from tune_gpt.search.live import LiveView
 
 LINE = re.compile(r"^\[(?:(\d+)m)?(\d+)s\].*\| (?:~(?:(\d+)m)?(\d+)s left|time left: .*)$")
 PER_ITER = 1000  # tokens per iteration of every fake trial
@@ -212,3 +212,19 @@ def test_a_resumed_search_keeps_the_time_it_had_used() -> None:
              cap=2_000_000, budget_s=120)
     elapsed, left = status_lines(out2)[-1]
     assert elapsed >= used + 52 and 840 - elapsed - 1 <= left <= 840 - elapsed
+
+
+def test_a_quiet_view_prints_nothing_holds_no_file_and_stays_quiet_after_a_restore(capsys) -> None:
+    """--quiet (benchmarks, tests) used to hand the view an open os.devnull that was never
+    closed, and that a restore replaced by stdout. Now quiet is a flag that pickles."""
+    clock = FakeClock()
+    view = LiveView(3, ["learning_rate"], "val_loss", 2, None, every_s=0.0, clock=clock,
+                    quiet=True)
+    assert view.stream is None
+    simulate(view, clock, ASHA_PLAN[:3], slots=2, speed=1000, every=50_000, cap=2_000_000,
+             budget_s=60)
+    restored = pickle.loads(pickle.dumps(view))
+    restored.clock = FakeClock(t=5.0)
+    simulate(restored, restored.clock, ASHA_PLAN[3:5], slots=2, speed=1000, every=50_000,
+             cap=2_000_000, budget_s=60)
+    assert restored.quiet and capsys.readouterr().out == ""

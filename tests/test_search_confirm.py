@@ -40,15 +40,39 @@ def test_a_real_winner() -> None:
     reruns = [_rerun("a", 1.49), _rerun("a", 1.51), _rerun("b", 1.60), _rerun("b", 1.62)]
     s = summarize(["a", "b"], _rows(), reruns, "val_loss", 2)
     a, b = s["configs"]
-    assert a["values"] == [1.50, 1.49, 1.51] and a["mean"] == pytest.approx(1.50)
-    assert b["values"] == [1.60, 1.62]  # b's search run stopped early: not a full sample
+    # a config's sample is its re-runs: the search run (1.50) is shown, not counted
+    assert a["values"] == [1.49, 1.51] and a["search_value"] == 1.50
+    assert a["mean"] == pytest.approx(1.50) and b["values"] == [1.60, 1.62]
     assert s["winner"] == "a" and s["runner_up"] == "b" and s["same_as_search_best"]
+    assert s["noise"] == pytest.approx(math.sqrt((0.0002 + 0.0002) / 2)) and s["dof"] == 2
+    assert s["t"] == pytest.approx(4.303, abs=1e-3)  # Student's t, 2 dof, two-sided 95%
+    assert s["threshold"] == pytest.approx(s["t"] * s["gap_se"])
     assert s["gap"] == pytest.approx(0.11) and s["winner_is_real"] is True
-    assert s["noise"] == pytest.approx(math.sqrt((0.0001 * 2 + 0.0002) / 3))
+
+
+def test_the_run_picked_for_being_best_is_not_counted() -> None:
+    """The winner's curse: a's search run was the luckiest of the search (1.30). On new seeds
+    a is worse than b, and the summary must say so; counting the lucky run would make a
+    the winner (mean 1.453 < 1.51)."""
+    rows = [{"trial_id": "a", "outcome": "completed", "best_val_loss": 1.30},
+            {"trial_id": "b", "outcome": "completed", "best_val_loss": 1.45}]
+    reruns = [_rerun("a", 1.52), _rerun("a", 1.54), _rerun("b", 1.50), _rerun("b", 1.52)]
+    s = summarize(["a", "b"], rows, reruns, "val_loss", 2)
+    assert s["winner"] == "b" and not s["same_as_search_best"]
+    assert [c["n"] for c in s["configs"]] == [2, 2]
+
+
+def test_a_gap_two_standard_errors_wide_is_not_real_with_few_seeds() -> None:
+    """z = 2 would call this gap (2.47 standard errors) real; Student's t at the 2 degrees of
+    freedom two re-runs a config leave (4.30) does not."""
+    reruns = [_rerun("a", 1.49), _rerun("a", 1.51), _rerun("b", 1.525), _rerun("b", 1.545)]
+    s = summarize(["a", "b"], _rows(), reruns, "val_loss", 2)
+    assert s["gap"] / s["gap_se"] == pytest.approx(2.47, abs=0.01)
+    assert s["winner_is_real"] is False
 
 
 def test_a_winner_within_the_noise_and_a_changed_winner() -> None:
-    reruns = [_rerun("a", 1.56), _rerun("a", 1.44), _rerun("b", 1.49), _rerun("b", 1.47)]
+    reruns = [_rerun("a", 1.56), _rerun("a", 1.48), _rerun("b", 1.49), _rerun("b", 1.47)]
     s = summarize(["a", "b"], _rows(), reruns, "val_loss", 2)
     assert s["winner"] == "b" and not s["same_as_search_best"]
     assert s["winner_is_real"] is False

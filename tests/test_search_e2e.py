@@ -16,16 +16,23 @@ pytestmark = pytest.mark.e2e
 
 
 def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
-                                        mlflow_server: str, capsys) -> None:  # noqa: F811
+                                        mlflow_server: str, capsys, monkeypatch) -> None:  # noqa: F811
     from mlflow.tracking import MlflowClient
 
     from tune_gpt.search import SearchOptions, run_search
+    from tune_gpt.search import run as run_mod
 
+    sessions: list[str] = []
+    real_connect = run_mod.connect_ray
+    monkeypatch.setattr(run_mod, "connect_ray", lambda address, temp_dir:
+                        (sessions.append(temp_dir), real_connect(address, temp_dir))[1])
     result = run_search(SearchOptions(
         space=str(ROOT / "search_spaces" / "smoke.yaml"), data=str(shakespeare_path),
         name="smoke-e2e", storage_path=str(tmp_path / "runs"), tracking_uri=mlflow_server,
         reports_dir=str(tmp_path / "reports")))
     out = capsys.readouterr().out
+    assert len(sessions) == 1 and Path(sessions[0]).name.startswith("tgray-")
+    assert not Path(sessions[0]).exists()  # Ray's session folder removed once the search ended
 
     # the live view and the final summary
     assert "search 'smoke-e2e'" in out and "best val_loss" in out and "left" in out
@@ -100,7 +107,7 @@ def test_smoke_search_on_the_real_stack(tmp_path: Path, shakespeare_path: Path,
     assert all(line in result.report.read_text(encoding="utf-8") for line in lines)
 
     # Ray Tune's saved state of each ended trial holds the running statistics of the
-    # metric, ASHA's time attribute and the iteration only (issue 16: the driver's memory
+    # metric, ASHA's time attribute and the iteration only (the driver's memory
     # per trial), and still ranks the trials as trials.csv does.
     state = json.loads(max((folder / "tune").glob("experiment_state-*.json")).read_text())
     ranked_by_ray = {}
@@ -179,7 +186,7 @@ def test_metric_train_loss_and_confirm_runs(tmp_path: Path, shakespeare_path: Pa
                                             capsys) -> None:
     """metric: train_loss: ASHA/Optuna compare train_loss, and the best trial, the summary,
     the MLflow parent and meta.json follow it (they used to stay on val_loss). With
-    confirm, the top 2 configs train again on a new seed each, as MLflow runs tagged
+    confirm, the top 2 configs train again on two new seeds each, as MLflow runs tagged
     confirm_of, and meta.json / the summary say whether the winner is real."""
     import json
 
@@ -193,7 +200,7 @@ def test_metric_train_loss_and_confirm_runs(tmp_path: Path, shakespeare_path: Pa
         space=str(ROOT / "search_spaces" / "smoke.yaml"), data=str(shakespeare_path),
         name="by-train", storage_path=str(tmp_path / "runs"), report=False,
         sets=["metric=train_loss", "budget.num_samples=3", "budget.tokens_per_trial=20k",
-              "scheduler.type=none", "confirm.top_k=2", "confirm.seeds=1"]))
+              "scheduler.type=none", "confirm.top_k=2", "confirm.seeds=2"]))
     out = capsys.readouterr().out
     folder = tmp_path / "runs" / "by-train"
     trials = pd.read_csv(folder / "results" / "trials.csv", dtype={"trial_id": str})
@@ -212,12 +219,12 @@ def test_metric_train_loss_and_confirm_runs(tmp_path: Path, shakespeare_path: Pa
     told = sorted(round(t.value, 6) for t in study.trials)
     assert told == sorted(round(v, 6) for v in trials["final_train_loss"])
 
-    # confirm: 2 configs x 1 new seed, nested under the parent, linked to their trial
+    # confirm: 2 configs x 2 new seeds, nested under the parent, linked to their trial
     client = MlflowClient(result.tracking_uri)
     runs = client.search_runs([parent.info.experiment_id],
                               f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
     confirms = [r for r in runs if "confirm_of" in r.data.tags]
-    assert len(runs) == 5 and len(confirms) == 2
+    assert len(runs) == 7 and len(confirms) == 4
     top2 = list(trials.sort_values("best_train_loss")["trial_id"][:2])
     assert sorted(r.data.tags["confirm_of"] for r in confirms) == sorted(top2)
     for r in confirms:
@@ -225,8 +232,9 @@ def test_metric_train_loss_and_confirm_runs(tmp_path: Path, shakespeare_path: Pa
         assert r.data.tags["outcome"] == outcomes.COMPLETED
     c = meta["confirm"]
     assert [x["trial_id"] for x in c["configs"]] == top2 and c["metric"] == "train_loss"
-    assert all(x["n"] == 2 for x in c["configs"])  # the search's own run + one new seed
-    assert c["winner_is_real"] in (True, False) and c["noise"] > 0
+    # the re-runs only: the search's own run of a config was picked for being good
+    assert all(x["n"] == 2 and len(x["values"]) == 2 for x in c["configs"])
+    assert c["dof"] == 2 and c["winner_is_real"] in (True, False) and c["noise"] > 0
     assert "confirmed winner" in out
     assert (folder / "results" / "confirm.csv").is_file()
     assert parent.data.tags["confirm_winner"] == c["winner"]

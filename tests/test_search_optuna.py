@@ -10,6 +10,7 @@ import pytest
 
 from tune_gpt.errors import UserError
 from tune_gpt.search.optuna import RESCUE_ATTR, DefineByRun, make_sampler, make_searcher
+from tune_gpt.settings import SamplerSettings
 from tune_gpt.space import load_space
 from tune_gpt.trial import TRIAL_PLAN_KEY, TrialPlan
 
@@ -52,9 +53,9 @@ def test_make_sampler_types_options_and_errors() -> None:
     tpe = make_sampler(space)
     assert isinstance(tpe, optuna.samplers.TPESampler)
     assert tpe._n_startup_trials == 4  # smoke.yaml's n_startup_trials reaches Optuna
-    space.sampler = {"type": "random", "seed": 1}
+    space.sampler = SamplerSettings(type="random", seed=1)
     assert isinstance(make_sampler(space), optuna.samplers.RandomSampler)
-    space.sampler = {"type": "tpe", "no_such_option": 1}
+    space.sampler = SamplerSettings(type="tpe", options={"no_such_option": 1})
     with pytest.raises(UserError, match="sampler"):
         make_sampler(space)
 

@@ -17,17 +17,17 @@ def test_make_scheduler_reads_the_space() -> None:
     from ray.tune.schedulers import ASHAScheduler
 
     space = load_space(SMOKE, profile="cpu")
-    asha = make_scheduler(space, max_iters=100)
+    asha = make_scheduler(space, max_iters=100, vocab_size=65)
     assert isinstance(asha, ASHAScheduler)
     assert asha._time_attr == "tokens" and asha._max_t == 60_000
     assert asha._reduction_factor == 2
     milestones = sorted(m for m, _ in asha._brackets[0]._rungs)  # (milestone, recorded)
     assert milestones == [10_000, 20_000, 40_000]
     space.scheduler.type = "none"
-    assert make_scheduler(space, 100) is None
+    assert make_scheduler(space, 100, 65) is None
     space.scheduler.type, space.scheduler.time_attr, space.scheduler.grace_period = \
         "asha", "iter", 0
-    assert make_scheduler(space, 500)._max_t == 500  # grace = a tenth of max_t
+    assert make_scheduler(space, 500, 65)._max_t == 500  # grace = a tenth of max_t
 
 
 def test_trial_settings_carry_what_the_trainable_needs(tmp_path: Path) -> None:
@@ -61,9 +61,9 @@ def test_build_tuner_without_fit(local_ray, tmp_path: Path, shakespeare) -> None
     tc, rc = inner._tune_config, inner._run_config
     assert (tc.metric, tc.mode, tc.num_samples) == ("val_loss", "min", 6)
     assert type(tc.search_alg).__name__ == "MultiFidelityOptunaSearch"
-    # ASHA whose rungs survive a resume, kept beside the search (issue 16)
+    # ASHA whose rungs survive a resume, kept beside the search
     assert type(tc.scheduler).__name__ == "PersistentASHA"
-    assert tc.scheduler.state_path == str(folder / "asha.pkl")
+    assert tc.scheduler.state_path == str(folder / "asha.json")
     assert tc.search_alg.recipe_bar == tc.scheduler._brackets[0]._rungs[-1][0]  # first rung
     assert tc.reuse_actors is True
     assert rc.storage_path == str(folder) and rc.name == "tune"
@@ -92,3 +92,26 @@ def test_build_tuner_resume_needs_an_experiment(local_ray, tmp_path: Path, shake
     space = load_space(SMOKE, profile="cpu")
     with pytest.raises(UserError, match="holds no Ray Tune experiment"):
         build_tuner(space, tmp_path, "d", shakespeare, "sqlite:///x.db", "0" * 32, resume=True)
+
+
+def test_the_space_names_the_trainable_and_the_tuner_imports_it(tmp_path: Path) -> None:
+    """tune_gpt never imports trainables/: a space's `trainable: module:function` (default
+    trainables.gpt:gpt_trainable) is imported by name when the Tuner is built."""
+    from trainables.gpt import gpt_trainable
+    from tune_gpt.errors import UserError
+    from tune_gpt.search.tuner import load_trainable
+
+    space = load_space(SMOKE, profile="cpu")
+    assert space.trainable == "trainables.gpt:gpt_trainable"
+    assert load_trainable(space) is gpt_trainable
+    other = load_space(SMOKE, profile="cpu", sets=["trainable=json:dumps"])
+    import json
+
+    assert load_trainable(other) is json.dumps
+    for bad, said in (("trainables.gpt", "module:function"),
+                      ("no_such_pkg.mod:fn", "no module 'no_such_pkg.mod'")):
+        with pytest.raises(UserError, match=said):
+            load_space(SMOKE, profile="cpu", sets=[f"trainable={bad}"])
+    other.trainable = "json:no_such_function"
+    with pytest.raises(UserError, match="has no function 'no_such_function'"):
+        load_trainable(other)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from tune_gpt.search.callbacks import TokenBudget
+from tune_gpt.search.budget import TokenBudget
 
 
 def test_stops_when_the_trials_together_reach_the_budget(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_the_live_view_shows_the_compute_spent_and_what_is_left() -> None:
     import io
     from types import SimpleNamespace
 
-    from tune_gpt.search.callbacks import LiveView
+    from tune_gpt.search.live import LiveView
 
     out = io.StringIO()
     view = LiveView(20, ["learning_rate"], "val_loss", 2, None, every_s=0.0, stream=out,

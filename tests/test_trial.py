@@ -60,7 +60,7 @@ def test_trial_row_columns_and_losses() -> None:
 
 
 def test_best_follows_the_metric() -> None:
-    """The bug of issue 14: metric train_loss chose the best trial by val_loss."""
+    """A bug once: metric train_loss chose the best trial by val_loss."""
     rows = [_row("val-winner", [1.5], [1.6]), _row("train-winner", [1.8], [1.2])]
     assert trial.best_of(rows, "val_loss")["trial_id"] == "val-winner"
     assert trial.best_of(rows, "best_val_loss")["trial_id"] == "val-winner"

@@ -9,7 +9,8 @@ retried trial continues where it was. Every trial ends with exactly one outcome 
 takes the search down.
 
 Every report carries the search metric and never NaN: a NaN leaves Optuna's trial
-RUNNING forever and a missing metric aborts the whole search (see STACK_NOTES.md).
+RUNNING forever (Ray 2.60 tells Optuna nothing for it) and a result without the metric
+makes Tuner.fit() raise, which would end the whole search.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import traceback
 from typing import Any
 
 from tune_gpt import trial as outcomes
-from tune_gpt.report.rules import EXPLODED_LOSS_FACTOR, PREDICTED_OOM_MARGIN
+from tune_gpt.judge import EXPLODED_LOSS_FACTOR, PREDICTED_OOM_MARGIN
 from tune_gpt.trial import TrialPlan, TrialSettings
 
 
@@ -36,17 +37,16 @@ def penalty_for(vocab_size: int) -> float:
 
 def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = None,
                   settings: TrialSettings | None = None) -> None:
-    """Ray Tune function trainable (registered by tune_gpt.search).
+    """Ray Tune function trainable (the default `trainable:` of a search space).
 
     `data_ship` (tune_gpt.data.folder.shipment) is the data set's token files, put once into
     Ray's object store by the driver (with tune.with_parameters), so a trial on any node of
     a cluster trains on exactly the tokens the driver checked, without a shared file system;
     for a data set too big for that, it is a path and the data's identity, checked here."""
     import ray.tune
-    import torch
 
     from trainables.limits import MemoryLimitExceeded, is_oom, set_cuda_limit, train_in_child
-    from tune_gpt.config import KNOBS, from_mapping
+    from tune_gpt.config import KNOBS, from_mapping, resolve_device
     from tune_gpt.data import prepare
     from tune_gpt.estimate import estimate
     from tune_gpt.checkpoint import read_checkpoint
@@ -60,8 +60,7 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
         prepare(cfg.dataset, tokenizer=cfg.tokenizer)
     penalty = penalty_for(data.vocab_size)
     est = estimate(cfg, data.vocab_size)
-    device = cfg.device if cfg.device != "auto" else \
-        ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(cfg.device)
     limit = settings.memory_limit_bytes
     base = {"tokens_per_iter": cfg.tokens_per_iter(), "vocab_size": data.vocab_size,
             "n_params": est.n_params, "est_mem_bytes": est.total, "device": device,
@@ -181,7 +180,8 @@ def _clean(row: dict[str, Any], penalty: float) -> None:
 
 
 def _cpus_of_trial() -> int:
-    """Torch threads = CPUs Ray reserved for this trial (never more: see STACK_NOTES)."""
+    """Torch threads = CPUs Ray reserved for this trial, never more: on 2 cores a 2-thread
+    trial beside a busy process slowed ~60x, while 1 thread per trial held its speed."""
     try:
         import ray.tune
 

@@ -41,7 +41,8 @@ class TrainConfig:
     tokenizer: str = knob(
         "auto", "auto | char | gpt2: how a text file becomes tokens (auto = char); a nanoGPT "
         "folder brings its own (meta.pkl = char, none = GPT-2 BPE).")
-    out_dir: str = knob("out", "Where `tune-gpt train` writes its checkpoint (ckpt.pt).")
+    out_dir: str = knob("out", "Where `tune-gpt train` writes its checkpoints: ckpt.pt (the "
+                               "lowest val loss) and last.pt (to resume).")
 
     # --- batch ---
     batch_size: int = knob(12, "Sequences per micro-batch. Memory grows linearly with it.")
@@ -305,12 +306,27 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
         fail("'dataset' must name a dataset (shakespeare_char) or a text file")
 
 
+def resolve_device(device: str, where: str = "'device'") -> str:
+    """The device a run uses: 'auto' is CUDA when a CUDA GPU is visible, else the CPU. The
+    one place that decides it (the loop, the trainable, sample and eval). UserError for an
+    unknown device, or 'cuda' on a machine without a visible CUDA GPU; `where` names the
+    setting in that message ('device', --device)."""
+    if device not in DEVICES:
+        raise UserError(f"{where} must be one of {', '.join(DEVICES)}, got {device!r}")
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{where} is cuda but no CUDA GPU is visible; use auto or cpu")
+    return device
+
+
 def validate_for_device(cfg: TrainConfig, device: str) -> None:
     """Rules that depend on the hardware actually picked (called by the loop)."""
     import torch
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("'device' is cuda but no CUDA GPU is visible; use device=auto or cpu")
+    resolve_device(device)  # a GPU asked for must be there
     if device == "cpu" and cfg.dtype == "float16":
         raise UserError("'dtype' float16 is not supported for CPU training; "
                         "use float32 or bfloat16 on CPU, float16 on a GPU")

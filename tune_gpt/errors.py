@@ -21,6 +21,14 @@ class UserError(Exception):
         super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"), *args)
 
 
+def note(message: str) -> None:
+    """A fallback taken because something is missing or odd in the input: one line on
+    stderr, "note: ...", so that nothing is filled in or left out silently."""
+    import sys
+
+    print(f"note: {UserError(message)}", file=sys.stderr)
+
+
 def closest(name: str, candidates: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the nearest candidate, or '' when nothing is close."""
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

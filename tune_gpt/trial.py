@@ -10,7 +10,8 @@
     SearchMeta           what a search was (space, budget, counts, best): meta.json
 
 The trainable, the Ray callbacks, the results tables, MLflow and the report all import
-this module; it imports nothing heavy (no torch, ray, mlflow or pandas).
+this module; it imports nothing heavy (no torch, ray, mlflow or pandas): only the typed
+settings sections it records (tune_gpt.settings).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
+
+from tune_gpt.settings import Budget, SamplerSettings, SchedulerSettings, section_from
 
 # ----------------------------------------------------------------------------- outcomes
 
@@ -213,11 +216,11 @@ class SearchMeta:
     mode: str = "min"
     profile: str | None = None
     device: str = "cpu"
-    sampler: dict[str, Any] = field(default_factory=dict)
-    scheduler: dict[str, Any] = field(default_factory=dict)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)  # max_t, grace resolved
     params: dict[str, Any] = field(default_factory=dict)    # knob or group -> YAML dist
     fixed: dict[str, Any] = field(default_factory=dict)
-    budget: dict[str, Any] = field(default_factory=dict)
+    budget: Budget = field(default_factory=Budget)
     resources: dict[str, Any] = field(default_factory=dict)
     data: str | None = None
     wall_s: float | None = None
@@ -233,8 +236,16 @@ class SearchMeta:
     confirm: dict[str, Any] | None = None  # the confirm runs' summary (search/confirm.py)
     data_doctor: dict[str, Any] | None = None  # data.doctor.DataReport: tokens, epochs, warnings
 
+    def __post_init__(self) -> None:
+        # typed whatever the caller handed in (meta.json and MLflow give plain mappings)
+        self.sampler = section_from("sampler", self.sampler)
+        self.scheduler = section_from("scheduler", self.scheduler)
+        self.budget = section_from("budget", self.budget)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out["sampler"] = self.sampler.to_yaml()  # flat, as the space file writes it
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | SearchMeta | None) -> SearchMeta:

@@ -7,23 +7,21 @@ All three are returned as text; nothing here touches the disk.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 
+from tune_gpt import names
 from tune_gpt.config import FIELD_TYPES, KNOBS, TrainConfig
 from tune_gpt.errors import UserError
 from tune_gpt.nanogpt_config import NANOGPT_KEYS  # noqa: F401  (the keys written below)
 from tune_gpt.report.results import Results
 from tune_gpt.report.rules import NARROW_PAD
+from tune_gpt.settings import RESOURCES
 from tune_gpt.space import parse_amount
 
-# Sections of a search-space YAML this writes, and the keys each may hold (tune_gpt.space).
-SCHEDULER_KEYS = ("type", "time_attr", "grace_period", "reduction_factor", "max_t", "brackets")
-BUDGET_KEYS = ("num_samples", "max_concurrent_trials", "time_budget_s", "tokens_per_trial",
-               "tokens_per_eval", "total_tokens")
-RESOURCE_KEYS = ("cpu", "gpu", "memory_gb")
 
 
 def py(v: Any) -> Any:
@@ -233,12 +231,10 @@ def next_space(res: Results, top: list[str], budget: float | None) -> tuple[dict
     _keep_heads_compatible(params, fixed, notes, t)
     for k in params:
         fixed.pop(k, None)
-    s = meta.scheduler or {}
-    b = dict(meta.budget or {})
-    if b.get("tokens_per_trial") is None and b.get("max_tokens"):
-        b["tokens_per_trial"] = b["max_tokens"]  # meta's name for the per-trial token budget
+    # the typed sections as the search ran them (tune_gpt.settings), every field kept
+    sched, budget_section = asdict(meta.scheduler), asdict(meta.budget)
     space = {
-        "name": f"{res.name}-next"[:80],
+        "name": names.derived(res.name, "-next"),
         "description": f"narrowed from search {res.name} around its top {len(top)} trials",
         "data": str(meta.data or (res.trials["dataset"].iloc[0] if len(res.trials)
                                   else "shakespeare_char")),
@@ -246,10 +242,10 @@ def next_space(res: Results, top: list[str], budget: float | None) -> tuple[dict
         "mode": meta.mode,
         "params": params,
         "fixed": fixed,
-        "sampler": {k: py(v) for k, v in (meta.sampler or {"type": "tpe", "seed": 0}).items()},
-        "scheduler": {k: py(s[k]) for k in SCHEDULER_KEYS if s.get(k) not in (None, "")},
-        "budget": {k: py(b[k]) for k in BUDGET_KEYS if b.get(k) is not None},
-        "resources": {k: py(v) for k, v in (meta.resources or {}).items() if k in RESOURCE_KEYS},
+        "sampler": {k: py(v) for k, v in meta.sampler.to_yaml().items()},
+        "scheduler": {k: py(v) for k, v in sched.items() if v not in (None, "")},
+        "budget": {k: py(v) for k, v in budget_section.items() if v is not None},
+        "resources": {k: py(v) for k, v in (meta.resources or {}).items() if k in RESOURCES},
     }
     return space, _space_yaml(res, space, notes, top, budget)
 

@@ -12,16 +12,14 @@ The font: CI installs Debian's `fonts-noto-cjk` (.ci/run); users install it the 
 from __future__ import annotations
 
 import io
-import math
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from tune_gpt.errors import UserError
 from tune_gpt.report import fmt
 from tune_gpt.report.i18n import translator
-from tune_gpt.space import parse_amount
+from tune_gpt.settings import SchedulerSettings
 
 # Families known to cover simplified Chinese, in order of preference (sans first: the
 # figures are otherwise drawn in DejaVu Sans).
@@ -108,40 +106,27 @@ def _token_formatter() -> Any:
     return FuncFormatter(label)
 
 
-def rungs(scheduler: Mapping[str, Any] | None, x_max: float) -> tuple[str, list[float]]:
-    """(axis, rung positions): ASHA's rung i at grace_period * reduction_factor**i up to max_t,
-    on the axis that matches the scheduler's time_attr ('tokens' or 'iter'); for time_s
-    or no ASHA, ('tokens', []). `scheduler` is meta.scheduler."""
-    s = scheduler if isinstance(scheduler, Mapping) else {}
-    attr = s.get("time_attr", "tokens")
-    if s.get("type") != "asha" or attr not in ("tokens", "iter"):
+def rungs(scheduler: SchedulerSettings, x_max: float) -> tuple[str, list[float]]:
+    """(axis, rung positions): ASHA's rungs (SchedulerSettings.rungs) on the axis that
+    matches the scheduler's time_attr ('tokens' or 'iter'); for time_s, flops or no ASHA,
+    ('tokens', []). `scheduler` is meta.scheduler (max_t as the search ran it; `x_max`
+    stands in for a meta.json of an older version that left it out)."""
+    attr = scheduler.time_attr or "tokens"
+    if scheduler.type != "asha" or attr not in ("tokens", "iter"):
         return "tokens", []
-    try:
-        max_t = parse_amount(s.get("max_t") or 0, "scheduler.max_t") or x_max
-        grace = parse_amount(s.get("grace_period") or 0, "scheduler.grace_period") or max_t / 10
-        rf = float(s.get("reduction_factor") or 0)  # grace 0 above: a tenth of max_t
-    except (UserError, TypeError, ValueError):  # a hand-written meta.json: no rungs drawn
-        return attr, []
-    if grace <= 0 or rf <= 1 or not math.isfinite(max_t):
-        return attr, []
-    out, r = [], grace
-    while r <= max_t * (1 + 1e-9) and len(out) < 20:
-        out.append(r)
-        r *= rf
-    return attr, out
+    return attr, scheduler.rungs(x_max)
 
 
 def curves_png(curves: dict[str, pd.DataFrame], stopped: set[str],
-               scheduler: Mapping[str, Any] | None, lang: str) -> bytes:
+               scheduler: SchedulerSettings, lang: str) -> bytes:
     """val_loss against tokens (or iterations, when ASHA counts those) per trial, with the
     rungs of the search's scheduler (meta.scheduler)."""
     import matplotlib as mpl
 
     T = translator(lang)
-    s = scheduler if isinstance(scheduler, Mapping) else {}
-    col = "iter" if s.get("time_attr") == "iter" else "tokens"
+    col = "iter" if scheduler.time_attr == "iter" else "tokens"
     x_max = max((float(c[col].max()) for c in curves.values() if len(c)), default=0.0)
-    axis, marks = rungs(s, x_max)
+    axis, marks = rungs(scheduler, x_max)
     col = "iter" if axis == "iter" else "tokens"
     with mpl.rc_context(_rc(lang)):
         fig = _figure()

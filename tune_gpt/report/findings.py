@@ -11,26 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-
-@dataclass
-class Noise:
-    """How much one run's loss moves by chance (report/noise.py), in nats: what every
-    comparison of losses in the report is judged against."""
-
-    per_run: float                 # one run's noise: `measured`, at least rules.EFFECT_MIN_LOSS
-    source: str                    # confirm (seed noise of the confirm runs) | curves (the
-                                   # curves' wobble between evaluations) | rule (EFFECT_MIN_LOSS)
-    measured: float = float("nan")  # the confirm or curves figure before the floor
-    n: int = 0                     # confirm: runs; curves: residuals behind it (noise.py)
-    curves: int = 0                # curves: trials those came from
-    eval: float = float("nan")     # the curves' wobble alone, at least EFFECT_MIN_LOSS: for
-                                   # comparisons within one run, where the seed plays no part
-    pair: float = float("nan")     # a gap between two single runs beyond this is real
-                                   # (REAL_Z x sqrt(2) x per_run)
-
-    def real(self, diff: float) -> bool:
-        """Is a difference between two single runs beyond the noise?"""
-        return bool(abs(diff) > self.pair)
+from tune_gpt.judge import Noise  # noqa: F401  (the report's sections carry it)
 
 
 @dataclass
@@ -219,8 +200,8 @@ class DivergeCase:
 @dataclass
 class DivergeFinding:
     cases: list[DivergeCase]
-    safe_lr: tuple[float, float] | None   # lr range of the trials that were stable AND near
-                                          # the best at equal budget (within `margin`)
+    safe_lr: tuple[float, float] | None   # lr range of the trials that were stable, trained
+                                          # far enough and within `safe_margin` of the best
     good_lr: tuple[float, float] | None   # lr range of the top trials at equal budget
     n_safe: int
     ln_vocab: float | None
@@ -231,9 +212,13 @@ class DivergeFinding:
     too_high_lr: float | None = None
     best_loss: float = float("nan")      # the best stable trial's metric at `budget`
     margin: float = float("nan")         # "near the best": within this many nats of it
-    margin_source: str = "rule"          # rule (CONVERGE_RATIO) | noise (confirm runs) |
-                                         # curves (evaluation noise of the curves)
+    margin_source: str = "rule"          # rule (CONVERGE_RATIO) | a Noise source (judge):
+                                         # confirm | reference | curves
     budget: float | None = None
+    safe_margin: float = float("nan")    # "indistinguishable from the best": Noise.pair
+    safe_budget: float | None = None     # the budget the safe range was judged at (None:
+                                         # too few trials trained far enough)
+    safe_min_tokens: float = float("nan")  # "far enough": SAFE_MIN_FRACTION of the longest
 
 
 @dataclass

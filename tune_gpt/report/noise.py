@@ -3,11 +3,15 @@
     noise = res.noise             # loss_noise(curves, meta.confirm), computed once per Results
     noise.real(1.740 - 1.688)     # a gap between two single runs beyond the noise?
 
-Two kinds of noise, both in nats:
+The rule itself (Student's t, the reference seed spread, the floor) is tune_gpt.judge's, the
+one the confirm runs use too; this module measures what the report feeds it. Two kinds of
+noise, both in nats:
 
 - Seed noise: one config's loss over runs on different seeds (another init, other batches).
   It is what separates two trials' losses, and the confirm runs measure it
-  (meta.confirm["noise"], pooled over the confirmed configs) when the search ran them.
+  (meta.confirm["noise"], pooled over the confirmed configs, re-runs only) when the search
+  ran them. Otherwise the report uses judge.REFERENCE_SEED_NOISE, measured once on
+  shakespeare_char, and says so.
 - The curves' wobble: how much one run's loss moves from one evaluation to the next beyond its
   trend. Evaluations score the same batches every time (train.evaluate), so this is the
   model's own fluctuation under the noisy steps of training, not the batches': where a run
@@ -20,25 +24,21 @@ Two kinds of noise, both in nats:
   absolute deviation), estimates its standard deviation; a median, so one odd evaluation or
   a bend of the curve barely moves it.
 
-The per-run noise is the seed noise when measured, else the curves' wobble, and never below
-rules.EFFECT_MIN_LOSS: seed noise includes the wobble and more (another init, other batches;
-trials of other batch or block sizes are also scored on other text), so a small wobble must
-not make small gaps between trials look real. Two single runs differ by chance with a
-standard deviation of sqrt(2) x that; a gap is real beyond REAL_Z of those (`Noise.pair`).
-Comparisons within one run (val_loss turning up, still falling) use the wobble alone
-(`Noise.eval`), at least EFFECT_MIN_LOSS too.
+The per-run noise (judge.seed_noise) is the confirm runs' seed noise, else the reference
+seed spread; never below the curves' wobble (on this data a run's evaluations move that much
+whatever the seed) nor judge.FLOOR. Comparisons within one run (val_loss turning up, still
+falling) use the wobble alone (`Noise.eval`), at least judge.FLOOR too.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from tune_gpt.report.findings import Noise
-from tune_gpt.report.rules import EFFECT_MIN_LOSS, NOISE_MIN_POINTS, NOISE_TAIL, REAL_Z
+from tune_gpt.judge import Noise, seed_noise
+from tune_gpt.report.rules import NOISE_MIN_POINTS, NOISE_TAIL
 
 MAD_TO_SIGMA = 1 / 0.6745   # a normal's standard deviation / its median absolute deviation
 
@@ -77,19 +77,11 @@ def curve_wobble(curves: Iterable[pd.DataFrame]) -> tuple[float, int, int]:
 
 
 def loss_noise(curves: Iterable[pd.DataFrame], confirm: Mapping[str, Any] | None) -> Noise:
-    """The noise every loss comparison of a search is judged against, from its trials'
-    curves (columns tokens, val_loss, train_loss) and its confirm runs' summary."""
+    """The noise every loss comparison of a search is judged against (judge.seed_noise), from
+    its trials' curves (columns tokens, val_loss, train_loss) and its confirm runs' summary."""
     wobble, n, trials = curve_wobble(curves)
-    eval_sigma = max(wobble, EFFECT_MIN_LOSS) if math.isfinite(wobble) else EFFECT_MIN_LOSS
     confirm = confirm or {}
-    seed = confirm.get("noise")
-    if isinstance(seed, (int, float)) and math.isfinite(seed):
-        runs = sum(int(c.get("n") or 0) for c in confirm.get("configs") or [])
-        noise = Noise(max(float(seed), EFFECT_MIN_LOSS), "confirm", float(seed), runs)
-    elif math.isfinite(wobble):
-        noise = Noise(max(wobble, EFFECT_MIN_LOSS), "curves", wobble, n, trials)
-    else:
-        noise = Noise(EFFECT_MIN_LOSS, "rule")
-    noise.eval = eval_sigma
-    noise.pair = REAL_Z * math.sqrt(2) * noise.per_run
-    return noise
+    sd, dof = confirm.get("noise"), int(confirm.get("dof") or 0)
+    runs = sum(int(c.get("n") or 0) for c in confirm.get("configs") or [])
+    return seed_noise(float(sd) if isinstance(sd, (int, float)) else None, dof, runs,
+                      wobble, n, trials)

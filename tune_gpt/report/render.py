@@ -16,8 +16,8 @@ from tune_gpt.report.render_resources import oom_section, slow_section
 from tune_gpt.report.render_samples import loss_references, samples_section
 from tune_gpt.report.render_training import data_line, diverge_section, overfit_section
 from tune_gpt.report.results import Results
-from tune_gpt.report.rules import (EFFECT_MIN_LOSS, EFFECT_MIN_N, EFFECT_MIN_RATIO,
-                                   EFFECT_MIN_RHO, REAL_Z)
+from tune_gpt.judge import REFERENCE_SEED_NOISE
+from tune_gpt.report.rules import EFFECT_MIN_LOSS, EFFECT_MIN_N, EFFECT_MIN_RATIO, EFFECT_MIN_RHO
 
 
 def render(res: Results, f: Findings, lang: str, figures: list[str],
@@ -41,14 +41,13 @@ def render(res: Results, f: Findings, lang: str, figures: list[str],
 
 def _intro(res: Results, T: Tr) -> str:
     m = res.meta
-    s = m.scheduler if isinstance(m.scheduler, dict) else {}
-    if s.get("type") == "asha":
-        sched = T("sched.asha", time_attr=s.get("time_attr", "?"), grace=fmt.tokens(s.get("grace_period")),
-                  rf=s.get("reduction_factor", "?"), max_t=fmt.tokens(s.get("max_t")))
+    s = m.scheduler
+    if s.type == "asha":
+        sched = T("sched.asha", time_attr=s.time_attr or "?", grace=fmt.tokens(s.first_rung()),
+                  rf=s.reduction_factor, max_t=fmt.tokens(s.max_t))
     else:
         sched = T("sched.none")
-    sampler = m.sampler
-    samp = ", ".join(f"{k}={v}" for k, v in sampler.items()) if isinstance(sampler, dict) else str(sampler)
+    samp = str(m.sampler)
     return T("intro", name=res.name, data=m.data or "?", profile=m.profile or "?",
              device=m.device or "?", started=m.started_at or "?", mode=m.mode, metric=m.metric,
              sampler=samp or "?", scheduler=sched)
@@ -111,18 +110,16 @@ def _delta(d: float, within: bool, i: int) -> str:
 def _noise(n: Noise, metric: str, T: Tr) -> list[str]:
     """One paragraph: how much a run's loss moves by chance, where that figure comes from, and
     what gap between two runs is therefore real."""
+    ref = REFERENCE_SEED_NOISE
     if n.source == "confirm":
         source = T("noise.src.confirm", n=n.n)
-    elif n.source == "curves" and n.measured < n.per_run:
-        source = T("noise.src.curves.floor", trials=n.curves, n=n.n, measured=f"{n.measured:.3f}",
-                   floor=f"{n.per_run:.3f}")
     elif n.source == "curves":
-        source = T("noise.src.curves", trials=n.curves, n=n.n)
+        source = T("noise.src.curves", trials=n.curves, n=n.n, data=ref.data)
     else:
-        source = T("noise.src.rule")
+        source = T("noise.src.reference", data=ref.data, recipe=ref.recipe, file=ref.source)
     seed = "" if n.source == "confirm" else T("noise.seed")
     return [T("noise.line", metric=metric, noise=f"{n.per_run:.3f}", source=source,
-              pair=f"{n.pair:.3f}", z=f"{REAL_Z:g}", seed=seed)]
+              pair=f"{n.pair:.3f}", z=f"{n.z:.2f}", dof=n.dof, seed=seed)]
 
 
 def _lead(lb: Leaderboard, confirm: dict[str, Any] | None, T: Tr) -> list[str]:
@@ -161,7 +158,8 @@ def _confirm(c: dict[str, Any] | None, T: Tr) -> list[str]:
     else:
         out.append(T("confirm.real" if real else "confirm.noise", winner=c["winner"],
                      runner=c["runner_up"], gap=f"{c['gap']:.3f}", se=f"{c['gap_se']:.3f}",
-                     noise=f"{c['noise']:.3f}", z=f"{REAL_Z:g}"))
+                     noise=f"{c['noise']:.3f}", z=f"{c.get('t', float('nan')):.2f}",
+                     dof=c.get("dof", "?")))
     first = c["configs"][0]["trial_id"]
     if c.get("winner") and c["winner"] != first:  # within the noise, the change is no verdict
         key = "confirm.changed.noise" if real is False else "confirm.changed"

@@ -17,15 +17,15 @@ from tune_gpt.report import fmt
 from tune_gpt.report.findings import Findings, Noise
 from tune_gpt.report.md import Tr, table
 from tune_gpt.report.results import Results
-from tune_gpt.report.rules import (NANOGPT_CPU_VAL_LOSS, NANOGPT_GPU_VAL_LOSS, SAMPLE_SHOW_CHARS,
-                                   SHAKESPEARE_CHAR_CHARS, SHAKESPEARE_CHAR_VOCAB)
+from tune_gpt.data.text import SHAKESPEARE_BYTES, SHAKESPEARE_VOCAB
+from tune_gpt.report.rules import NANOGPT_CPU_VAL_LOSS, NANOGPT_GPU_VAL_LOSS, SAMPLE_SHOW_CHARS
 
 
 def is_shakespeare_char(res: Results) -> bool:
     """tinyshakespeare at the character level: a vocabulary of 65 characters, and the data's
     name says shakespeare or its size is tinyshakespeare's (1,115,394 characters, within 1%).
     A BPE tokenizer or another vocabulary rules it out."""
-    if res.vocab_size != SHAKESPEARE_CHAR_VOCAB:
+    if res.vocab_size != SHAKESPEARE_VOCAB:
         return False
     doctor = DataReport.from_dict(res.meta.data_doctor) if res.meta.data_doctor else None
     if doctor is not None and doctor.tokenizer and doctor.tokenizer != "char":
@@ -35,7 +35,7 @@ def is_shakespeare_char(res: Results) -> bool:
     if "shakespeare" in names.lower():
         return True
     total = (doctor.n_train or 0) + (doctor.n_val or 0) if doctor is not None else 0
-    return abs(total - SHAKESPEARE_CHAR_CHARS) <= 0.01 * SHAKESPEARE_CHAR_CHARS
+    return abs(total - SHAKESPEARE_BYTES) <= 0.01 * SHAKESPEARE_BYTES  # ASCII: a byte a char
 
 
 def loss_references(res: Results, f: Findings, T: Tr) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import numpy as np
@@ -12,8 +14,7 @@ from tune_gpt.report.findings import Evidence, Findings, OverfitCase
 from tune_gpt.report.md import Tr, ids, table
 from tune_gpt.report.results import Results
 from tune_gpt.report.rules import (CONVERGE_RATIO, DATA_GAP_FACTOR, EXPLODE_RATIO, FLAT_FRACTION,
-                                   OVERFIT_GAP_RATIO, OVERFIT_MIN_RISE, OVERFIT_RISE_NOISES,
-                                   REAL_Z)
+                                   OVERFIT_GAP_RATIO, OVERFIT_MIN_RISE, OVERFIT_RISE_NOISES)
 
 
 def _epochs(e: float) -> str:
@@ -125,7 +126,7 @@ def diverge_section(f: Findings, T: Tr) -> list[str]:
     margin = fmt.loss(d.margin)
     if d.too_high:
         worse = [c.loss - d.best_loss for c in d.too_high]
-        why = (T(f"dv.margin.{d.margin_source}", z=f"{REAL_Z:g}") if d.margin_source != "rule"
+        why = (T(f"dv.margin.{d.margin_source}", z=f"{f.noise.z:.2f}") if d.margin_source != "rule"
                else T("dv.margin.rule", ratio=fmt.pct(CONVERGE_RATIO)))
         out.append(T("dv.too_high", lr=fmt.lr(d.too_high_lr), budget=fmt.tokens(d.budget),
                      ids=ids([c.trial_id for c in d.too_high]), metric=metric,
@@ -133,7 +134,9 @@ def diverge_section(f: Findings, T: Tr) -> list[str]:
                      margin=margin, why=why))
     if d.safe_lr:
         out.append(T("dv.safe", lo=fmt.lr(d.safe_lr[0]), hi=fmt.lr(d.safe_lr[1]), n=d.n_safe,
-                     margin=margin, budget=fmt.tokens(d.budget)))
+                     margin=fmt.loss(d.safe_margin), budget=fmt.tokens(d.safe_budget)))
+    elif d.safe_budget is None and math.isfinite(d.safe_min_tokens) and d.safe_min_tokens > 0:
+        out.append(T("dv.safe.early", tokens=fmt.tokens(d.safe_min_tokens)))
     else:
         out.append(T("dv.safe.none"))
     if d.good_lr:

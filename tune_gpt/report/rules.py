@@ -1,25 +1,19 @@
 """Every threshold behind a diagnosis, named, each with the reason for its value.
 
 The report's rule sets (tune_gpt.report.diagnose), its effects table and its renderer read
-them from here, and so does the Ray trainable (EXPLODED_LOSS_FACTOR, PREDICTED_OOM_MARGIN),
-so what stops a trial and what the report says about it cannot drift apart. The remedy
-ladders follow the beginner's guide, §6 "配置调优策略", in its priority order.
+them from here. Rules the trainable and the search share with the report (what ends a trial,
+whether a gap is real) live in tune_gpt.judge, so what stops a trial and what the report
+says about it cannot drift apart. The remedy ladders follow the beginner's guide, §6
+"配置调优策略", in its priority order.
 
-This module imports nothing: the trainable reads it without pulling in pandas.
+This module imports nothing heavy.
 """
 
 from __future__ import annotations
 
-# ----------------------------------------------------------------------------- the trainable
-
-# A loss this many times that of uniform guessing (ln vocab) has exploded: Adam with an
-# absurd learning rate sends it to the thousands while staying finite, and it never comes
-# back. Treated like NaN/inf: the trial stops at once as `diverged`.
-EXPLODED_LOSS_FACTOR = 3.0
-# A config is skipped as predicted_oom only when its estimate exceeds the memory limit by
-# more than the estimator's error (it aims at +-20%): a borderline config is tried for real,
-# and if it does run out of memory it is recorded as oom (and may be rescued).
-PREDICTED_OOM_MARGIN = 1.2
+# What ends a trial (diverged, predicted_oom) and what "beyond the noise" means are decided
+# in tune_gpt.judge, which the trainable and the search use too; the report reads them there.
+from tune_gpt.judge import EXPLODED_LOSS_FACTOR, FLOOR, PREDICTED_OOM_MARGIN  # noqa: F401
 
 # ----------------------------------------------------------------------------- display
 
@@ -64,8 +58,14 @@ CONVERGE_RATIO = 0.10       # a stable trial whose loss at the equal budget is m
                             # but other knobs different lie within ~6% of each other (the
                             # committed beginner-cpu report: 2.28-2.41 at equal budget); the
                             # learning rates a beginner search makes too high end 20-45% worse.
-                            # When the confirm runs measured the seed noise, the margin is at
-                            # least REAL_Z seed-noise standard errors of a two-run difference.
+                            # The margin is at least the noise's threshold for a difference of
+                            # two runs (judge.Noise.pair).
+
+SAFE_MIN_FRACTION = 1 / 3   # a learning-rate range is called safe only from trials that trained
+                            # at least a third of the longest trial (ASHA's second rung at its
+                            # default reduction_factor 3): before that, a high rate that leads
+                            # early and ends worse cannot be told from a good one. A held-out
+                            # search judged at 20k tokens called lr 0.15 safe, 0.3 nats off.
 
 # ----------------------------------------------------------------------------- slowness
 
@@ -103,10 +103,9 @@ MEMORY_CALIBRATE_ABOVE = 1.0  # measured peak / estimate, median over the trials
 EFFECT_MIN_RHO = 0.3        # |Spearman rho| below this is "no clear effect": with ~10 trials
                             # a weaker correlation is well within chance.
 EFFECT_MIN_N = 4            # fewer trials than this: too few to say anything.
-EFFECT_MIN_LOSS = 0.01      # nats: a val_loss or gap difference smaller than the eval noise
-                            # (~0.01 on shakespeare_char) is shown as "no clear effect"...
-                            # It is also the floor of the per-run noise every loss comparison
-                            # is judged against (see "noise" below).
+EFFECT_MIN_LOSS = FLOOR     # nats: a val_loss or gap difference smaller than the eval noise
+                            # (~0.01 on shakespeare_char) is shown as "no clear effect"; the
+                            # floor of the per-run noise (judge.FLOOR).
 EFFECT_MIN_RATIO = 0.05     # ...and so is a speed or memory ratio within 5% of 1 (throughput
                             # of the same config varies by a few % from run to run).
 REMEDY_MIN_GAP = 0.02       # nats. A remedy "works" (or "made it worse") only if the val-train
@@ -132,18 +131,13 @@ OVERFIT_REMEDIES = ("dropout", "weight_decay", "smaller_model", "more_data")  # 
 SPEED_KEYS = ("batch_size", "block_size", "gradient_accumulation_steps", "n_layer", "n_head",
               "n_embd", "bias", "dtype", "compile", "device")
 
-# The confirm runs (`confirm:`): the winner is "real" when it beats the runner-up by more
-# than this many standard errors of the difference of their means (pooled seed noise):
-# about a 95% one-sided margin for normal noise. Below it the two are reported as equal.
-REAL_Z = 2.0
-
 # ----------------------------------------------------------------------------- noise
 
-# Every comparison of losses in the report says whether it exceeds the noise (report/noise.py).
-# The per-run noise is the confirm runs' seed noise when the search ran them; otherwise the
-# curves' wobble between evaluations; never below EFFECT_MIN_LOSS. Two single runs then
-# differ by chance with a standard deviation of sqrt(2) x that, and a gap between them is
-# real beyond REAL_Z of those: 2.83 x the noise, 0.028 nats at the default 0.01.
+# Every comparison of losses in the report says whether it exceeds the noise (report/noise.py
+# measures it, tune_gpt.judge decides): the confirm runs' seed noise when the search ran
+# them, else a reference seed spread measured once; never below the curves' wobble or
+# judge.FLOOR. A gap between two runs is real beyond Student's t (two-sided 95%, the noise's
+# degrees of freedom) x sqrt(2) x that.
 NOISE_TAIL = 0.5            # the wobble is read from the later half of each curve (by tokens):
                             # there the loss falls slowly and almost linearly, so an
                             # evaluation's distance from the line through its neighbours is
@@ -164,8 +158,6 @@ THROUGHPUT_NOISE = EFFECT_MIN_RATIO  # tokens/s of the same config differs by a 
 
 # "Is my loss good?" The loss of guessing uniformly is ln(vocab); for shakespeare_char the
 # report also quotes nanoGPT's published validation losses (its README), each with its recipe.
-SHAKESPEARE_CHAR_VOCAB = 65        # tinyshakespeare's distinct characters
-SHAKESPEARE_CHAR_CHARS = 1_115_394  # its length: train 1,003,854 + val 111,540 characters
 NANOGPT_GPU_VAL_LOSS = 1.4697      # config/train_shakespeare_char.py: 6 layers x 384, batch 64,
                                    # block 256, 5,000 iterations (82M tokens), on one A100
 NANOGPT_CPU_VAL_LOSS = 1.88        # the README's CPU recipe: 4 layers x 128, batch 12, block 64,

@@ -11,13 +11,16 @@ from typing import Any
 from tune_gpt import trial as contract
 from tune_gpt.config import KNOBS
 from tune_gpt.search.optuna import importances
+from tune_gpt.settings import SchedulerSettings
 from tune_gpt.space import SearchSpace, label
 from tune_gpt.trial import SearchMeta
 
 
-def collect(grid: Any, space: SearchSpace, state: Any, folder: Path, wall_s: float
-            ) -> tuple[Any, Any, SearchMeta]:
-    """(trials, curves, meta) of a finished (or stopped) Tuner.fit()."""
+def collect(grid: Any, space: SearchSpace, state: Any, folder: Path, wall_s: float,
+            scheduler: SchedulerSettings) -> tuple[Any, Any, SearchMeta]:
+    """(trials, curves, meta) of a finished (or stopped) Tuner.fit(). `scheduler` is the
+    scheduler as the search ran it (tuner.resolved_scheduler: max_t and the first rung in
+    its time_attr's units), which meta.json records."""
     import pandas as pd
 
     rows, curves = [], []
@@ -36,17 +39,15 @@ def collect(grid: Any, space: SearchSpace, state: Any, folder: Path, wall_s: flo
     counts = {o: sum(r["outcome"] == o for r in rows) for o in contract.ENDED}
     meta = SearchMeta(
         name=state.name, space_file=space.source, metric=space.metric, mode=space.mode,
-        profile=space.profile, device=_device(rows), sampler=dict(space.sampler),
-        scheduler=dict(vars(space.scheduler)),
+        profile=space.profile, device=_device(rows), sampler=space.sampler,
+        scheduler=scheduler,
         params={k: d.to_yaml() for k, d in space.params.items()}, fixed=dict(space.fixed),
-        budget=dict(vars(space.budget)), resources=dict(space.resources),
+        budget=space.budget, resources=dict(space.resources),
         data=state.dataset or space.data, wall_s=wall_s, started_at=state.created,
         memory_limit_bytes=space.memory_limit, rescue=space.rescue,
         importances=importances(folder), tracking_uri=state.tracking_uri,
         mlflow_parent_run_id=state.parent_run_id, counts=counts,
         best=best_summary(rows, space.metric, space.mode))
-    if meta.scheduler.get("type") == "asha" and not meta.scheduler.get("max_t"):
-        meta.scheduler["max_t"] = space.budget.tokens_per_trial
     return trials, curves_df, meta
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from tune_gpt import judge
 from tune_gpt import trial as contract
-from tune_gpt.report.rules import REAL_Z
 
 SEED_STRIDE = 1000  # new seeds: the trial's seed + 1000, + 2000, ... (never the search's own)
 
@@ -54,43 +54,44 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def summarize(picked: list[str], search_rows: list[Mapping[str, Any]],
               rerun_rows: list[Mapping[str, Any]], metric: str, seeds: int) -> dict[str, Any]:
-    """Per confirmed config: its samples (the search's own run when it completed, plus the
-    re-runs that completed), mean ± std; the pooled seed noise; and whether the winner's
-    lead over the runner-up exceeds REAL_Z standard errors of that noise."""
+    """Per confirmed config: its re-runs that completed, mean ± std; the pooled seed noise;
+    and whether the winner's lead over the runner-up is real (judge.Noise: Student's t for
+    the pooled degrees of freedom).
+
+    A config's sample is its re-runs only. Its search run is shown beside them but not
+    counted: the top_k were picked for their search runs' low losses, so those runs are
+    lucky draws, and counting them would make the winner look better and surer than it is."""
     col = contract.score_column(metric)
     by_id = {str(r["trial_id"]): r for r in search_rows}
     configs = []
     for tid in picked:
         original = by_id.get(tid, {})
-        samples = [float(original[col])] if original.get("outcome") == contract.COMPLETED \
-            else []
         reruns = [r for r in rerun_rows if r.get("confirm_of") == tid]
         done = [float(r[col]) for r in reruns if r.get("outcome") == contract.COMPLETED
                 and math.isfinite(float(r.get(col, math.nan)))]
-        samples += done
-        mean, std = _mean_std(samples) if samples else (math.nan, math.nan)
+        mean, std = _mean_std(done) if done else (math.nan, math.nan)
         configs.append({"trial_id": tid, "search_value": float(original.get(col, math.nan)),
-                        "rerun_values": done, "values": samples, "n": len(samples),
+                        "rerun_values": done, "values": done, "n": len(done),
                         "mean": mean, "std": std,
                         "failed_reruns": len(reruns) - len(done)})
-    # pooled within-config variance: the seed noise of one run
-    dof = sum(c["n"] - 1 for c in configs if c["n"] > 1)
-    ss = sum(sum((v - c["mean"]) ** 2 for v in c["values"]) for c in configs if c["n"] > 1)
-    noise = math.sqrt(ss / dof) if dof else math.nan
+    sd, dof = judge.pooled_sd(c["values"] for c in configs)
     ranked = sorted((c for c in configs if c["n"]), key=lambda c: c["mean"])
     out: dict[str, Any] = {"metric": metric, "column": col, "top_k": len(picked),
-                           "seeds": seeds, "noise": noise, "configs": configs,
+                           "seeds": seeds, "noise": sd, "dof": dof, "configs": configs,
                            "winner": ranked[0]["trial_id"] if ranked else None,
                            "runner_up": ranked[1]["trial_id"] if len(ranked) > 1 else None,
                            "same_as_search_best": bool(ranked and picked
                                                        and ranked[0]["trial_id"] == picked[0])}
-    if len(ranked) > 1 and math.isfinite(noise):
+    if len(ranked) > 1 and dof:
         w, r = ranked[0], ranked[1]
-        se = noise * math.sqrt(1 / w["n"] + 1 / r["n"])
-        out.update(gap=r["mean"] - w["mean"], gap_se=se,
-                   winner_is_real=bool(r["mean"] - w["mean"] > REAL_Z * se))
+        noise = judge.seed_noise(sd, dof, sum(c["n"] for c in configs))
+        gap = r["mean"] - w["mean"]
+        out.update(gap=gap, gap_se=noise.per_run * math.sqrt(1 / w["n"] + 1 / r["n"]),
+                   t=noise.z, threshold=noise.threshold(w["n"], r["n"]),
+                   winner_is_real=noise.real(gap, w["n"], r["n"]))
     else:
-        out.update(gap=math.nan, gap_se=math.nan, winner_is_real=None)
+        out.update(gap=math.nan, gap_se=math.nan, t=math.nan, threshold=math.nan,
+                   winner_is_real=None)
     return out
 
 
@@ -99,12 +100,12 @@ def run_confirm(space: Any, folder: Any, prepared: Any, uri: str, parent_run_id:
                 ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
     """Train the confirm runs (a second Tuner under FOLDER/confirm, no early stopping) and
     summarise them. None when the space asks for none or no trial is usable."""
-    import os
 
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from tune_gpt.search.callbacks import LiveView, MLflowTrialCallback
+    from tune_gpt.search.live import LiveView
+    from tune_gpt.search.mlflow_runs import MLflowTrialCallback
     from tune_gpt.search.collect import result_row
     from tune_gpt.search.tuner import make_trainable, trial_name, trial_slots
 
@@ -128,7 +129,7 @@ def run_confirm(space: Any, folder: Any, prepared: Any, uri: str, parent_run_id:
             callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
                        MLflowTrialCallback(uri, parent_run_id, None),
                        LiveView(len(points), ["seed"], space.metric, trial_slots(space),
-                                None, stream=open(os.devnull, "w") if quiet else None)]))
+                                None, quiet=quiet)]))
     reruns = []
     for result in tuner.fit():
         row, _ = result_row(result)

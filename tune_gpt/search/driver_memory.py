@@ -1,4 +1,4 @@
-"""The search driver's memory over many trials (issue 16, ray#64231). Measured by
+"""The search driver's memory over many trials. Measured by
 benchmarks/search_overhead.py: with both measures a driver grows ~60 KiB a trial while
 trials run, against ~250 KiB without them.
 
@@ -21,7 +21,7 @@ ARENAS = 2
 
 
 class CompactFinishedTrials(Callback):
-    """Keeps the driver's memory per trial small (issue 16, ray#64231). For every numeric
+    """Keeps the driver's memory per trial small. For every numeric
     key of every result Ray Tune keeps, per trial and for the search's lifetime, six
     running statistics, two deques of the last values and a cached JSON copy of them:
     ~70 KiB a trial of the ~100 KiB that tracemalloc saw the driver grow by per trial with

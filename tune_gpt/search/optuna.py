@@ -11,7 +11,7 @@ from typing import Any
 
 from tune_gpt.space import SearchSpace, label, resolve, suggest
 from tune_gpt.space.sampler_options import check_sampler_options
-from tune_gpt.space.schema import SAMPLERS
+from tune_gpt.settings import SAMPLERS
 from tune_gpt.trial import TrialPlan
 
 RESCUE_ATTR = "tune_gpt.rescue"  # Optuna user attr of an enqueued OOM rescue
@@ -46,17 +46,17 @@ def make_sampler(space: SearchSpace, seed: int | None = None) -> Any:
     a PriorSampler: the recipe first, start-up trials near the priors (search/priors.py)."""
     import optuna
 
-    opts = {k: v for k, v in space.sampler.items() if k not in ("type", "seed", "priors")}
-    seed = seed if seed is not None else space.sampler.get("seed")
-    cls = getattr(optuna.samplers, SAMPLERS[space.sampler["type"]])
-    if space.sampler["type"] == "grid":
+    opts = dict(space.sampler.options)
+    seed = seed if seed is not None else space.sampler.seed
+    cls = getattr(optuna.samplers, SAMPLERS[space.sampler.type])
+    if space.sampler.type == "grid":
         opts["search_space"] = {k: [label(v) for v in d.candidates() or []]
                                 for k, d in space.params.items()}
     check_sampler_options(space.sampler, space.source)  # as validate does: one clear line
     base = cls(seed=seed, **opts)
     priors = {name: (label(d.prior), d.confidence) for name, d in space.params.items()
               if d.prior is not None}
-    if not priors or space.sampler["type"] == "grid" or space.sampler.get("priors") is False:
+    if not priors or space.sampler.type == "grid" or not space.sampler.priors:
         return base
     from tune_gpt.search.priors import PriorSampler
 
@@ -78,7 +78,7 @@ def make_searcher(space: SearchSpace, folder: Path, dataset: str, *, seed: int |
     from tune_gpt.search.fidelity import MultiFidelityOptunaSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler_seed = seed if seed is not None else space.sampler.get("seed")
+    sampler_seed = seed if seed is not None else space.sampler.seed
     resource = space.scheduler.time_attr if space.scheduler.type == "asha" else "tokens"
     return MultiFidelityOptunaSearch(
         DefineByRun(space, dataset, max_iters_cap, seed), metric=space.metric,

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tune_gpt import names
 from tune_gpt.errors import UserError, check_writable
 from tune_gpt.trial import known_fields
 
 STATE_FILE = "state.json"
-NAME_RULE = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"
 
 
 @dataclass
@@ -88,13 +87,11 @@ def storage_of(storage_path: str | None) -> Path:
 
 
 def check_name(name: str) -> None:
-    if not re.fullmatch(NAME_RULE, name):
-        raise UserError(f"--name {name!r}: use letters, digits, '_', '-' and '.' only "
-                        f"(it names a folder under the storage path)")
+    names.check_name(name, "--name")
 
 
 def new_name(space_name: str) -> str:
-    return f"{space_name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    return names.search_name(space_name)
 
 
 def find_resumable(storage: Path, space_name: str) -> str:
@@ -113,7 +110,7 @@ def find_resumable(storage: Path, space_name: str) -> str:
 def existing_state(storage: Path, name: str) -> SearchState:
     """The state of the search `name`, or a UserError saying there is none."""
     folder = storage / name
-    if name in ("", ".", "..") or not re.fullmatch(NAME_RULE, name) or \
+    if not names.is_name(name) or \
             not (folder / STATE_FILE).is_file():
         raise UserError(f"cannot resume '{name}': no search of that name under {storage}; "
                         f"check the name and --storage-path")

@@ -7,27 +7,25 @@ one, or one restored from its folder), so a test can inspect it without calling 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from tune_gpt.errors import UserError
+from tune_gpt.settings import SchedulerSettings
 from tune_gpt.space import SearchSpace, grid_size, label, resolve
 from tune_gpt.trial import TrialSettings
 
 
-def make_scheduler(space: SearchSpace, max_iters: int, vocab_size: int = 65,
+def make_scheduler(space: SearchSpace, max_iters: int, vocab_size: int,
                    state_path: Path | None = None) -> Any:
     """Ray's ASHA as `scheduler:` says, or None (every trial runs to its end). With
     `state_path`, its rungs are kept there and survive a resume (search/asha.py)."""
-    rungs = asha_rungs(space, max_iters, vocab_size)
-    if rungs is None:
+    s = resolved_scheduler(space, max_iters, vocab_size)
+    if s.type == "none":
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    s = space.scheduler
-    max_t, grace = rungs
-    opts = dict(time_attr=s.time_attr, max_t=max_t, grace_period=grace,
+    opts = dict(time_attr=s.time_attr, max_t=s.max_t, grace_period=s.grace_period,
                 reduction_factor=s.reduction_factor, brackets=s.brackets)
     if state_path is None:
         return ASHAScheduler(**opts)
@@ -36,17 +34,18 @@ def make_scheduler(space: SearchSpace, max_iters: int, vocab_size: int = 65,
     return PersistentASHA(state_path=state_path, **opts)
 
 
-def asha_rungs(space: SearchSpace, max_iters: int, vocab_size: int = 65
-               ) -> tuple[float, float] | None:
-    """ASHA's (max_t, grace_period) in its time_attr's units; None without ASHA."""
+def resolved_scheduler(space: SearchSpace, max_iters: int, vocab_size: int
+                       ) -> SchedulerSettings:
+    """The space's scheduler with max_t and its first rung in time_attr's units, as ASHA
+    runs them (and as meta.json records them). max_t defaults to one trial's length:
+    budget.tokens_per_trial in tokens (times the largest model's FLOPs per token for
+    flops), `max_iters` for iter, the time budget for time_s."""
     s = space.scheduler
-    if s.type == "none":
-        return None
     tokens = space.budget.tokens_per_trial or 0
     max_t = s.max_t or {"tokens": tokens, "iter": max_iters,
                         "flops": tokens * max_flops_per_token(space, vocab_size),
                         "time_s": space.budget.time_budget_s or 3600}[s.time_attr]
-    return max_t, s.grace_period or max_t / 10
+    return s.resolved(max_t)
 
 
 def largest_model(space: SearchSpace, vocab_size: int) -> tuple[int, int]:
@@ -77,17 +76,34 @@ def make_trainable(space: SearchSpace, folder: Path, prepared: Any,
     a data set too big for that is read from a path every node sees (search.nodes checks)."""
     from ray import tune
 
-    from trainables.gpt import gpt_trainable
     from tune_gpt.data.folder import shipment
 
     res = space.resources
     return tune.with_resources(
-        tune.with_parameters(gpt_trainable, data_ship=shipment(prepared),
+        tune.with_parameters(load_trainable(space), data_ship=shipment(prepared),
                              settings=trial_settings(space, folder, checkpoints)),
         {"cpu": res["cpu"], "gpu": res["gpu"]})
 
 
-def _longest_trial_iters(space: SearchSpace, max_iters_cap: int | None) -> int:
+def load_trainable(space: SearchSpace) -> Any:
+    """The function the space's `trainable: module:function` names (tune_gpt imports no
+    trainable of its own: trainables/ is a package beside it). UserError if it cannot be
+    imported or is not a function."""
+    import importlib
+
+    mod, _, fn = space.trainable.partition(":")
+    try:
+        found = getattr(importlib.import_module(mod), fn, None)
+    except ImportError as e:
+        raise UserError(f"{space.source}: trainable {space.trainable!r} cannot be imported "
+                        f"({e}); fix `trainable:` or install its package") from None
+    if not callable(found):
+        raise UserError(f"{space.source}: trainable {space.trainable!r}: {mod} has no function "
+                        f"{fn!r}")
+    return found
+
+
+def longest_trial_iters(space: SearchSpace, max_iters_cap: int | None) -> int:
     """max_iters of the space's first point: ASHA's max_t when it counts iterations."""
     point = {k: (d.low if d.candidates() is None else label(d.candidates()[0]))
              for k, d in space.params.items()}
@@ -105,7 +121,9 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from tune_gpt.search.callbacks import LiveView, MLflowTrialCallback, RescueOnOOM
+    from tune_gpt.search.live import LiveView
+    from tune_gpt.search.mlflow_runs import MLflowTrialCallback
+    from tune_gpt.search.rescue import RescueOnOOM
     from tune_gpt.search.driver_memory import CompactFinishedTrials
     from tune_gpt.search.optuna import make_searcher
 
@@ -119,7 +137,7 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
         return tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_errored=True)
 
     num = space.budget.num_samples
-    if space.sampler["type"] == "grid" and not space.rescue:
+    if space.sampler.type == "grid" and not space.rescue:
         num = min(num, grid_size(space))  # rescues are extra trials: the user sizes those
     concurrency = trial_slots(space)
     rescue = [RescueOnOOM(str(folder), space.rescue)] if space.rescue else []
@@ -128,20 +146,20 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
                  MLflowTrialCallback(uri, parent_run_id, space.budget.time_budget_s),
                  LiveView(num, list(space.params), space.metric, concurrency,
                           space.budget.time_budget_s,
-                          stream=open(os.devnull, "w") if quiet else None,
+                          quiet=quiet,
                           total_tokens=space.budget.total_tokens),
                  CompactFinishedTrials([space.metric, space.scheduler.time_attr])]
-    longest = _longest_trial_iters(space, max_iters_cap)
-    rungs = asha_rungs(space, longest, prepared.vocab_size)
+    longest = longest_trial_iters(space, max_iters_cap)
+    sched = resolved_scheduler(space, longest, prepared.vocab_size)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             metric=space.metric, mode=space.mode,
             search_alg=make_searcher(space, folder, dataset, seed=seed,
                                      max_iters_cap=max_iters_cap,
-                                     recipe_bar=rungs[1] if rungs else None),
+                                     recipe_bar=sched.grace_period if sched.type == "asha" else None),
             scheduler=make_scheduler(space, longest, prepared.vocab_size,
-                                     state_path=folder / "asha.pkl"),
+                                     state_path=folder / "asha.json"),
             num_samples=num, max_concurrent_trials=space.budget.max_concurrent_trials,
             time_budget_s=space.budget.time_budget_s, reuse_actors=True,
             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
@@ -156,7 +174,7 @@ def _budget_stopper(space: SearchSpace, tune_dir: str) -> Any:
     """budget.total_tokens and/or budget.total_flops as one Ray Stopper (None: neither)."""
     from ray.tune.stopper import CombinedStopper
 
-    from tune_gpt.search.callbacks import TokenBudget
+    from tune_gpt.search.budget import TokenBudget
 
     b = space.budget
     stoppers = [TokenBudget(total, tune_dir, attr) for total, attr in

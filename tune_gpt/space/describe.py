@@ -24,9 +24,11 @@ def describe(space: SearchSpace) -> str:
     s, b = space.scheduler, space.budget
     lines.append(f"  sampler: {space.sampler}")
     if s.type == "asha":
-        lines.append(f"  scheduler: ASHA on {s.time_attr}, grace_period {s.grace_period:,.0f}, "
-                     f"reduction_factor {s.reduction_factor:g}, max_t "
-                     f"{(s.max_t or b.tokens_per_trial or 0):,.0f}, brackets {s.brackets}")
+        top = s.max_t or (b.tokens_per_trial if s.time_attr == "tokens" else 0)
+        lines.append(f"  scheduler: ASHA on {s.time_attr}, grace_period "
+                     + (f"{s.first_rung(top):,.0f}" if s.first_rung(top) else "a tenth of max_t")
+                     + f", reduction_factor {s.reduction_factor:g}, max_t "
+                     + (f"{top:,.0f}" if top else "one trial's length") + f", brackets {s.brackets}")
     else:
         lines.append("  scheduler: none (every trial runs to the end)")
     lines.append(f"  budget: {b.num_samples} trials"

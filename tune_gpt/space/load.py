@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,12 @@ from tune_gpt.space.dists import parse_dist
 from tune_gpt.space.keys import check_keys, dataclass_from, mapping_of
 from tune_gpt.space.ranges import MAX_WHOLE, check_budget_fits, check_knob, number
 from tune_gpt.space.resolve import check_corners, check_heads, values_of
+from tune_gpt import names
+from tune_gpt.settings import RESOURCES
 from tune_gpt.space.sampler_options import check_sampler_options
-from tune_gpt.space.schema import (METRICS, SAMPLERS, SECTIONS,
+from tune_gpt.space.schema import (DEFAULT_TRAINABLE, METRICS, SAMPLERS, SECTIONS,
                                    TIME_ATTRS, Budget, ConfirmSettings, Dist,
-                                   SchedulerSettings, SearchSpace)
+                                   SamplerSettings, SchedulerSettings, SearchSpace)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -117,12 +118,12 @@ def peek_data(space: SearchSpace) -> None:
 
 
 def build_space(m: dict[str, Any], source: str, profile: str) -> SearchSpace:
-    name = str(m.get("name") or Path(source).stem)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise UserError(f"{source}: name {name!r} may hold only letters, digits, '_', '-', '.'")
+    name = names.check_name(str(m.get("name") or Path(source).stem), f"{source}: name",
+                            names.MAX_SPACE_NAME)
     space = SearchSpace(name=name, source=source, profile=profile,
                         description=str(m.get("description") or ""),
                         data=str(m.get("data") or "shakespeare_char"), raw=m)
+    space.trainable = check_trainable(m.get("trainable", DEFAULT_TRAINABLE), source)
     space.metric = str(m.get("metric", "val_loss"))
     if space.metric not in METRICS:
         raise UserError(f"{source}: metric must be one of {', '.join(METRICS)}, got {space.metric!r}")
@@ -240,7 +241,27 @@ def _apply_base(space: SearchSpace, m: dict[str, Any], source: str) -> None:
     space.raw = raw
 
 
-def _parse_sampler(s: dict[str, Any], source: str, space: SearchSpace) -> dict[str, Any]:
+def check_trainable(spec: Any, source: str) -> str:
+    """`trainable: module:function`, its module found without importing it (validate stays
+    light; the search imports it, search/tuner.load_trainable)."""
+    import importlib.util
+
+    text = str(spec)
+    mod, _, fn = text.partition(":")
+    if not isinstance(spec, str) or not mod or not fn.isidentifier():
+        raise UserError(f"{source}: trainable {spec!r} must be module:function, e.g. "
+                        f"{DEFAULT_TRAINABLE}")
+    try:
+        found = importlib.util.find_spec(mod) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UserError(f"{source}: trainable {text!r}: no module {mod!r} can be imported here; "
+                        f"install it or fix the name (the default is {DEFAULT_TRAINABLE})")
+    return text
+
+
+def _parse_sampler(s: dict[str, Any], source: str, space: SearchSpace) -> SamplerSettings:
     s = dict(s)
     kind = str(s.get("type", "tpe")).lower()
     if kind not in SAMPLERS:
@@ -266,8 +287,9 @@ def _parse_sampler(s: dict[str, Any], source: str, space: SearchSpace) -> dict[s
         except ImportError:
             raise UserError(f"{source}: sampler cmaes needs the 'cmaes' package: "
                             f"pip install cmaes") from None
-    check_sampler_options(s, source)
-    return s
+    sampler = SamplerSettings.from_yaml(s)
+    check_sampler_options(sampler, source)
+    return sampler
 
 
 def grid_size(space: SearchSpace) -> int:
@@ -295,7 +317,7 @@ def _parse_budget(b: dict[str, Any], source: str, space: SearchSpace) -> Budget:
             b[key] = number(b[key], where[key], whole=True,
                             at_least=1, at_most=MAX_WHOLE, suffix=False)
     budget = dataclass_from(Budget, b, f"{source}: budget")
-    if space.sampler["type"] == "grid" and "num_samples" not in b:
+    if space.sampler.type == "grid" and "num_samples" not in b:
         budget.num_samples = grid_size(space)
     return budget
 
@@ -337,7 +359,7 @@ def _parse_scheduler(s: dict[str, Any], source: str, space: SearchSpace) -> Sche
 
 
 def _parse_resources(r: dict[str, Any], source: str) -> dict[str, float]:
-    check_keys(r, ("cpu", "gpu"), f"{source}: resources")
+    check_keys(r, RESOURCES, f"{source}: resources")
     out = {"cpu": 1.0, "gpu": 0.0, **{k: v for k, v in r.items()}}
     out["cpu"] = number(out["cpu"], f"{source}: resources.cpu", above=0, suffix=False)
     out["gpu"] = number(out["gpu"], f"{source}: resources.gpu", at_least=0, suffix=False)

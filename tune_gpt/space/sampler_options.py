@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tune_gpt.errors import UserError, closest
-from tune_gpt.space.schema import SAMPLERS
+from tune_gpt.settings import SAMPLERS, SamplerSettings
 
 STARTUP_SAMPLERS = ("tpe", "gp", "cmaes")  # the samplers with n_startup_trials
 # Words in an option's declared type that YAML cannot give: Python functions and objects
@@ -20,16 +20,16 @@ PLAIN = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,),
          "None": (type(None),)}
 
 
-def check_sampler_options(s: dict[str, Any], source: str) -> None:
-    opts = {k: v for k, v in s.items() if k not in ("type", "seed", "priors")}
-    if not opts or (set(opts) == {"n_startup_trials"} and s["type"] in STARTUP_SAMPLERS):
+def check_sampler_options(s: SamplerSettings, source: str) -> None:
+    opts = s.options
+    if not opts or (set(opts) == {"n_startup_trials"} and s.type in STARTUP_SAMPLERS):
         return  # checked by the loader, and known to these samplers: no 0.3 s Optuna import
     import inspect
     import warnings
 
     import optuna
 
-    cls = getattr(optuna.samplers, SAMPLERS[s["type"]])
+    cls = getattr(optuna.samplers, SAMPLERS[s.type])
     params = {n: p for n, p in inspect.signature(cls).parameters.items()
               if n not in ("seed", "search_space")}
     for key, value in opts.items():
@@ -38,12 +38,12 @@ def check_sampler_options(s: dict[str, Any], source: str) -> None:
                             f"{cls.__name__}{closest(key, params)}; its options: "
                             f"{', '.join(params) or 'none besides seed'}")
         _check_value(f"{source}: sampler.{key}", value, str(params[key].annotation))
-    if s["type"] == "grid":
+    if s.type == "grid":
         return
     try:
         with warnings.catch_warnings():  # Optuna's notices wait for the real sampler
             warnings.simplefilter("ignore")
-            cls(seed=s.get("seed"), **opts)
+            cls(seed=s.seed, **opts)
     except (TypeError, ValueError) as e:
         raise UserError(f"{source}: sampler: {e}; see Optuna's {cls.__name__} for its "
                         f"options") from None

@@ -7,13 +7,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tune_gpt.config import FIELD_TYPES, knob
+# the typed sections live beside the trial contract, which records them (SearchMeta)
+from tune_gpt.settings import (SAMPLERS, Budget, ConfirmSettings,  # noqa: F401
+                               SamplerSettings, SchedulerSettings)
 from tune_gpt.trial import METRICS  # noqa: F401  (the metrics a space may name)
 
-SECTIONS = ("name", "description", "base", "data", "metric", "mode", "params", "fixed",
-            "sampler", "scheduler", "budget", "resources", "memory", "confirm", "profiles")
-# sampler.type -> the Optuna sampler class (optuna.samplers.<name>)
-SAMPLERS = {"tpe": "TPESampler", "random": "RandomSampler", "cmaes": "CmaEsSampler",
-            "gp": "GPSampler", "grid": "GridSampler", "nsga2": "NSGAIISampler"}
+SECTIONS = ("name", "description", "base", "data", "trainable", "metric", "mode", "params",
+            "fixed", "sampler", "scheduler", "budget", "resources", "memory", "confirm",
+            "profiles")
+# The Ray Tune trainable a space's trials run, as `module:function`. tune_gpt names it and
+# never imports it: the search imports it by this name when it builds the Tuner, so the
+# top-level `trainables` package (or a user's own) plugs in from outside.
+DEFAULT_TRAINABLE = "trainables.gpt:gpt_trainable"
 TIME_ATTRS = ("tokens", "flops", "iter", "time_s")
 DIST_KINDS = ("choice", "uniform", "loguniform", "int")
 CONFIDENCES = ("low", "medium", "high")  # how tightly the sampler trusts a prior
@@ -57,48 +62,6 @@ class Dist:
 
 
 @dataclass
-class SchedulerSettings:
-    """`scheduler:` — early stopping (Ray Tune's ASHA), in Ray's own words."""
-
-    type: str = knob("asha", "asha | none (none: every trial runs to its end).")
-    time_attr: str = knob("", "What ASHA's rungs measure: tokens | flops | iter | time_s "
-                              "(default: tokens when the budget is in tokens, else iter). "
-                              "flops counts 6N + 12*L*C*T per token, so a big model's "
-                              "rung costs what a small model's does.")
-    grace_period: float = knob(0, "The first rung, in time_attr units (0: a tenth of max_t).")
-    reduction_factor: float = knob(3, "Each rung keeps the best 1/reduction_factor of trials.")
-    max_t: float = knob(0, "The last rung (0: the trial budget, budget.tokens_per_trial).")
-    brackets: int = knob(1, "ASHA brackets (1 is what the ASHA paper recommends).")
-
-
-@dataclass
-class Budget:
-    """`budget:` — how much the search may spend, per trial and in all."""
-
-    num_samples: int = knob(10, "Trials to run (a grid: its size unless given).")
-    max_concurrent_trials: int | None = knob(None, "Trials at once (default: CPUs / cpu per "
-                                                   "trial).")
-    time_budget_s: float | None = knob(None, "Stop the search after this many seconds.")
-    tokens_per_trial: int | None = knob(None, "Each trial's length in tokens: max_iters = this "
-                                              "/ tokens per iteration.")
-    tokens_per_eval: int | None = knob(None, "Evaluate every this many tokens, so evaluations "
-                                             "(and ASHA's rungs) fall at equal tokens.")
-    total_tokens: int | None = knob(None, "Compute budget: stop the search once its trials "
-                                          "together have trained this many tokens.")
-    total_flops: float | None = knob(None, "Compute budget in training FLOPs (e.g. 2e15 or "
-                                           "2P): stop once the trials together spent it.")
-
-
-@dataclass
-class ConfirmSettings:
-    """`confirm:` — is the winner real? After the search, the top configs train again at
-    their full budget on new seeds, and the report compares them against the seed noise."""
-
-    top_k: int = knob(0, "Configs to re-run, best first (0: no confirm runs).")
-    seeds: int = knob(2, "New seeds per config (the seed of model init and batches).")
-
-
-@dataclass
 class SearchSpace:
     """A loaded, validated search space (one profile applied)."""
 
@@ -107,6 +70,8 @@ class SearchSpace:
     profile: str = knob("base", "The profile applied: cpu | gpu | base (none).")
     description: str = knob("", "One line saying what the search is for.")
     data: str = knob("shakespeare_char", "Data set name, or a UTF-8 text file.")
+    trainable: str = knob(DEFAULT_TRAINABLE, "The Ray Tune function trainable its trials run, "
+                                             "as module:function (importable on every node).")
     metric: str = knob("val_loss", "What ASHA and the sampler compare: val_loss | "
                                    "best_val_loss | train_loss.")
     mode: str = knob("min", "min (every metric is a loss).")
@@ -119,7 +84,7 @@ class SearchSpace:
         "doc": "Tuned knobs (or groups of knobs set together) -> their distribution."})
     fixed: dict[str, Any] = field(default_factory=dict, metadata={
         "doc": "Knobs the same for every trial."})
-    sampler: dict[str, Any] = field(default_factory=lambda: {"type": "tpe"}, metadata={
+    sampler: SamplerSettings = field(default_factory=SamplerSettings, metadata={
         "doc": "Optuna sampler: type (tpe | random | cmaes | gp | grid | nsga2), seed and the "
                "sampler's own options."})
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings, metadata={

@@ -12,8 +12,8 @@ import pandas as pd
 
 from tune_gpt.report.diagnose.common import top_ids
 from tune_gpt.report.findings import DivergeCase, DivergeFinding
-from tune_gpt.report.results import Results, at_budget, common_budget, comparable_ids
-from tune_gpt.report.rules import CONVERGE_RATIO, EXPLODE_RATIO, FLAT_FRACTION
+from tune_gpt.report.results import Results, at_budget, common_budget, comparable_ids, reached
+from tune_gpt.report.rules import CONVERGE_RATIO, EXPLODE_RATIO, FLAT_FRACTION, SAFE_MIN_FRACTION
 from tune_gpt.trial import DIVERGED, FAILED, OOM, PREDICTED_OOM
 
 
@@ -55,7 +55,8 @@ def diagnose_divergence(res: Results) -> DivergeFinding:
     unstable = [c.learning_rate for c in cases
                 if c.reason != "flat" and np.isfinite(c.learning_rate)]
     found = DivergeFinding(cases, None, None, 0, ln_vocab)
-    near = [lr[i] for i in _converged(res, lr, bad, found)]
+    _converged(res, lr, bad, found)
+    near = [lr[i] for i in _safe(res, lr, bad, found)]
     if near:
         below = [v for v in near if not unstable or v < min(unstable)]
         found.safe_lr, found.n_safe = (min(near), max(below or near)), len(near)
@@ -63,6 +64,28 @@ def diagnose_divergence(res: Results) -> DivergeFinding:
     good_lrs = [lr[i] for i in top if i not in bad and np.isfinite(lr[i])]
     found.good_lr = (min(good_lrs), max(good_lrs)) if good_lrs else None
     return found
+
+
+def _safe(res: Results, lr: pd.Series, bad: set[str], found: DivergeFinding) -> list[str]:
+    """The stable trials whose loss is indistinguishable from the best's (within the noise's
+    threshold for two runs, judge.Noise.pair), compared at the budget that the trials
+    trained at least SAFE_MIN_FRACTION of the longest trial all reached. An early loss says
+    little about where a run ends (a high learning rate leads early and ends worse), so
+    without two such trials no range is called safe (found.safe_budget stays None)."""
+    ids = [i for i in comparable_ids(res) if i not in bad and np.isfinite(lr[i])]
+    longest = max((reached(res, i) for i in ids), default=0.0)
+    far = [i for i in ids if reached(res, i) >= SAFE_MIN_FRACTION * longest]
+    found.safe_margin, found.safe_min_tokens = res.noise.pair, SAFE_MIN_FRACTION * longest
+    if len(far) < 2:
+        return []
+    budget = common_budget(res, far)
+    at = at_budget(res, far, budget)
+    loss = pd.to_numeric(at[res.metric], errors="coerce")
+    loss = loss[np.isfinite(loss)]
+    if len(loss) < 2:
+        return []
+    found.safe_budget = budget
+    return [i for i in loss.index if loss[i] <= float(loss.min()) + found.safe_margin]
 
 
 def _converged(res: Results, lr: pd.Series, bad: set[str], found: DivergeFinding) -> list[str]:
@@ -78,9 +101,9 @@ def _converged(res: Results, lr: pd.Series, bad: set[str], found: DivergeFinding
         return []
     best = float(loss.min())
     margin, source = CONVERGE_RATIO * best, "rule"
-    noise = res.noise  # a difference of two runs beyond REAL_Z x sqrt(2) x the per-run noise
-    if noise.source != "rule" and noise.pair > margin:
-        margin, source = noise.pair, "noise" if noise.source == "confirm" else "curves"
+    noise = res.noise  # a difference of two runs beyond noise.pair (judge)
+    if noise.pair > margin:
+        margin, source = noise.pair, noise.source
     found.best_loss, found.margin, found.margin_source = best, margin, source
     near = [i for i in loss.index if loss[i] <= best + margin]
     top_near = max(lr[i] for i in near)

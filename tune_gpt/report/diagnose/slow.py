@@ -12,13 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tune_gpt.errors import UserError
 from tune_gpt.report import memory
 from tune_gpt.report.findings import Pair, Remedy, SlowFinding, SpeedRow
 from tune_gpt.report.results import Results
 from tune_gpt.report.rules import (EVAL_SHARE_MAX, EVAL_SHARE_TARGET, LEAD_MIN_GAIN,
                                    QUIET_LOG_INTERVAL, SLOW_FRACTION, SMALL_BATCH_MAX, SPEED_KEYS)
-from tune_gpt.space import parse_amount
 
 
 def _eval_share(row: pd.Series) -> float:
@@ -183,17 +181,13 @@ def _slow_remedies(res: Results, rows: list[SpeedRow], factor: float = 1.0) -> l
 
 def _grace_iters(res: Results, trial_id: str) -> float | None:
     """ASHA's first rung in iterations, so 'fewer evals' never skips the first decision."""
-    s = res.meta.scheduler if isinstance(res.meta.scheduler, dict) else {}
-    if s.get("type") != "asha":
+    s = res.meta.scheduler
+    if s.type != "asha":
         return None
-    try:
-        g = (parse_amount(s.get("grace_period") or 0, "scheduler.grace_period")
-             or parse_amount(s.get("max_t") or 0, "scheduler.max_t") / 10)
-    except UserError:  # a hand-written meta.json with a bad value: no cap rather than a crash
-        return None
+    g = s.first_rung()
     if not g:
         return None
-    if s.get("time_attr") == "iter":
+    if s.time_attr == "iter":
         return g
     tpi = res.trials.at[trial_id, "tokens_per_iter"]
-    return g / tpi if s.get("time_attr") == "tokens" and tpi > 0 else None
+    return g / tpi if s.time_attr == "tokens" and tpi > 0 else None

@@ -1,9 +1,8 @@
-"""Ray Tune callbacks of a search: the live view in the terminal, MLflow logging, the OOM
-rescue and the token budget.
+"""The live view of a search in the terminal (a Ray Tune callback in the driver): a few
+readable lines instead of Ray's tables, and the time left (search/eta.py).
 
-Both run in the search's driver process. They must pickle (Ray stores the run config with
-the experiment so that `Tuner.restore` can bring them back), so anything that cannot be
-pickled (the MLflow client, the clock) is rebuilt lazily after a restore.
+The callback must pickle (Ray stores it with the experiment so that `Tuner.restore` can bring
+it back), so the clock and the stream are rebuilt lazily after a restore.
 """
 
 from __future__ import annotations
@@ -14,14 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ray.tune import Callback, Stopper
+from ray.tune import Callback
 
 from tune_gpt import trial as outcomes
-from tune_gpt.search.optuna import RESCUE_ATTR, study_storage
-from tune_gpt.tracking import TrialRunLogger
-from tune_gpt.search.eta import (Run, area, expected_tokens_left, makespan,
-                                 survival)
-from tune_gpt.trial import TrialPlan, outcome_of
+from tune_gpt.search.eta import Run, area, expected_tokens_left, makespan, survival
+from tune_gpt.trial import outcome_of
 
 
 def short_config(config: dict[str, Any], tuned: list[str]) -> str:
@@ -35,63 +31,6 @@ def short_config(config: dict[str, Any], tuned: list[str]) -> str:
 def _fmt_secs(s: float) -> str:
     s = int(max(0, s))
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
-class MLflowTrialCallback(Callback):
-    """One nested MLflow run per trial: params, metric series, outcome tags."""
-
-    def __init__(self, tracking_uri: str, parent_run_id: str, time_budget_s: float | None):
-        self.tracking_uri = tracking_uri
-        self.parent_run_id = parent_run_id
-        self.time_budget_s = time_budget_s
-        self._logger: TrialRunLogger | None = None
-        self._last: dict[str, dict[str, Any]] = {}
-        self._start = time.time()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_logger"] = None
-        return state
-
-    @property
-    def logger(self) -> TrialRunLogger:
-        if self._logger is None:
-            self._logger = TrialRunLogger(self.tracking_uri, None, self.parent_run_id)
-        return self._logger
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
-        self._last[trial.trial_id] = result
-        self.logger.log_result(trial.trial_id, str(trial), trial.config, result)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
-        last = self._last.get(trial.trial_id) or trial.last_result or {}
-        outcome = outcome_of(last)
-        if outcome == outcomes.STOPPED_EARLY:
-            over = self.time_budget_s and time.time() - self._start >= self.time_budget_s * 0.98
-            why = "search time budget reached" if over else \
-                f"ASHA: below the rung cut-off at {int(last.get('tokens', 0)):,} tokens"
-        elif outcome == outcomes.COMPLETED:
-            why = "reached max_iters"
-        else:
-            why = str(last.get("error", outcome))
-        self.logger.finish(trial.trial_id, str(trial), trial.config, outcome, last, why)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info):
-        last = dict(self._last.get(trial.trial_id) or trial.last_result or {})
-        outcome = outcome_of(last, errored=True)
-        last["error"] = last.get("error") or _error_text(trial)
-        self.logger.finish(trial.trial_id, str(trial), trial.config, outcome, last,
-                           f"trial process failed: {last['error']}")
-
-
-def _error_text(trial: Any) -> str:
-    err = getattr(trial, "error_file", None) or ""
-    try:
-        with open(err, encoding="utf-8") as f:
-            lines = [ln for ln in f.read().strip().splitlines() if ln.strip()]
-            return lines[-1][:500] if lines else "unknown error"
-    except OSError:
-        return "trial process failed (see the trial's error.txt)"
 
 
 class LiveView(Callback):
@@ -110,7 +49,7 @@ class LiveView(Callback):
     def __init__(self, num_samples: int, tuned: list[str], metric: str,
                  concurrency: int, time_budget_s: float | None, every_s: float = 30.0,
                  stream: Any = None, total_tokens: int | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, quiet: bool = False):
         self.num_samples = num_samples
         self.tuned = tuned
         self.metric = metric
@@ -118,6 +57,7 @@ class LiveView(Callback):
         self.time_budget_s = time_budget_s
         self.every_s = every_s
         self.stream = stream
+        self.quiet = quiet          # print nothing (kept across a restore; no file to close)
         self.clock = clock
         self._start = clock()
         self._before_s = 0.0        # the search's time in earlier driver sessions (resume)
@@ -149,7 +89,8 @@ class LiveView(Callback):
         self._tokens_at_start = sum(self._tokens.values())  # > 0 after a restore
 
     def _out(self, line: str) -> None:
-        print(line, file=self.stream or sys.stdout, flush=True)
+        if not self.quiet:
+            print(line, file=self.stream or sys.stdout, flush=True)
 
     def _run(self, trial: Any) -> Run:
         if trial.trial_id not in self._runs:
@@ -261,90 +202,3 @@ class LiveView(Callback):
         queued = max(0, self.num_samples - len(self._done) - len(runs))
         each = area(steps, 0.0, whole) / speed
         return makespan(busy, queued, each, max(self.concurrency, len(runs)))
-
-
-class RescueOnOOM(Callback):
-    """The guide's remedy 3 (gradient accumulation: half the memory, the same result), done
-    for the user: a trial that ran out of memory is queued again in the Optuna study with
-    the same sampled params, batch_size halved and gradient_accumulation_steps doubled (the
-    same tokens per iteration), up to `max_rescues` times per config. The new trial records
-    `rescue_of`, which links it to the original in MLflow and the report. A rescue takes
-    one of the search's num_samples."""
-
-    def __init__(self, folder: str, max_rescues: int):
-        self.folder, self.max_rescues = folder, max_rescues
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info):
-        last = trial.last_result or {}
-        if last.get("outcome") != outcomes.OOM:
-            return
-        cfg = trial.config
-        plan = TrialPlan.of(cfg)
-        if plan.rescue_depth >= self.max_rescues or cfg["batch_size"] < 2:
-            return
-        import optuna
-        from pathlib import Path
-
-        folder = Path(self.folder)
-        study = optuna.load_study(study_name=folder.name, storage=study_storage(folder))
-        study.enqueue_trial(dict(plan.sampled), skip_if_exists=False,
-                            user_attrs={RESCUE_ATTR: {
-                                "of": plan.rescue_of or trial.trial_id,
-                                "batch_size": cfg["batch_size"] // 2,
-                                "gradient_accumulation_steps":
-                                    cfg["gradient_accumulation_steps"] * 2,
-                                "depth": plan.rescue_depth + 1}})
-
-
-
-class TokenBudget(Stopper):
-    """`budget.total_tokens` (or, with attr="flops", `budget.total_flops`): stop the whole
-    search once its trials together have trained that many tokens (FLOPs): the compute
-    budget, counted the way the report counts it.
-
-    Each trial reports its own running count; the sum of the latest counts is the
-    compute spent. Trials stop at their next report after the budget is reached, so the
-    search overshoots by at most one evaluation interval per running trial. After a
-    restore (`tune-gpt resume`) the counts of trials that will not report again are read
-    back from their progress.csv, so a resumed search keeps the budget it started with.
-    """
-
-    def __init__(self, total_tokens: float, tune_dir: str, attr: str = "tokens"):
-        self.total_tokens = float(total_tokens)
-        self.tune_dir = tune_dir
-        self.attr = attr
-        self.spent: dict[str, float] | None = None
-
-    def _load(self) -> dict[str, float]:
-        import csv
-        from pathlib import Path
-
-        spent: dict[str, float] = {}
-        for progress in Path(self.tune_dir).glob("*/progress.csv"):
-            with open(progress, newline="") as f:
-                for row in csv.DictReader(f):
-                    try:
-                        tokens = float(row.get(self.attr) or 0)
-                    except ValueError:
-                        continue
-                    key = row.get("trial_id") or progress.parent.name
-                    spent[key] = max(spent.get(key, 0.0), tokens)
-        return spent
-
-    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        if self.spent is None:
-            self.spent = self._load()
-        tokens = result.get(self.attr)
-        if isinstance(tokens, (int, float)):
-            self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), float(tokens))
-        return self.stop_all()
-
-    def used(self) -> float:
-        return sum((self.spent or {}).values())
-
-    def stop_all(self) -> bool:
-        return self.spent is not None and self.used() >= self.total_tokens
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Counted again from the trials' progress files after a restore.
-        return {**self.__dict__, "spent": None}

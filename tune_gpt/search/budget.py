@@ -1,0 +1,61 @@
+"""The search's compute budget (`budget.total_tokens`, `budget.total_flops`) as a Ray Tune
+Stopper: every trial stops once the trials together have spent it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune import Stopper
+
+
+class TokenBudget(Stopper):
+    """`budget.total_tokens` (or, with attr="flops", `budget.total_flops`): stop the whole
+    search once its trials together have trained that many tokens (FLOPs): the compute
+    budget, counted the way the report counts it.
+
+    Each trial reports its own running count; the sum of the latest counts is the
+    compute spent. Trials stop at their next report after the budget is reached, so the
+    search overshoots by at most one evaluation interval per running trial. After a
+    restore (`tune-gpt resume`) the counts of trials that will not report again are read
+    back from their progress.csv, so a resumed search keeps the budget it started with.
+    """
+
+    def __init__(self, total_tokens: float, tune_dir: str, attr: str = "tokens"):
+        self.total_tokens = float(total_tokens)
+        self.tune_dir = tune_dir
+        self.attr = attr
+        self.spent: dict[str, float] | None = None
+
+    def _load(self) -> dict[str, float]:
+        import csv
+        from pathlib import Path
+
+        spent: dict[str, float] = {}
+        for progress in Path(self.tune_dir).glob("*/progress.csv"):
+            with open(progress, newline="") as f:
+                for row in csv.DictReader(f):
+                    try:
+                        tokens = float(row.get(self.attr) or 0)
+                    except ValueError:
+                        continue
+                    key = row.get("trial_id") or progress.parent.name
+                    spent[key] = max(spent.get(key, 0.0), tokens)
+        return spent
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if self.spent is None:
+            self.spent = self._load()
+        tokens = result.get(self.attr)
+        if isinstance(tokens, (int, float)):
+            self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), float(tokens))
+        return self.stop_all()
+
+    def used(self) -> float:
+        return sum((self.spent or {}).values())
+
+    def stop_all(self) -> bool:
+        return self.spent is not None and self.used() >= self.total_tokens
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Counted again from the trials' progress files after a restore.
+        return {**self.__dict__, "spent": None}
