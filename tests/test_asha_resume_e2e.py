@@ -1,4 +1,4 @@
-"""ASHA keeps its memory across a crash (issue 16, part 1): a search whose driver is killed
+"""ASHA keeps its memory across a crash: a search whose driver is killed
 mid-way and resumed makes the same stop decisions as the same search run straight through.
 
 Real processes, real Ray Tune: each driver is a subprocess running a `Tuner` over a fixed
@@ -56,7 +56,7 @@ DRIVER = textwrap.dedent('''
 
     opts = dict(time_attr="tokens", max_t=STEPS, grace_period=1, reduction_factor=3,
                 brackets=1)
-    scheduler = (PersistentASHA(state_path=os.path.join(storage, "asha.pkl"), **opts)
+    scheduler = (PersistentASHA(state_path=os.path.join(storage, "asha.json"), **opts)
                  if kind == "persistent" else ASHAScheduler(**opts))
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
@@ -148,7 +148,10 @@ def test_a_resumed_search_stops_what_a_straight_one_stops(tmp_path: Path) -> Non
     ordered = sorted((min(v), max(v)) for v in spans.values())
     assert len(ordered) >= len(XS) - KILL_AFTER
     assert all(a[1] < b[0] for a, b in zip(ordered, ordered[1:])), ordered
-    assert (tmp_path / "persistent" / "crash" / "asha.pkl").is_file()
+    # the rungs were kept as JSON, never as a pickle (search/asha.py)
+    crash = tmp_path / "persistent" / "crash"
+    assert json.loads((crash / "asha.json").read_text())["format"] == "tune-gpt ASHA state"
+    assert not (crash / "asha.pkl").exists()
 
 
 def test_rays_own_asha_forgets_its_rungs_on_resume(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 meta.pkl, BPE for text files, the data doctor and how data reaches trials on any node.
 
 The char-level folder is the real one nanoGPT's prepare.py wrote (../shared/data/
-nanogpt_shakespeare_char); the BPE folders are made here, in nanoGPT's format."""
+nanogpt_shakespeare_char, conftest.py's nanogpt_char); the BPE folders are made here, in
+nanoGPT's format."""
 
 from __future__ import annotations
 
@@ -24,17 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["--n_layer=1", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4",
         "--eval_iters=2", "--warmup_iters=2", "--lr_decay_iters=20", "--learning_rate=3e-3",
         "--min_lr=3e-4", "--log_interval=5", "--device=cpu"]
-
-
-@pytest.fixture(scope="session")
-def nanogpt_char(shakespeare_path: Path) -> Path:
-    """nanoGPT's own data/shakespeare_char folder (train.bin, val.bin, meta.pkl)."""
-    folder = Path(os.environ.get("TUNE_GPT_TEST_NANOGPT_DATA")
-                  or shakespeare_path.parent.parent / "nanogpt_shakespeare_char")
-    if not (folder / "meta.pkl").is_file():
-        pytest.fail(f"nanoGPT's prepared shakespeare_char folder not found at {folder}: set "
-                    f"TUNE_GPT_TEST_NANOGPT_DATA to it")
-    return folder
 
 
 def bpe_folder(path: Path, n_train: int = 20_000, n_val: int = 4_000, top: int = 50257) -> Path:

@@ -29,14 +29,14 @@ def _search(tmp_path: Path, data: Path, name: str, *sets: str) -> None:
     assert code == 0
 
 
-def test_search_on_nanogpts_own_folder(tmp_path: Path, shakespeare_path: Path, shakespeare,
+def test_search_on_nanogpts_own_folder(tmp_path: Path, nanogpt_char: Path, shakespeare,
                                        monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture) -> None:
     from mlflow.tracking import MlflowClient
 
     from tune_gpt.data import prepare
 
-    folder = shakespeare_path.parent.parent / "nanogpt_shakespeare_char"
+    folder = nanogpt_char
     monkeypatch.chdir(tmp_path)  # the report goes to ./reports
     _search(tmp_path, folder, "folder-e2e")
     out = capsys.readouterr().out

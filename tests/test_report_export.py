@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import fields
+from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 from test_report_data import planted_search, report_of, trial, assemble
@@ -12,6 +13,9 @@ from test_report_data import planted_search, report_of, trial, assemble
 from tune_gpt.config import load_train_config
 from tune_gpt.report.export import NANOGPT_KEYS, narrow, next_space
 from tune_gpt.report.results import prepare
+from tune_gpt.settings import RESOURCES
+from tune_gpt.space import load_space
+from tune_gpt.space.schema import Budget, SchedulerSettings
 
 NANOGPT_TRAIN_KEYS = {  # the globals nanoGPT's train.py lets a config file set
     "out_dir", "eval_interval", "log_interval", "eval_iters", "eval_only", "always_save_checkpoint",
@@ -67,10 +71,9 @@ def test_next_space_loads_and_narrows_within_the_original_ranges(tmp_path):
     else:
         values = embd["choice"]
     assert all(v % h == 0 for v in values for h in heads)
-    space_mod = pytest.importorskip("tune_gpt.space")
     path = tmp_path / "next_space.yaml"
     path.write_text(text)
-    space = space_mod.load_space(path, profile="gpu")
+    space = load_space(path, profile="gpu")
     assert set(space.params) <= set(meta["params"])
 
 
@@ -112,6 +115,49 @@ def test_budget_and_scheduler_keep_only_keys_the_space_accepts():
     trials, curves, meta = planted_search()
     meta["budget"]["max_tokens"] = 123
     meta["scheduler"]["unknown"] = 1
+    meta["resources"]["memory_gb"] = 16
     space, _ = next_space(prepare(trials, curves, meta), ["t01"], None)
     assert "max_tokens" not in space["budget"] and "unknown" not in space["scheduler"]
-    assert isinstance(pd.Series(space["budget"]).to_dict(), dict)
+    assert set(space["resources"]) == set(RESOURCES)
+    yaml.safe_dump(space)  # plain Python values only (a numpy scalar would be refused)
+
+
+def _exported(tmp_path: Path, **meta) -> tuple[str, object]:
+    """next_space.yaml of the planted search with `meta` sections, and that file loaded by
+    the space loader, as `tune-gpt search next_space.yaml` would."""
+    trials, curves, planted = planted_search()
+    text = next_space(prepare(trials, curves, {**planted, **meta}), ["t01", "t02"], None)[1]
+    path = tmp_path / "next_space.yaml"
+    path.write_text(text)
+    return text, load_space(path, profile="gpu")
+
+
+def test_a_flop_budget_is_kept(tmp_path: Path):
+    budget = {**planted_search()[2]["budget"], "total_flops": 2e15}
+    text, space = _exported(tmp_path, budget=budget)
+    assert yaml.safe_load(text)["budget"]["total_flops"] == 2e15
+    assert space.budget.total_flops == 2e15
+
+
+# Every field of the exported sections, each unlike its default, so that a field the export
+# dropped would load back as the default and fail below.
+EVERY_FIELD = {
+    "scheduler": SchedulerSettings(type="none", time_attr="flops", grace_period=1e14,
+                                   reduction_factor=4, max_t=9e14, brackets=2),
+    "budget": Budget(num_samples=7, max_concurrent_trials=2, time_budget_s=600.0,
+                     tokens_per_trial=2_000_000, tokens_per_eval=100_000, total_tokens=9_000_000,
+                     total_flops=2e15),
+}
+
+
+def test_every_field_of_the_spaces_sections_round_trips_through_the_export(tmp_path: Path):
+    resources = {"cpu": 3.0, "gpu": 0.5}
+    assert set(resources) == set(RESOURCES)
+    _, space = _exported(tmp_path, resources=resources,
+                         **{k: vars(v) for k, v in EVERY_FIELD.items()})
+    for section, wrote in EVERY_FIELD.items():
+        cls, loaded = type(wrote), getattr(space, section)
+        for f in fields(cls):
+            assert getattr(wrote, f.name) != getattr(cls(), f.name), f"{section}.{f.name}"
+            assert getattr(loaded, f.name) == getattr(wrote, f.name), f"{section}.{f.name}"
+    assert space.resources == resources

@@ -87,3 +87,58 @@ def test_empty_tables_rank_nothing():
     res = prepare(pd.DataFrame(), pd.DataFrame(), {"metric": "train_loss"})
     assert ranked(res) == [] and best_id(res) is None
     assert math.isnan(quick_report(pd.DataFrame(), pd.DataFrame(), {}).findings.summary.best_value)
+
+
+# ----------------------------------------------------------------------------- fallbacks said
+
+def notes(capsys) -> list[str]:
+    """The `note:` lines printed to stderr since the last call."""
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+
+
+def test_a_table_that_lacks_what_the_report_reads_is_said_once(capsys):
+    trials, curves, meta = disagreeing_search("train_loss")  # no best_train_loss column
+    notes(capsys)
+    res = prepare(trials, curves, meta)
+    said = notes(capsys)
+    lacking = [n for n in said if n.startswith("note: the trials table has no column ")]
+    assert len(lacking) == 1 and "best_train_loss" in lacking[0]
+    assert lacking[0].endswith(": read as empty")
+    assert "note: the trials table lacks 3 best_train_loss value(s): taken from the trials' " \
+           "curves" in said
+    assert res.trials.at["train", "best_train_loss"] == pytest.approx(1.20)
+
+
+def test_duplicate_stray_and_unnamed_rows_are_said(capsys):
+    trials, curves, meta = disagreeing_search("val_loss")
+    trials = pd.concat([trials, trials.iloc[[0]]], ignore_index=True)  # "val" twice
+    trials.loc[1, "trial_id"] = ""                                     # "train" unnamed
+    notes(capsys)
+    res = prepare(trials, curves, meta)
+    said = notes(capsys)
+    assert "note: trial(s) val appear more than once in the trials table: the last row of " \
+           "each is kept" in said
+    assert "note: 1 row(s) of the trials table have no trial_id: named trial_0 onwards" in said
+    assert "note: the curves of trial(s) 'train' are left out: the trials table has no such " \
+           "trial" in said
+    assert sorted(res.trials.index) == ["mid", "trial_0", "val"]
+
+
+def test_a_knob_value_the_config_rejects_is_left_out_and_said_once(capsys):
+    trials, curves, meta = disagreeing_search("val_loss")
+    trials["dropout"] = ["lots", 0.1, 0.0]
+    res = prepare(trials, curves, meta)
+    notes(capsys)
+    for _ in range(3):  # every section of a report asks: said the first time only
+        assert "dropout" not in res.knobs("val") and res.knobs("train")["dropout"] == 0.1
+    said = notes(capsys)
+    assert len(said) == 1 and said[0].startswith("note: trial val: ") and "'lots'" in said[0]
+    assert said[0].endswith("dropout is left out of its config")
+
+
+def test_a_complete_table_needs_no_note(capsys):
+    trials, curves, meta = disagreeing_search("val_loss")
+    full = prepare(trials, curves, meta).trials.reset_index(drop=True)  # every column filled
+    notes(capsys)
+    prepare(full, curves, meta)
+    assert notes(capsys) == []

@@ -28,8 +28,9 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
     from mlflow.tracking import MlflowClient
 
     space = tmp_path / "resume.yaml"
+    long_name = "resumable-" + "x" * 90  # 100 characters: the longest a space name may be
     space.write_text((ROOT / "search_spaces" / "smoke.yaml").read_text()
-                     .replace("name: smoke", "name: resumable")
+                     .replace("name: smoke", f"name: {long_name}")
                      .replace("num_samples: 6", "num_samples: 5")
                      .replace("tokens_per_trial: 60k", "tokens_per_trial: 150k"))
     cmd = [sys.executable, "-m", "tune_gpt.cli", "search", str(space), "--data",
@@ -65,7 +66,7 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
     assert finished and interrupted, (started, finished)
     # where each trial was at the crash, as the driver logged it to MLflow
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
-    before = client.search_runs([client.get_experiment_by_name("tune-gpt-resumable")
+    before = client.search_runs([client.get_experiment_by_name(f"tune-gpt-{long_name}")
                                  .experiment_id], "tags.`tune_gpt.role` = 'trial'")
     iters_at_crash = {r.data.tags["ray.trial_id"]: max(
         m.step for m in client.get_metric_history(r.info.run_id, "val_loss")) for r in before}
@@ -86,7 +87,7 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     assert sum(s in done for s in states) >= 5
 
-    exp = client.get_experiment_by_name("tune-gpt-resumable")
+    exp = client.get_experiment_by_name(f"tune-gpt-{long_name}")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -114,12 +115,17 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
 
 def test_ctrl_c_keeps_the_search_resumable(tmp_path: Path, shakespeare_path: Path) -> None:
     """SIGINT (Ctrl-C): exit 130 with a resume hint, nothing marked finished, no MLflow run
-    left RUNNING; `tune-gpt resume NAME` then completes it."""
+    left RUNNING; `tune-gpt resume NAME` then completes it and writes its report. The space's
+    name is 100 characters long, so the search's own name (with its timestamp) is 116: both
+    must work as folder, Optuna study and MLflow names."""
+    import re
+
     from mlflow.tracking import MlflowClient
 
     space = tmp_path / "ctrlc.yaml"
+    long_name = "ctrlc-" + "y" * 94
     space.write_text((ROOT / "search_spaces" / "smoke.yaml").read_text()
-                     .replace("name: smoke", "name: ctrlc")
+                     .replace("name: smoke", f"name: {long_name}")
                      .replace("num_samples: 6", "num_samples: 3")
                      .replace("tokens_per_trial: 60k", "tokens_per_trial: 150k"))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -127,7 +133,7 @@ def test_ctrl_c_keeps_the_search_resumable(tmp_path: Path, shakespeare_path: Pat
     store = ["--storage-path", str(tmp_path / "runs")]
     log = tmp_path / "first.log"
     first = subprocess.Popen(base + ["search", str(space), "--data", str(shakespeare_path),
-                                     "--name", "c", "--no-report", *store],
+                                     *store],
                              stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=tmp_path,
                              env=env, start_new_session=True)
     try:
@@ -139,17 +145,19 @@ def test_ctrl_c_keeps_the_search_resumable(tmp_path: Path, shakespeare_path: Pat
         assert first.wait(timeout=120) == 130, log.read_text()
     finally:
         kill_group(first)
-    assert "tune-gpt resume c" in log.read_text()
-    folder = tmp_path / "runs" / "c"
+    name = re.search(r"tune-gpt resume (\S+)", log.read_text())[1]
+    assert name.startswith(long_name + "-") and len(name) == 116
+    folder = tmp_path / "runs" / name
     assert json.loads((folder / "state.json").read_text())["finished"] is False
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("tune-gpt-ctrlc")
+    exp = client.get_experiment_by_name(f"tune-gpt-{long_name}")
     assert all(r.info.status != "RUNNING" for r in client.search_runs([exp.experiment_id]))
 
-    second = subprocess.run(base + ["resume", "c", *store], capture_output=True, text=True,
+    second = subprocess.run(base + ["resume", name, *store], capture_output=True, text=True,
                             cwd=tmp_path, env=env, timeout=400, start_new_session=True)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert json.loads((folder / "state.json").read_text())["finished"] is True
     runs = client.search_runs([exp.experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(children) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    assert (tmp_path / "reports" / name / "report.md").is_file()

@@ -61,9 +61,19 @@ def test_parent_and_nested_runs(tmp_path: Path) -> None:
     assert [m.step for m in history] in ([10, 20, 30], [10, 20])
 
 
-def test_load_search_rebuilds_an_interrupted_search(tmp_path: Path) -> None:
+def notes(capsys: pytest.CaptureFixture) -> list[str]:
+    """The `note:` lines printed to stderr since the last call."""
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+
+
+def test_load_search_rebuilds_an_interrupted_search(tmp_path: Path, capsys) -> None:
     uri, parent = make_search(tmp_path, metric="train_loss")
+    notes(capsys)
     trials, curves, meta = tracking.load_search(uri, "demo")
+    # the fallback is said, in one line naming what was missing
+    said = notes(capsys)
+    assert len(said) == 1 and said[0].startswith("note: search 'demo': no results tables "
+                                                 "logged (") and "rebuilt from its trials' runs" in said[0]
     assert meta["metric"] == "train_loss" and meta["mlflow_parent_run_id"] == parent
     assert set(trials["trial_id"]) == {"t1", "t2"}
     t1 = trials.set_index("trial_id").loc["t1"]
@@ -73,7 +83,8 @@ def test_load_search_rebuilds_an_interrupted_search(tmp_path: Path) -> None:
     assert tracking.load_search(uri, parent)[2]["name"] == "demo"  # by parent run id too
 
 
-def test_load_search_reads_a_finished_searchs_tables_in_one_go(tmp_path: Path) -> None:
+def test_load_search_reads_a_finished_searchs_tables_in_one_go(tmp_path: Path,
+                                                             capsys) -> None:
     uri, parent = make_search(tmp_path)
     rebuilt, curves, _ = tracking.load_search(uri, "demo")
     rows = rebuilt.to_dict("records")
@@ -82,7 +93,9 @@ def test_load_search_reads_a_finished_searchs_tables_in_one_go(tmp_path: Path) -
     write_tables(tmp_path / "results", rebuilt, curves, meta)
     tracking.log_folder(uri, parent, tmp_path / "results", "results")
     tracking.finish_parent(uri, parent, meta.best, meta.counts)
+    notes(capsys)
     trials, curves2, meta2 = tracking.load_search(uri, "demo")
+    assert notes(capsys) == []  # nothing was missing: nothing to say
     assert meta2["best"]["trial_id"] == "t1" and meta2["counts"] == {"completed": 1}
     assert sorted(trials["trial_id"]) == ["t1", "t2"] and len(curves2) == len(curves)
     from mlflow.tracking import MlflowClient
@@ -98,6 +111,34 @@ def test_unknown_search_is_a_user_error(tmp_path: Path) -> None:
     uri, _ = make_search(tmp_path)
     with pytest.raises(UserError, match="no search 'nope'"):
         tracking.load_search(uri, "nope")
+    # a name that looks like a run id: why it is not one is part of the message
+    with pytest.raises(UserError, match=r"no search '0{32}' .*\(as a run id: .+\)"):
+        tracking.load_search(uri, "0" * 32)
+
+
+def test_what_a_rebuilt_search_lacks_is_said(tmp_path: Path, capsys) -> None:
+    """A parent run without the metric/mode tags, a trial's param the config rejects, and
+    no text samples: each fallback is one note line naming what was missing."""
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking.default_tracking_uri(tmp_path)
+    parent = tracking.start_parent(uri, "tune-gpt-demo", "bare", tags={}, params={},
+                                   artifacts=[], artifact_root=tmp_path / "mlartifacts")
+    log = tracking.TrialRunLogger(uri, None, parent)
+    log.log_result("t1", "trial_t1", {"batch_size": 8}, _evals([2.0, 1.5])[0])
+    MlflowClient(uri).log_param(log.find("t1"), "dropout", "lots")
+    notes(capsys)
+    trials, _, meta = tracking.load_search(uri, "bare")
+    said = notes(capsys)
+    assert meta["metric"] == "val_loss" and meta["mode"] == "min"
+    assert "note: search 'bare': its parent run has no metric or mode tag; read as metric " \
+           "val_loss, mode min" in said
+    assert any(n.startswith(f"note: MLflow run {log.find('t1')}: param dropout='lots' is not a "
+                            f"valid dropout (") and n.endswith("kept as written") for n in said)
+    assert trials.set_index("trial_id").at["t1", "dropout"] == "lots"
+    assert tracking.load_samples(uri, parent) is None
+    said = notes(capsys)
+    assert len(said) == 1 and said[0].startswith(f"note: run {parent}: no text samples logged (")
 
 
 def report_in_fresh_process(uri: str, out: Path, cwd: Path) -> tuple[int, bool, bool]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from tune_gpt import trial as contract
 from tune_gpt.config import FIELD_TYPES, KNOBS, coerce
-from tune_gpt.errors import UserError, check_writable
+from tune_gpt.errors import UserError, check_writable, note
 from tune_gpt.trial import METRIC_KEYS, TrialPlan, knobs_of
 
 # Model training, not GenAI. The MLflow 3.17 UI still opens on its GenAI "Overview" page:
@@ -31,6 +31,11 @@ from tune_gpt.trial import METRIC_KEYS, TrialPlan, knobs_of
 EXPERIMENT_KIND = "custom_model_development"
 TRIAL_TAG = "ray.trial_id"
 SEARCH_TAG = "tune_gpt.search"  # the search's name, on its parent and on every trial's run
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def default_tracking_uri(storage: Path) -> str:
@@ -256,19 +261,20 @@ def find_parent(uri: str, search: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     client = _client(uri)
+    as_id = ""  # why `search` is not a run id, when it looks like one
     if len(search) == 32 and all(c in "0123456789abcdef" for c in search):
         try:
             return client.get_run(search)
-        except MlflowException:
-            pass
+        except MlflowException as e:  # a search may be named like a run id: try the name
+            as_id = f" (as a run id: {_first_line(e)})"
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(experiments, filter_string=f"tags.mlflow.runName = '{search}' and "
                                                           f"tags.`tune_gpt.role` = 'search'",
                               order_by=["attributes.start_time DESC"], max_results=1) \
         if experiments else []
     if not runs:
-        raise UserError(f"no search '{search}' in the MLflow store {uri}: give a search name "
-                        f"or a parent run id, or pass the right --tracking-uri")
+        raise UserError(f"no search '{search}' in the MLflow store {uri}{as_id}: give a search "
+                        f"name or a parent run id, or pass the right --tracking-uri")
     return runs[0]
 
 
@@ -285,22 +291,32 @@ def load_search(uri: str, search: str) -> tuple[Any, Any, dict[str, Any]]:
     client = _client(uri)
     parent = find_parent(uri, search)
     pid = parent.info.run_id
+    tables = ("trials.csv", "curves.csv", "meta.json")
     with tempfile.TemporaryDirectory() as tmp:
         try:
             folder = Path(client.download_artifacts(pid, "results", tmp))
-        except Exception:  # noqa: BLE001 — no tables yet (interrupted): rebuilt below
-            folder = None
-        if folder is not None and all((folder / f).is_file() for f in
-                                      ("trials.csv", "curves.csv", "meta.json")):
+            lacking = [f for f in tables if not (folder / f).is_file()]
+            missing = f"its results lack {', '.join(lacking)}" if lacking else ""
+        except Exception as e:  # noqa: BLE001 — MLflow says "not there" in several types
+            missing = f"no results tables logged ({_first_line(e)})"
+        if not missing:
             meta = json.loads((folder / "meta.json").read_text())
             meta.update(tracking_uri=uri, mlflow_parent_run_id=pid)
             trials = pd.read_csv(folder / "trials.csv", dtype={"trial_id": str})
             return trials, pd.read_csv(folder / "curves.csv", dtype={"trial_id": str}), meta
+    name = parent.info.run_name
+    note(f"search '{name}': {missing}; its tables are rebuilt from its trials' runs (an "
+          f"interrupted search has logged none)")
     tags = parent.data.tags
-    meta = {"name": parent.info.run_name, "sampler": {"type": tags.get("sampler")},
+    defaults = {"metric": "val_loss", "mode": "min"}
+    untagged = [k for k in defaults if k not in tags]
+    if untagged:
+        note(f"search '{name}': its parent run has no {' or '.join(untagged)} tag; read as "
+              + ", ".join(f"{k} {defaults[k]}" for k in untagged))
+    meta = {"name": name, "sampler": {"type": tags.get("sampler")},
             "scheduler": {"type": tags.get("scheduler")}, "profile": tags.get("profile"),
-            "data": tags.get("dataset"), "metric": tags.get("metric", "val_loss"),
-            "mode": tags.get("mode", "min"), "space_file": tags.get("space_file"),
+            "data": tags.get("dataset"), "space_file": tags.get("space_file"),
+            **{k: tags.get(k, v) for k, v in defaults.items()},
             "tracking_uri": uri, "mlflow_parent_run_id": pid}
     children = client.search_runs([parent.info.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{pid}'",
@@ -326,9 +342,15 @@ def load_samples(uri: str, parent_run_id: str) -> dict[str, Any] | None:
         try:
             path = Path(_client(uri).download_artifacts(parent_run_id, "results/samples.json", tmp))
             data = json.loads(path.read_text(encoding="utf-8"))
-        except Exception:  # noqa: BLE001 — no samples logged: the report goes without them
+        except Exception as e:  # noqa: BLE001 — MLflow says "not there" in several types
+            note(f"run {parent_run_id}: no text samples logged ({_first_line(e)}); the report "
+                  f"goes without them")
             return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        note(f"run {parent_run_id}: results/samples.json is not a mapping; the report goes "
+              f"without samples")
+        return None
+    return data
 
 
 def _trial_from_run(client: Any, run: Any) -> tuple[str, dict, list[dict], dict]:
@@ -339,7 +361,9 @@ def _trial_from_run(client: Any, run: Any) -> tuple[str, dict, list[dict], dict]
         if k in FIELD_TYPES:
             try:
                 config[k] = coerce(k, v)
-            except UserError:
+            except UserError as e:
+                note(f"MLflow run {run.info.run_id}: param {k}={v!r} is not a valid {k} "
+                      f"({e}); kept as written")
                 config[k] = v
     by_step: dict[int, dict[str, Any]] = {}
     for key in (k for k in METRIC_KEYS if k in run.data.metrics

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from tune_gpt.errors import UserError
+from tune_gpt.errors import UserError, note
 from tune_gpt.report.findings import Report
 from tune_gpt.trial import SearchMeta
 
@@ -73,9 +73,15 @@ def read_samples(folder: str | os.PathLike) -> dict[str, Any] | None:
         if path.is_file():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+                note(f"{path}: unreadable ({e}); the report shows no text samples")
                 return None
-            return data if isinstance(data, dict) else None
+            if not isinstance(data, dict):
+                note(f"{path}: not a mapping of samples; the report shows no text samples")
+                return None
+            return data
+    note(f"no {SAMPLES_FILE} under {folder} (a search from before samples were kept): the "
+         f"report shows no text samples")
     return None
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from tune_gpt.config import FIELD_TYPES, KNOBS, coerce
+from tune_gpt.errors import UserError, note
 from tune_gpt.report.findings import Noise
 from tune_gpt.report.noise import loss_noise
 from tune_gpt.report.rules import BUDGET_TOLERANCE
@@ -33,6 +34,14 @@ from tune_gpt.trial import (COMPLETED, DIVERGED, EVAL_KEYS, STOPPED_EARLY, TRIAL
 
 # Knobs that say where or how a trial ran rather than what it trained: never "tuned".
 NOT_TUNED = ("out_dir", "dataset", "device", "seed")
+# Filled from the curves when the trials table has no value (_fill_from_curves).
+FROM_CURVES = ("best_val_loss", "final_val_loss", "best_train_loss", "final_train_loss",
+               "tokens", "iters")
+
+
+def _names(items: list[str], most: int = 8) -> str:
+    shown = ", ".join(items[:most])
+    return shown + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
 @dataclass
@@ -123,13 +132,17 @@ class Results:
                 continue
             try:
                 out[k] = coerce(k, v.item() if hasattr(v, "item") else v)
-            except Exception:  # a value the config would reject: leave it out, don't guess
-                continue
+            except (UserError, TypeError, ValueError) as e:
+                # a value the config would reject: leave it out, don't guess (said once)
+                if (trial_id, k) not in self._noted:
+                    self._noted.add((trial_id, k))
+                    note(f"trial {trial_id}: {e}; {k} is left out of its config")
         return out
 
     def __post_init__(self) -> None:
         self._by_trial = {str(k): g.reset_index(drop=True)
                           for k, g in self.curves.groupby("trial_id", sort=False)}
+        self._noted: set[tuple[str, str]] = set()
 
 
 def prepare(trials: pd.DataFrame, curves: pd.DataFrame,
@@ -138,23 +151,41 @@ def prepare(trials: pd.DataFrame, curves: pd.DataFrame,
     the dict of a meta.json (keys of other versions are dropped, missing ones default)."""
     t = trials.copy() if trials is not None else pd.DataFrame()
     # the columns are the trial contract's (tune_gpt.trial): a missing one is "" or NaN
+    # (the contract has them all; an older or hand-made table may not)
+    lacking = [col for col in (*TRIAL_TEXT, *TRIAL_NUMBERS, *KNOBS) if col not in t.columns]
+    if len(t) and lacking:
+        note(f"the trials table has no column {_names(lacking)}: read as empty")
     for col in TRIAL_TEXT:
         t[col] = t[col].astype(object).fillna("").astype(str) if col in t.columns else ""
-    if len(t) and (t["trial_id"] == "").any():
-        t.loc[t["trial_id"] == "", "trial_id"] = [f"trial_{i}" for i in range((t["trial_id"] == "").sum())]
+    unnamed = t["trial_id"] == ""
+    if len(t) and unnamed.any():
+        t.loc[unnamed, "trial_id"] = [f"trial_{i}" for i in range(unnamed.sum())]
+        note(f"{unnamed.sum()} row(s) of the trials table have no trial_id: named "
+             f"trial_0 onwards")
     t["outcome"] = t["outcome"].str.strip().str.lower()
     for col in TRIAL_NUMBERS:
         t[col] = pd.to_numeric(t[col], errors="coerce") if col in t.columns else np.nan
-    for knob in KNOBS:  # the contract has them all; a hand-made table may not
+    for knob in KNOBS:
         if knob not in t.columns:
             t[knob] = np.nan
+    twice = t["trial_id"][t["trial_id"].duplicated()].unique().tolist()
+    if twice:
+        note(f"trial(s) {_names(twice)} appear more than once in the trials table: the last "
+             f"row of each is kept")
     t = t.drop_duplicates("trial_id", keep="last").set_index("trial_id", drop=False)
     t.index.name = None
 
     c = curves.copy() if curves is not None else pd.DataFrame()
+    lacking = [col for col in ("trial_id", *EVAL_KEYS) if col not in c.columns]
+    if len(c) and lacking:
+        note(f"the curves table has no column {_names(lacking)}: read as empty")
     c["trial_id"] = c["trial_id"].astype(str) if "trial_id" in c.columns else ""
     for col in EVAL_KEYS:
         c[col] = pd.to_numeric(c[col], errors="coerce") if col in c.columns else np.nan
+    stray = sorted(set(c["trial_id"]) - set(t.index))
+    if stray:
+        note(f"the curves of trial(s) {_names([repr(i) for i in stray])} are left out: the "
+             f"trials table has no such trial")
     c = c[c["trial_id"].isin(t.index)]
     # tokens seen = iter * tokens/iter when the curve does not say
     tpi = c["trial_id"].map(t["tokens_per_iter"]) if len(c) else c["iter"]
@@ -169,6 +200,7 @@ def prepare(trials: pd.DataFrame, curves: pd.DataFrame,
 def _fill_from_curves(res: Results) -> None:
     """Totals the trials table lacks but the curves have (best/final losses, tokens)."""
     t = res.trials
+    before = t[list(FROM_CURVES)].isna().sum()
     for tid in t.index:
         cur = res.curve(tid)
         if cur.empty:
@@ -187,6 +219,10 @@ def _fill_from_curves(res: Results) -> None:
             t.at[tid, "tokens"] = cur["tokens"].max()
         if math.isnan(t.at[tid, "iters"]):
             t.at[tid, "iters"] = cur["iter"].max()
+    filled = before - t[list(FROM_CURVES)].isna().sum()
+    if filled.any():
+        note("the trials table lacks " + ", ".join(f"{n} {col}" for col, n in filled.items() if n)
+             + " value(s): taken from the trials' curves")
 
 
 # ----------------------------------------------------------------------------- equal budget

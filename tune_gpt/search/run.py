@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tune_gpt.errors import SearchInterrupted, UserError
 from tune_gpt.search.nodes import check_ray_address, connect_ray
@@ -102,6 +102,10 @@ def _checked(opts: SearchOptions, space: SearchSpace, storage: Path, name: str,
 
     if opts.max_iters is not None and opts.max_iters < 1:
         raise UserError("--max-iters must be at least 1")
+    if state is not None:  # a resume: refuse a tampered ASHA state before anything changes
+        from tune_gpt.search.asha import read_state
+
+        read_state(storage / name / "asha.json")
     dataset, prepared = check_data(space, opts.data or space.data)
     from tune_gpt.search.nodes import check_gpu_needed
 
@@ -125,10 +129,7 @@ def _run(plan: _Plan) -> SearchResult:
     say(plan.doctor.format())
     for k, v in RAY_ENV.items():
         os.environ.setdefault(k, v)
-    connect_ray(opts.address, tempfile.mkdtemp(prefix="tgray-"))
-    import ray
-
-    try:
+    with ray_session(opts.address):
         from tune_gpt.search.nodes import check_cluster_gpus, check_nodes_see
 
         check_cluster_gpus(space, opts.address)
@@ -151,8 +152,6 @@ def _run(plan: _Plan) -> SearchResult:
             tracking.mark_interrupted(plan.uri, state.parent_run_id)
             raise SearchInterrupted(state.name, len(grid) - grid.num_terminated)
         trials, curves, meta = _finish(plan, state, grid, wall)
-    finally:
-        ray.shutdown()
 
     report_path = None
     if opts.report:
@@ -176,11 +175,11 @@ def _start(plan: _Plan) -> SearchState:
     opts, space, folder = plan.opts, plan.space, plan.folder
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "space.yaml").write_text(yaml.safe_dump(space.raw, sort_keys=False))
-    seed = opts.seed if opts.seed is not None else space.sampler.get("seed")
+    seed = opts.seed if opts.seed is not None else space.sampler.seed
     parent = tracking.start_parent(
         plan.uri, f"tune-gpt-{space.name}", folder.name,
         tags={"space_file": str(Path(space.source).resolve()), "profile": space.profile,
-              "sampler": space.sampler["type"], "scheduler": space.scheduler.type,
+              "sampler": space.sampler.type, "scheduler": space.scheduler.type,
               "metric": space.metric, "mode": space.mode, "seed": str(seed),
               "git_commit": _git_commit(), "dataset": plan.dataset,
               "dataset_sha256": str(getattr(plan.prepared, "sha256", ""))},
@@ -203,7 +202,11 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
     from tune_gpt.trial import told_column
 
     folder = plan.folder
-    trials, curves, meta = collect(grid, plan.space, state, folder, wall)
+    from tune_gpt.search.tuner import longest_trial_iters, resolved_scheduler
+
+    scheduler = resolved_scheduler(plan.space, longest_trial_iters(plan.space, plan.opts.max_iters),
+                                   plan.prepared.vocab_size)
+    trials, curves, meta = collect(grid, plan.space, state, folder, wall, scheduler)
     if plan.doctor is not None:
         meta.data_doctor = plan.doctor.to_dict()
     if plan.state is not None:
@@ -239,7 +242,7 @@ def _announce(say: Callable[..., None], plan: _Plan, state: SearchState) -> None
     sched = f"ASHA on {space.scheduler.time_attr}" if space.scheduler.type == "asha" else \
         "no early stopping"
     say(f"search '{state.name}': {space.budget.num_samples} trials of {space.source} "
-        f"({space.sampler['type']} sampler, {sched})")
+        f"({space.sampler.type} sampler, {sched})")
     ui = "tune-gpt ui" + ("" if opts.storage_path is None else f" --storage-path {plan.storage}")
     say(f"  results: {plan.folder}\n  MLflow:  {plan.uri} (parent run {state.parent_run_id}; "
         f"`{ui}`)")
@@ -294,6 +297,26 @@ def _git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Ray for one search: connected on entry (a local Ray, or the cluster at `address`);
+    on exit, however the search ends (finished, failed, interrupted), shut down, and the
+    local Ray's session folder removed. The folder is new for each search and has a short
+    path (Ray's socket paths must stay under 108 bytes); it goes only once Ray's processes
+    have exited, since they write their logs and sockets there until then."""
+    temp_dir = tempfile.mkdtemp(prefix="tgray-")
+    try:
+        connect_ray(address, temp_dir)
+        import ray
+
+        try:
+            yield
+        finally:
+            ray.shutdown(wait_for_processes=True)
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager
