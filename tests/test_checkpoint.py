@@ -1,15 +1,20 @@
-"""The checkpoint format (tune_gpt.checkpoint): exact resume, and errors a user can cause."""
-
+"""The checkpoint format (tune_gpt.checkpoint): exact resume, the best model kept apart from
+the last state, and errors a user can cause."""
 
 from __future__ import annotations
 
+import contextlib
+import random
 from pathlib import Path
 
 import pytest
 
+from tune_gpt.checkpoint import model_from_checkpoint, read_checkpoint
+from tune_gpt.data import prepare
 from tune_gpt.errors import UserError
-from tune_gpt.checkpoint import read_checkpoint
+from tune_gpt.evaluate import estimate_loss
 from tune_gpt.train import train
+
 
 def test_resume_gives_the_identical_next_losses(tiny_config, tmp_path: Path) -> None:
     # Dropout on, so the restored torch RNG matters as much as the batch generator.
@@ -38,12 +43,91 @@ def test_save_writes_out_dir_ckpt_and_resume_true_reads_it(tiny_config) -> None:
     cfg = tiny_config(max_iters=10, eval_interval=5)
     lines: list[str] = []
     result = train(cfg, threads=1, save=True, log=lines.append)
-    path = Path(cfg.out_dir) / "ckpt.pt"
-    assert result.checkpoint_path == str(path) and path.is_file()
-    assert any(ln == f"saving checkpoint to {path}" for ln in lines)
-    assert read_checkpoint(path)["iter"] == 10
+    best, last = Path(cfg.out_dir) / "ckpt.pt", Path(cfg.out_dir) / "last.pt"
+    assert result.checkpoint_path == str(best) and best.is_file()
+    assert result.last_checkpoint_path == str(last) and last.is_file()
+    assert any(ln == f"saving checkpoint to {best}" for ln in lines)
+    assert read_checkpoint(last)["iter"] == 10
     more = train(tiny_config(max_iters=15, eval_interval=5), threads=1, resume=True)
     assert [r.iter for r in more.records] == [15]
+
+
+# ----------------------------------------------------------------------------- best and last
+
+def hump_text(folder: Path) -> Path:
+    """A text on which the validation loss falls, then rises. Its training part (the first
+    90%) repeats "aab": a model first learns that a is twice as common as b, which holds for
+    the validation part too, then that b is always followed by a, which the validation part
+    (the same two letters drawn independently, 2:1) contradicts every third time."""
+    rng = random.Random(0)
+    path = folder / "hump.txt"
+    path.write_text("aab" * 3000 + "".join(rng.choices("ab", weights=[2, 1], k=1000)))
+    return path
+
+
+def hump_config(tiny_config, folder: Path, **overrides):
+    return tiny_config(dataset=str(hump_text(folder)), eval_interval=5, learning_rate=1e-2,
+                       warmup_iters=0, decay_lr=False, **overrides)
+
+
+def test_a_run_that_overfits_keeps_its_best_model_and_its_last_state(tiny_config,
+                                                                      tmp_path: Path) -> None:
+    cfg = hump_config(tiny_config, tmp_path, max_iters=30)
+    result = train(cfg, threads=1, save=True)
+    val = {r.iter: r.val_loss for r in result.records}
+    best_iter = min(val, key=val.get)
+    assert best_iter < 30 and val[30] > val[best_iter] + 0.1  # it overfits: val rises at the end
+
+    out = Path(cfg.out_dir)
+    best, last = read_checkpoint(out / "ckpt.pt"), read_checkpoint(out / "last.pt")
+    assert best["iter"] == best_iter and last["iter"] == 30
+    assert best["best_val_loss"] == last["best_val_loss"] == result.best_val_loss == val[best_iter]
+    assert "optimizer" not in best and "optimizer" in last and "rng" in last
+    # Each file holds the weights of its own iteration: scored again on the same batches,
+    # they give the validation loss recorded at that iteration.
+    data = prepare(cfg.dataset)
+    for ckpt, it in ((best, best_iter), (last, 30)):
+        model = model_from_checkpoint(ckpt, f"iter {it}")
+        _, val_loss = estimate_loss(model, data, cfg, "cpu", contextlib.nullcontext())
+        assert val_loss == pytest.approx(val[it], abs=1e-5), it
+    assert result.checkpoint_path == str(out / "ckpt.pt")
+    assert result.last_checkpoint_path == str(out / "last.pt")
+    assert f"Checkpoint: {out / 'ckpt.pt'} (lowest val loss); to resume: {out / 'last.pt'}" \
+        in result.summary()
+
+
+def test_resume_continues_from_the_last_state_not_the_best(tiny_config,
+                                                           tmp_path: Path) -> None:
+    straight = train(hump_config(tiny_config, tmp_path, max_iters=40), threads=1)
+    first = train(hump_config(tiny_config, tmp_path, max_iters=30), threads=1, save=True)
+    out = Path(first.checkpoint_path).parent
+    best_iter = read_checkpoint(out / "ckpt.pt")["iter"]
+    assert best_iter < 30
+
+    lines: list[str] = []
+    resumed = train(hump_config(tiny_config, tmp_path, max_iters=40), threads=1, save=True,
+                    resume=True, log=lines.append)
+    assert lines[0].endswith("resuming at iter 30")
+    assert [r.iter for r in resumed.records] == [35, 40]
+    # Exactly the uninterrupted run's losses: weights, optimizer state and RNGs came back.
+    for a, b in zip(straight.records[-2:], resumed.records):
+        assert (b.train_loss, b.val_loss) == pytest.approx((a.train_loss, a.val_loss), abs=1e-6)
+    # Still overfitting: the best model on disk is the one from before the resume.
+    assert read_checkpoint(out / "ckpt.pt")["iter"] == best_iter
+    assert read_checkpoint(out / "last.pt")["iter"] == 40
+    assert resumed.best_val_loss == first.best_val_loss
+    # The best model is no place to resume from: it has no optimizer state.
+    with pytest.raises(UserError, match=r"ckpt.pt: it holds a model only .* resume from the "
+                                        r"last.pt beside it"):
+        train(hump_config(tiny_config, tmp_path, max_iters=45), resume=out / "ckpt.pt")
+
+
+def test_a_diverged_run_writes_no_nan_weights(tiny_config) -> None:
+    cfg = tiny_config(max_iters=100, learning_rate=1e20, min_lr=0.0, grad_clip=0.0,
+                      warmup_iters=0)
+    result = train(cfg, threads=1, save=True)
+    assert result.diverged and result.checkpoint_path is None
+    assert not list(Path(cfg.out_dir).glob("*.pt"))
 
 
 def test_resume_errors_are_user_errors(tiny_config, tmp_path: Path) -> None:
@@ -58,5 +142,3 @@ def test_resume_errors_are_user_errors(tiny_config, tmp_path: Path) -> None:
           on_eval=lambda record, ckpt: ckpt.save(path) and None)
     with pytest.raises(UserError, match="checkpoint has n_layer=2 but the config says n_layer=3"):
         train(tiny_config(n_layer=3), resume=path)
-
-

@@ -25,8 +25,9 @@ def test_train_then_sample(shakespeare_path: Path, tmp_path: Path,
     assert re.search(r"^step 10: train loss \d\.\d{4}, val loss \d\.\d{4}$", out, re.MULTILINE)
     assert re.search(r"^step 20: ", out, re.MULTILINE)
     assert "trained 20 iterations (5,120 tokens) on cpu" in out
-    ckpt = out_dir / "ckpt.pt"
-    assert ckpt.is_file() and f"Checkpoint: {ckpt}" in out
+    ckpt, last = out_dir / "ckpt.pt", out_dir / "last.pt"
+    assert ckpt.is_file() and last.is_file()
+    assert f"Checkpoint: {ckpt} (lowest val loss); to resume: {last}" in out
 
     code = main(["train", "--data", str(shakespeare_path), "--threads", "1", "--resume",
                  "--max_iters=30", "--eval_interval=10", f"--out_dir={out_dir}", *TINY])

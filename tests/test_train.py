@@ -14,7 +14,14 @@ from tune_gpt.config import TrainConfig
 from tune_gpt.data import get_batch
 from tune_gpt.errors import UserError
 from tune_gpt.model import GPT, GPTConfig
-from tune_gpt.train import EvalRecord, accumulate_gradients, get_lr, train
+from tune_gpt.train import (
+    EvalRecord,
+    accumulate_gradients,
+    get_lr,
+    optimization_step,
+    set_up,
+    train,
+)
 
 SCHEDULE = TrainConfig(learning_rate=1e-3, min_lr=1e-4, warmup_iters=100, lr_decay_iters=2000)
 
@@ -64,6 +71,19 @@ def test_accumulating_4x4_gives_the_gradients_of_one_batch_of_16(shakespeare) ->
     # A plain sum of the micro-batch losses (no 1/4) would be 4x off: the test can tell.
     head = whole["transformer.wte.weight"]  # tied with lm_head.weight
     assert not torch.allclose(head * 4, head)
+
+
+def test_the_loop_is_set_up_then_one_optimization_step_per_iteration(tiny_config) -> None:
+    """train() is its named steps: set_up, then get_lr and optimization_step per iteration
+    (evaluations draw no training batches and change no weights)."""
+    cfg = tiny_config(max_iters=6, eval_interval=3, gradient_accumulation_steps=2, dropout=0.1)
+    ended: dict[str, torch.Tensor] = {}
+    train(cfg, threads=1, on_eval=lambda record, ckpt: ended.update(ckpt.model.state_dict()))
+    run = set_up(cfg, threads=1)
+    for it in range(cfg.max_iters):
+        optimization_step(run, get_lr(it, cfg))
+    for name, value in run.model.state_dict().items():
+        torch.testing.assert_close(value, ended[name], rtol=0, atol=0, msg=name)
 
 
 def test_tokens_per_iter_counts_accumulation(tiny_config) -> None:

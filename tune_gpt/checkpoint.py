@@ -1,11 +1,21 @@
-"""The checkpoint format: everything needed to continue a run exactly where it stopped.
+"""The checkpoint format: the best model a user keeps, and the last state a run resumes from.
 
     ckpt = read_checkpoint("out/ckpt.pt")      # a UserError if missing or not one
+    model = model_from_checkpoint(ckpt, "out/ckpt.pt")
     check_resumable(ckpt, cfg, data)          # same model shape, same vocabulary
 
-A checkpoint holds only tensors and plain dicts/lists/strings/numbers, so it loads with
-torch.load(weights_only=True): nothing in the file runs. The training loop (train.py)
-writes it through a Checkpointer; sampling and the Ray trainable only read it.
+`tune-gpt train` writes two files into out_dir, because on a small corpus the end of a run
+is often not its best (it overfits) and the best must not be lost:
+
+- `ckpt.pt` (BEST_NAME): the model of the lowest validation loss so far, with its config,
+  vocabulary and iteration. What `tune-gpt sample` and `tune-gpt eval` take. Written when
+  the validation loss improves (nanoGPT's always_save_checkpoint = False).
+- `last.pt` (LAST_NAME): the whole state at the latest evaluation (model, optimizer,
+  loss scaler, iteration, best loss so far, RNG states). What `--resume` continues from.
+
+Both hold only tensors and plain dicts/lists/strings/numbers, so they load with
+torch.load(weights_only=True): nothing in the file runs. The training loop (train.py) writes
+them through a Checkpointer; sampling, evaluation and the Ray trainable only read them.
 """
 
 from __future__ import annotations
@@ -24,10 +34,14 @@ if TYPE_CHECKING:
     from tune_gpt.data import PreparedData
     from tune_gpt.model import GPT
 
-CHECKPOINT_NAME = "ckpt.pt"
+BEST_NAME = "ckpt.pt"    # the best-validation model: what a user samples and evaluates
+LAST_NAME = "last.pt"    # the latest full state: what a resume continues from
+CHECKPOINT_NAME = BEST_NAME  # the name users and older callers know
 # What must match between a checkpoint and the config that resumes it.
 MODEL_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "parametrization",
               "mup_base_width")
+_WRITTEN_BY = (f"`tune-gpt train` writes OUT_DIR/{BEST_NAME} (the best model) and "
+               f"OUT_DIR/{LAST_NAME} (to resume from); out_dir defaults to ./out")
 
 
 class Checkpointer:
@@ -44,35 +58,56 @@ class Checkpointer:
         self.cfg, self.meta, self.generator = cfg, meta, generator
         self.iter = 0
         self.best_val_loss = math.inf
-        self.last_path: Path | None = None
+        self.last_path: Path | None = None   # the last full state written (save)
+        self.best_path: Path | None = None   # the last model written (save_model)
+
+    def model_dict(self) -> dict[str, Any]:
+        """The model and what it takes to use it (shape, vocabulary): sample and eval read
+        this much, whichever file they are given."""
+        return {"model": self.model.state_dict(), "iter": self.iter,
+                "best_val_loss": self.best_val_loss, "config": self.cfg.to_dict(),
+                "meta": self.meta}
 
     def state_dict(self) -> dict[str, Any]:
         import torch
 
         return {
-            "model": self.model.state_dict(),
+            **self.model_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "iter": self.iter,
-            "best_val_loss": self.best_val_loss,
-            "config": self.cfg.to_dict(),
-            "meta": self.meta,
             "rng": {"batch": self.generator.get_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized()
                     else []},
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the checkpoint to `path` (a temporary file renamed into place)."""
-        import torch
+        """Write the whole state (a resumable checkpoint) to `path`."""
+        self.last_path = _write(self.state_dict(), path)
+        return self.last_path
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
-        self.last_path = path
-        return path
+    def save_model(self, path: str | Path) -> Path:
+        """Write the model alone (no optimizer: a third of the size under AdamW) to `path`:
+        the best model's file, which nothing resumes from."""
+        self.best_path = _write(self.model_dict(), path)
+        return self.best_path
+
+    def after_eval(self, val_loss: float, *, diverged: bool,
+                   out_dir: str | Path | None) -> Path | None:
+        """The checkpoint step of the loop, after each evaluation: note the best val loss;
+        with an out_dir, write the model to ckpt.pt when it improved (nanoGPT's
+        always_save_checkpoint = False: the end of a run that overfits does not replace its
+        best) and the whole state to last.pt (a resume continues from there, so an
+        interrupted run loses at most one eval_interval). A diverged model's weights are
+        NaN: neither file is written, and last.pt keeps the state before.
+        Returns the best model's file when it was written."""
+        improved = val_loss < self.best_val_loss  # False for NaN
+        if improved:
+            self.best_val_loss = val_loss
+        if out_dir is None or diverged:
+            return None
+        best = self.save_model(Path(out_dir) / BEST_NAME) if improved else None
+        self.save(Path(out_dir) / LAST_NAME)
+        return best
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         import torch
@@ -92,32 +127,56 @@ class Checkpointer:
             torch.cuda.set_rng_state_all(rng["cuda"])
 
 
+def _write(state: dict[str, Any], path: str | Path) -> Path:
+    """torch.save to a temporary file renamed into place: a reader (a resume after a crash,
+    a sample while training runs) never sees half a file."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint written by Checkpointer.save; a UserError if it is missing or not one."""
+    """Load a checkpoint written by a Checkpointer (either file); a UserError if it is
+    missing or not one."""
     import torch
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found; `tune-gpt train` writes "
-                        f"OUT_DIR/{CHECKPOINT_NAME} (out_dir defaults to ./out)")
+        raise UserError(f"{path}: checkpoint not found; {_WRITTEN_BY}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 — a truncated file, a text file, a foreign pickle...
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"{path}: not a readable tune-gpt checkpoint ({reason[:200]})") from None
+        raise UserError(f"{path}: not a readable tune-gpt checkpoint ({reason[:200]}); "
+                        f"pass a {BEST_NAME} or {LAST_NAME} that `tune-gpt train` wrote") \
+            from None
     missing = [k for k in ("model", "config", "meta", "iter") if not isinstance(ckpt, dict)
                or k not in ckpt]
     if missing:
-        raise UserError(f"{path}: not a tune-gpt checkpoint (missing {', '.join(missing)})")
+        raise UserError(f"{path}: not a tune-gpt checkpoint (missing {', '.join(missing)}); "
+                        f"pass a {BEST_NAME} or {LAST_NAME} that `tune-gpt train` wrote")
     return ckpt
 
 
 def resume_state(resume: bool | str | Path | dict, cfg: TrainConfig) -> dict | None:
+    """The state a run continues from: True means OUT_DIR/last.pt (never the best model,
+    which is usually an earlier iteration and has no optimizer state)."""
     if resume is False or resume is None:
         return None
     if isinstance(resume, dict):
-        return resume
-    return read_checkpoint(Path(cfg.out_dir) / CHECKPOINT_NAME if resume is True else resume)
+        state, where = resume, "the checkpoint"
+    else:
+        path = Path(cfg.out_dir) / LAST_NAME if resume is True else Path(resume)
+        state, where = read_checkpoint(path), str(path)
+    if "optimizer" not in state:
+        raise UserError(f"cannot resume from {where}: it holds a model only (the best one, "
+                        f"no optimizer state); resume from the {LAST_NAME} beside it")
+    return state
 
 
 def saved_model_keys(ckpt: dict) -> dict[str, Any]:
@@ -129,6 +188,30 @@ def saved_model_keys(ckpt: dict) -> dict[str, Any]:
     return {k: ckpt["config"].get(k, defaults[k]) for k in MODEL_KEYS}
 
 
+def model_from_checkpoint(ckpt: dict, path: str | Path) -> GPT:
+    """The checkpoint's model on the CPU, dropout off; a UserError (naming `path`) if its
+    weights do not fit the shape its config records."""
+    from tune_gpt.model import GPT, GPTConfig
+
+    meta = ckpt["meta"]
+    vocab_size = int(meta.get("vocab_size") or len(meta["itos"]))
+    try:
+        model = GPT(GPTConfig(vocab_size=vocab_size, dropout=0.0, **saved_model_keys(ckpt)))
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"{path}: checkpoint does not match its config ({reason[:200]}); "
+                        f"pass a {BEST_NAME} or {LAST_NAME} that `tune-gpt train` wrote") from None
+    return model
+
+
+def same_vocabulary(meta: dict, data: PreparedData) -> bool:
+    """Whether a checkpoint (its meta) reads `data`'s token ids as the same tokens."""
+    return meta.get("tokenizer", "char") == data.tokenizer and \
+        meta.get("vocab_size", data.vocab_size) == data.vocab_size and \
+        list(meta.get("itos", [])) == data.itos()
+
+
 def check_resumable(ckpt: dict, cfg: TrainConfig, data: PreparedData) -> None:
     saved = saved_model_keys(ckpt)
     for key in MODEL_KEYS:
@@ -137,8 +220,6 @@ def check_resumable(ckpt: dict, cfg: TrainConfig, data: PreparedData) -> None:
             raise UserError(f"cannot resume: the checkpoint has {key}={had} "
                             f"but the config says {key}={getattr(cfg, key)}; resume with the "
                             f"same model shape")
-    if ckpt["meta"].get("tokenizer", "char") != data.tokenizer or \
-            ckpt["meta"].get("vocab_size", data.vocab_size) != data.vocab_size or \
-            list(ckpt["meta"].get("itos", [])) != data.itos():
+    if not same_vocabulary(ckpt["meta"], data):
         raise UserError(f"cannot resume: the checkpoint's vocabulary differs from "
                         f"{data.name}'s; resume on the dataset it was trained on")

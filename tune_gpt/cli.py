@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="optional YAML of knobs, or a nanoGPT config/*.py (read, never run)")
     t.add_argument("--data", default=None, help="text file to train on (overrides dataset)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/ckpt.pt")
+    t.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt (the state at the latest evaluation)")
     t.set_defaults(func=_cmd_train, knobs=True)
 
     e = sub.add_parser("estimate", help="parameters, tokens/iter, FLOPs and memory without training",
@@ -94,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=1337)
     g.add_argument("--device", default="auto")
     g.set_defaults(func=_cmd_sample)
+
+    ev = sub.add_parser("eval", help="a checkpoint's loss on the whole validation split",
+                        description="Score a checkpoint on every token of a validation split "
+                                    "(non-overlapping windows of block_size), not on "
+                                    "eval_iters random batches as training does.")
+    ev.add_argument("checkpoint", help="ckpt.pt (the best model) or last.pt written by "
+                                       "`tune-gpt train`")
+    ev.add_argument("--data", default=None,
+                    help="text file or nanoGPT data folder (default: the data set the "
+                         "checkpoint was trained on)")
+    ev.add_argument("--json", action="store_true",
+                    help='print {"val_loss": x, "tokens": n} instead of a sentence')
+    ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ev.set_defaults(func=_cmd_eval)
 
     d = sub.add_parser("data", help="what a data set holds and what a search of it will see",
                        description="The data doctor: tokens, vocabulary and tokenizer, the "
@@ -201,6 +215,14 @@ def _cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
+    from tune_gpt.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, data=args.data, device=args.device)
+    print(result.to_json() if args.json else result.format())
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.data import prepare
     from tune_gpt.data.doctor import doctor
@@ -255,6 +277,7 @@ def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _cmd_transfer(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.config import TrainConfig
+    from tune_gpt.data import vocab_size_of
     from tune_gpt.estimate import count_params
     from tune_gpt.transfer import transfer
 
@@ -269,13 +292,17 @@ def _cmd_transfer(args: argparse.Namespace, extra: list[str]) -> int:
     except OSError as e:
         raise UserError(f"{out}: cannot write ({e.strerror}); pass --out PATH") from None
     full = {**TrainConfig().to_dict(), **t.proxy}  # knobs the file leaves out: defaults
-    sizes = [count_params(k["n_layer"], k["n_embd"], k["block_size"], 65, k["bias"])[0]
-             for k in (full, c.to_dict())]
     for note in t.notes:
         print(note)
-    if sizes:
+    try:  # the vocabulary is the data's (no download for a named data set)
+        vocab = vocab_size_of(c.dataset, c.tokenizer)
+    except UserError as e:
+        print(f"parameter counts left out: the data set's vocabulary is unknown here ({e})")
+    else:
+        sizes = [count_params(k["n_layer"], k["n_embd"], k["block_size"], vocab, k["bias"])[0]
+                 for k in (full, c.to_dict())]
         print(f"proxy {sizes[0] / 1e6:.2f}M -> target {sizes[1] / 1e6:.2f}M parameters "
-              f"(at a 65-character vocabulary)")
+              f"(at the data's vocabulary of {vocab:,})")
     print(f"wrote {out}; train it with: tune-gpt train {out}")
     return 0
 

@@ -206,7 +206,7 @@ class _Reader:
                                "logs every trial to MLflow: `tune-gpt ui`)")
         if "init_from" in shown and ign["init_from"] != "scratch":
             if ign["init_from"] == "resume":
-                how = "continue a run with `tune-gpt train --resume` (reads out_dir/ckpt.pt)"
+                how = "continue a run with `tune-gpt train --resume` (reads out_dir/last.pt)"
             else:
                 how = ("tune-gpt trains from scratch (fine-tuning from GPT-2 weights is not "
                        "supported)")
@@ -216,7 +216,8 @@ class _Reader:
                              f"(an evaluation-only run is not supported)")
         if "always_save_checkpoint" in shown:
             out.notes.append(f"{shown['always_save_checkpoint']}: ignored; `tune-gpt train` "
-                             f"saves out_dir/ckpt.pt whenever val loss improves, and at the end")
+                             f"keeps out_dir/ckpt.pt at the lowest val loss (as nanoGPT with "
+                             f"always_save_checkpoint = False) and out_dir/last.pt to resume")
         if "backend" in shown:
             out.notes.append(f"{shown['backend']}: ignored; tune-gpt trains on one device "
                              f"(no DDP)")

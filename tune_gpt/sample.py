@@ -1,4 +1,5 @@
-"""Generate text from a checkpoint written by `tune-gpt train`.
+"""Generate text from a checkpoint written by `tune-gpt train` (out/ckpt.pt is the model of
+the lowest validation loss; out/last.pt, the latest state, samples too).
 
     tune-gpt sample out/ckpt.pt --start "ROMEO:" --num-samples 2 --max-new-tokens 200
 
@@ -22,9 +23,9 @@ def generate(checkpoint_path: str | Path, start: str = "\n", num_samples: int = 
     `temperature` from the `top_k` most likely characters; reproducible for a given seed."""
     import torch
 
+    from tune_gpt.checkpoint import model_from_checkpoint, read_checkpoint
+    from tune_gpt.config import resolve_device
     from tune_gpt.data import Codec
-    from tune_gpt.model import GPT, GPTConfig
-    from tune_gpt.checkpoint import read_checkpoint, saved_model_keys
 
     if num_samples < 1 or max_new_tokens < 0:
         raise UserError("--num-samples must be >= 1 and --max-new-tokens >= 0")
@@ -32,22 +33,11 @@ def generate(checkpoint_path: str | Path, start: str = "\n", num_samples: int = 
         raise UserError(f"--temperature must be > 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda but no CUDA GPU is visible; use --device cpu")
+    device = resolve_device(device, "--device")
 
     ckpt = read_checkpoint(checkpoint_path)
-    meta = ckpt["meta"]
-    codec = Codec.from_meta(meta)
-    vocab_size = int(meta.get("vocab_size") or len(meta["itos"]))
-    try:
-        model = GPT(GPTConfig(vocab_size=vocab_size, dropout=0.0, **saved_model_keys(ckpt)))
-        model.load_state_dict(ckpt["model"])
-    except (KeyError, RuntimeError) as e:
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"{checkpoint_path}: checkpoint does not match its config "
-                        f"({reason[:200]})") from None
+    codec = Codec.from_meta(ckpt["meta"])
+    model = model_from_checkpoint(ckpt, checkpoint_path)
     model.to(device).eval()
 
     prompt = codec.encode(start) or [0]  # an empty prompt starts from token 0

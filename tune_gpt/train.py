@@ -3,17 +3,21 @@ and the benchmarks all call.
 
     from tune_gpt.config import TrainConfig
     from tune_gpt.train import train
-    result = train(TrainConfig(dataset="input.txt", max_iters=200), log=print)
-    print(result.summary())
+    result = train(TrainConfig(dataset="input.txt", max_iters=200), log=print, save=True)
+    print(result.summary())     # out/ckpt.pt: the best model; out/last.pt: to resume from
 
     # stop early, checkpoint, resume: what a search trainable does
     def on_eval(record, checkpointer):
-        checkpointer.save("ckpt.pt")
+        checkpointer.save("trial.pt")
         return record.val_loss > 3.0        # True stops the run
-    train(cfg, on_eval=on_eval, resume="ckpt.pt", threads=1)
+    train(cfg, on_eval=on_eval, resume="trial.pt", threads=1)
 
-Nothing here knows about Ray or MLflow. torch is imported inside the functions, so the
-records (EvalRecord, TrainResult) can be imported without it.
+The loop reads as nanoGPT's train.py does: set_up (data, model, optimizer), then per
+iteration get_lr, optimization_step (gradient accumulation, clipping) and a log line; every
+eval_interval steps, measure (estimate_loss, timings) and the checkpoint step
+(Checkpointer.after_eval: the best model, and the state to resume from). Nothing here
+knows about Ray or MLflow; torch is imported inside the functions, so the records
+(EvalRecord, TrainResult) import without it.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ import gc
 import math
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tune_gpt.checkpoint import CHECKPOINT_NAME, Checkpointer, check_resumable, resume_state
+from tune_gpt.checkpoint import BEST_NAME, Checkpointer, check_resumable, resume_state
+from tune_gpt.evaluate import estimate_loss
 
 if TYPE_CHECKING:
     import torch
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     from tune_gpt.config import TrainConfig
     from tune_gpt.data import PreparedData
     from tune_gpt.model import GPT
+
 
 @dataclass
 class EvalRecord:
@@ -69,8 +75,9 @@ class TrainResult:
     wall_s: float
     device: str
     n_params: int                 # without the position table, like nanoGPT
-    checkpoint_path: str | None   # the last checkpoint written, if any
+    checkpoint_path: str | None   # the model to use: OUT_DIR/ckpt.pt (save), else on_eval's
     stopped_early: bool = False   # on_eval returned True
+    last_checkpoint_path: str | None = None  # the state to resume from (OUT_DIR/last.pt)
 
     def summary(self) -> str:
         """One paragraph for the CLI."""
@@ -85,6 +92,8 @@ class TrainResult:
                      f"{f.tokens_per_s:,.0f} tokens/s, MFU {f.mfu:.1%}.")
         if self.checkpoint_path:
             text += f" Checkpoint: {self.checkpoint_path}"
+            if self.last_checkpoint_path and self.last_checkpoint_path != self.checkpoint_path:
+                text += f" (lowest val loss); to resume: {self.last_checkpoint_path}"
         return text
 
 
@@ -102,7 +111,118 @@ def get_lr(it: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + coeff * (cfg.learning_rate - cfg.min_lr)
 
 
+# ----------------------------------------------------------------------------- set-up
+
+@dataclass
+class Run:
+    """What set_up builds: the data, the model and everything that trains it."""
+
+    cfg: TrainConfig
+    device: str                       # cuda | cpu (auto resolved)
+    data: PreparedData
+    model: GPT                        # the module whose weights are saved
+    net: Any                          # what runs forward: model, or torch.compile(model)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler      # float16 loss scaling; a pass-through otherwise
+    generator: torch.Generator        # draws the training batches, and nothing else
+    ckpt: Checkpointer                # iteration, best val loss; saves and restores the run
+    autocast: contextlib.AbstractContextManager
+    peak_flops: float                 # the device's peak, for MFU
+
+    def micro_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        from tune_gpt.data import get_batch
+
+        for _ in range(self.cfg.gradient_accumulation_steps):
+            yield get_batch(self.data, "train", self.cfg.batch_size, self.cfg.block_size,
+                            self.generator, self.device)
+
+    def mfu(self, s_per_iter: float) -> float:
+        sequences = self.cfg.batch_size * self.cfg.gradient_accumulation_steps
+        return self.model.estimate_mfu(sequences, s_per_iter, self.peak_flops) \
+            if s_per_iter else 0.0
+
+    def describe(self) -> str:
+        """The first log line: what is trained on what."""
+        import torch
+
+        d = self.data
+        return (f"{self.model.get_num_params() / 1e6:.2f}M parameters; {d.name}: vocab "
+                f"{d.vocab_size}, {d.n_train:,} train / {d.n_val:,} val tokens; tokens per "
+                f"iteration {self.cfg.tokens_per_iter():,}; device {self.device}"
+                + (f" ({torch.get_num_threads()} threads)" if self.device == "cpu" else "")
+                + f", dtype {self.cfg.dtype}"
+                + (f"; resuming at iter {self.ckpt.iter}" if self.ckpt.iter else ""))
+
+
+def set_up(cfg: TrainConfig, *, resume: bool | str | Path | dict = False,
+           threads: int | None = None, data: PreparedData | None = None) -> Run:
+    """Check the config, prepare the data, build the model and optimizer, and restore them
+    (with the RNG states) when resuming. Every check runs before anything is trained."""
+    import torch
+
+    from tune_gpt.config import check_block_size, resolve_device, validate, validate_for_device
+    from tune_gpt.data import prepare
+    from tune_gpt.estimate import cpu_peak_flops, gpu_peak_flops
+    from tune_gpt.model import GPT, GPTConfig
+
+    if threads:
+        torch.set_num_threads(threads)
+    validate(cfg)
+    device = resolve_device(cfg.device)
+    validate_for_device(cfg, device)
+    data = data or prepare(cfg.dataset, tokenizer=cfg.tokenizer)
+    check_block_size(cfg, data.n_val)
+    state = resume_state(resume, cfg)
+    if state is not None:
+        check_resumable(state, cfg, data)
+
+    torch.manual_seed(cfg.seed)
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls on tensor cores
+        torch.backends.cudnn.allow_tf32 = True
+        torch.cuda.reset_peak_memory_stats()
+    model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=data.vocab_size,
+                          n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
+                          dropout=cfg.dropout, bias=cfg.bias,
+                          parametrization=cfg.parametrization,
+                          mup_base_width=cfg.mup_base_width)).to(device)
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
+                                           (cfg.beta1, cfg.beta2), device)
+    scaler = torch.amp.GradScaler(device, enabled=cfg.dtype == "float16")
+    generator = torch.Generator().manual_seed(cfg.seed)
+    ckpt = Checkpointer(model, optimizer, scaler, cfg, data.meta(), generator)
+    if state is not None:
+        ckpt.load_state_dict(state)
+    return Run(
+        cfg=cfg, device=device, data=data, model=model,
+        net=torch.compile(model) if cfg.compile else model, optimizer=optimizer,
+        scaler=scaler, generator=generator, ckpt=ckpt,
+        autocast=contextlib.nullcontext() if cfg.dtype == "float32" else
+        torch.autocast(device, dtype=getattr(torch, cfg.dtype)),
+        peak_flops=gpu_peak_flops(torch.cuda.get_device_name())[0] if device == "cuda"
+        else cpu_peak_flops(torch.get_num_threads()))
+
+
 # ----------------------------------------------------------------------------- steps
+
+def optimization_step(run: Run, lr: float) -> torch.Tensor:
+    """One optimizer step at learning rate `lr`: gradients of gradient_accumulation_steps
+    micro-batches, clipped to grad_clip, applied, then freed. Returns the mean training
+    loss, still on the device (reading it would wait for the GPU)."""
+    import torch
+
+    cfg, optimizer, scaler = run.cfg, run.optimizer, run.scaler
+    run.model.set_learning_rate(optimizer, lr)  # µP: hidden matrices get lr / m
+    loss = accumulate_gradients(run.net, run.micro_batches(), cfg.gradient_accumulation_steps,
+                                run.autocast, scaler)
+    if cfg.grad_clip > 0:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)  # frees .grad instead of zero-filling it
+    return loss
+
 
 def accumulate_gradients(model: GPT, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
                          n_micro: int, autocast: contextlib.AbstractContextManager,
@@ -120,31 +240,6 @@ def accumulate_gradients(model: GPT, batches: Iterable[tuple[torch.Tensor, torch
     return total / n_micro
 
 
-def evaluate(model: GPT, data: PreparedData, cfg: TrainConfig, device: str,
-             autocast: contextlib.AbstractContextManager) -> tuple[float, float]:
-    """(train, val) mean loss over eval_iters batches each. The batches come from a
-    generator seeded afresh every time, so successive evaluations (and runs with the same
-    seed and shape) are scored on the same text and differ only by the model."""
-    import torch
-
-    from tune_gpt.data import get_batch
-
-    model.eval()
-    losses = []
-    with torch.no_grad():
-        for split in ("train", "val"):
-            gen = torch.Generator().manual_seed(cfg.seed + 1)
-            total = torch.zeros((), device=device)
-            for _ in range(cfg.eval_iters):
-                x, y = get_batch(data, split, cfg.batch_size, cfg.block_size, gen, device)
-                with autocast:
-                    _, loss = model(x, y)
-                total += loss.float()
-            losses.append(total.item() / cfg.eval_iters)
-    model.train()
-    return losses[0], losses[1]
-
-
 def peak_memory_bytes(device: str) -> int:
     """CUDA: the allocator's peak since the run started. CPU: the peak resident set size of
     the whole process (Python, libraries and data included) over its lifetime, from
@@ -160,6 +255,49 @@ def peak_memory_bytes(device: str) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
 
 
+class _Clock:
+    """Where the time goes. Throughput and MFU count training steps only: set-up and
+    evaluation are left out of every span; elapsed_s counts everything."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.eval_s = 0.0                  # spent evaluating so far
+        self.span_s, self.span_n = 0.0, 0  # training time and steps since the last evaluation
+        self.log_s, self.log_n = 0.0, 0    # ... since the last log line
+
+    def step_done(self) -> None:
+        now = time.perf_counter()
+        dt, self.last = now - self.last, now
+        self.span_s, self.span_n = self.span_s + dt, self.span_n + 1
+        self.log_s, self.log_n = self.log_s + dt, self.log_n + 1
+
+    def take_log_span(self) -> float:
+        """Mean seconds per step since the last log line; starts the next one."""
+        dt = self.log_s / self.log_n
+        self.log_s, self.log_n = 0.0, 0
+        return dt
+
+    def new_span(self) -> None:
+        """Steps are timed from now: what came before (set-up, evaluation) is not training."""
+        self.span_s, self.span_n = 0.0, 0
+        self.last = time.perf_counter()
+
+
+def measure(run: Run, clock: _Clock, it: int, lr: float, diverged: bool) -> EvalRecord:
+    """Evaluate the model and time the steps since the last evaluation: one EvalRecord."""
+    t0 = time.perf_counter()
+    train_loss, val_loss = estimate_loss(run.net, run.data, run.cfg, run.device, run.autocast)
+    clock.eval_s += time.perf_counter() - t0
+    s_per_iter = clock.span_s / clock.span_n if clock.span_n else 0.0
+    tokens_per_iter = run.cfg.tokens_per_iter()
+    return EvalRecord(
+        iter=it, tokens=it * tokens_per_iter, train_loss=train_loss, val_loss=val_loss, lr=lr,
+        tokens_per_s=tokens_per_iter / s_per_iter if s_per_iter else 0.0,
+        ms_per_iter=s_per_iter * 1e3, mfu=run.mfu(s_per_iter),
+        peak_mem_bytes=peak_memory_bytes(run.device),
+        elapsed_s=time.perf_counter() - clock.start, eval_s=clock.eval_s, diverged=diverged)
+
+
 # ----------------------------------------------------------------------------- the loop
 
 def train(cfg: TrainConfig, *,
@@ -171,10 +309,11 @@ def train(cfg: TrainConfig, *,
 
     on_eval   called after every evaluation (every eval_interval steps and at the last);
               returning True stops the run normally. Its Checkpointer can save the run.
-    resume    True: OUT_DIR/ckpt.pt; a path; or an already loaded checkpoint dict.
+    resume    True: OUT_DIR/last.pt; a path to a full state; or an already loaded one.
     threads   torch CPU threads (torch.set_num_threads); None leaves torch's default.
     log       receives nanoGPT-style progress lines; None is silent.
-    save      write OUT_DIR/ckpt.pt when val loss improves and at the end (the CLI).
+    save      write OUT_DIR/ckpt.pt (the model) when val loss improves and OUT_DIR/last.pt
+              (the state to resume from) at every evaluation (the CLI).
     data      an already prepared dataset (else cfg.dataset is prepared).
 
     A NaN/inf training loss stops the run with diverged=True (no exception).
@@ -196,147 +335,61 @@ def train(cfg: TrainConfig, *,
 
 
 def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data) -> TrainResult:
-    import torch
-
-    from tune_gpt.config import check_block_size, validate, validate_for_device
-    from tune_gpt.data import get_batch, prepare
-    from tune_gpt.estimate import cpu_peak_flops, gpu_peak_flops
-    from tune_gpt.model import GPT, GPTConfig
-
-    t_start = time.perf_counter()
+    clock = _Clock()  # elapsed_s counts the set-up too
     say = log or (lambda line: None)
-    if threads:
-        torch.set_num_threads(threads)
-    validate(cfg)
-    device = cfg.device if cfg.device != "auto" else \
-        "cuda" if torch.cuda.is_available() else "cpu"
-    validate_for_device(cfg, device)
-    data = data or prepare(cfg.dataset, tokenizer=cfg.tokenizer)
-    check_block_size(cfg, data.n_val)
-    state = resume_state(resume, cfg)
-    if state is not None:
-        check_resumable(state, cfg, data)
-
-    torch.manual_seed(cfg.seed)
-    if device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls on tensor cores
-        torch.backends.cudnn.allow_tf32 = True
-        torch.cuda.reset_peak_memory_stats()
-    model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=data.vocab_size,
-                          n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
-                          dropout=cfg.dropout, bias=cfg.bias,
-                          parametrization=cfg.parametrization,
-                          mup_base_width=cfg.mup_base_width)).to(device)
-    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
-                                           (cfg.beta1, cfg.beta2), device)
-    # Only float16 needs loss scaling; a disabled scaler is a pass-through.
-    scaler = torch.amp.GradScaler(device, enabled=cfg.dtype == "float16")
-    generator = torch.Generator().manual_seed(cfg.seed)  # training batches only
-    ckpt = Checkpointer(model, optimizer, scaler, cfg, data.meta(), generator)
-    if state is not None:
-        ckpt.load_state_dict(state)
-        del state
-    net = torch.compile(model) if cfg.compile else model
-    autocast = contextlib.nullcontext() if cfg.dtype == "float32" else \
-        torch.autocast(device, dtype=getattr(torch, cfg.dtype))
-
-    n_params = model.get_num_params()
-    tokens_per_iter = cfg.tokens_per_iter()
-    sequences_per_iter = cfg.batch_size * cfg.gradient_accumulation_steps
-    peak = gpu_peak_flops(torch.cuda.get_device_name())[0] if device == "cuda" else \
-        cpu_peak_flops(torch.get_num_threads())
-    say(f"{n_params / 1e6:.2f}M parameters; {data.name}: vocab {data.vocab_size}, "
-        f"{data.n_train:,} train / {data.n_val:,} val tokens; tokens per iteration "
-        f"{tokens_per_iter:,}; device {device}"
-        + (f" ({torch.get_num_threads()} threads)" if device == "cpu" else "")
-        + f", dtype {cfg.dtype}" + (f"; resuming at iter {ckpt.iter}" if ckpt.iter else ""))
-
-    def micro_batches():
-        for _ in range(cfg.gradient_accumulation_steps):
-            yield get_batch(data, "train", cfg.batch_size, cfg.block_size, generator, device)
-
+    run = set_up(cfg, resume=resume, threads=threads, data=data)
+    say(run.describe())
+    out_dir = Path(cfg.out_dir) if save else None
     records: list[EvalRecord] = []
-    it, lr = ckpt.iter, get_lr(max(ckpt.iter - 1, 0), cfg)  # lr: that of the last step taken
+
+    def evaluation(it: int, lr: float, diverged: bool) -> bool:
+        """Measure, report, checkpoint; True when on_eval asks to stop."""
+        record = measure(run, clock, it, lr, diverged)
+        records.append(record)
+        say(f"step {it}: train loss {record.train_loss:.4f}, val loss {record.val_loss:.4f}"
+            + (" (diverged: the training loss is not finite)" if diverged else ""))
+        run.ckpt.iter = it
+        best = run.ckpt.after_eval(record.val_loss, diverged=diverged, out_dir=out_dir)
+        if best is not None:
+            say(f"saving checkpoint to {best}")
+        return bool(on_eval is not None and on_eval(record, run.ckpt))
+
+    it = run.ckpt.iter
+    lr = get_lr(max(it - 1, 0), cfg)  # that of the last step taken
     diverged = stopped = False
-    eval_s = 0.0
-    span_s, span_n = 0.0, 0  # training time and steps since the last evaluation
-    log_s, log_n = 0.0, 0    # ... since the last log line
-    save_path = Path(cfg.out_dir) / CHECKPOINT_NAME
-    saved_iter = -1
-
-    def measure() -> EvalRecord:
-        nonlocal eval_s
-        t0 = time.perf_counter()
-        train_loss, val_loss = evaluate(net, data, cfg, device, autocast)
-        eval_s += time.perf_counter() - t0
-        s_per_iter = span_s / span_n if span_n else 0.0
-        return EvalRecord(
-            iter=it, tokens=it * tokens_per_iter, train_loss=train_loss, val_loss=val_loss,
-            lr=lr, tokens_per_s=tokens_per_iter / s_per_iter if s_per_iter else 0.0,
-            ms_per_iter=s_per_iter * 1e3,
-            mfu=model.estimate_mfu(sequences_per_iter, s_per_iter, peak) if s_per_iter else 0.0,
-            peak_mem_bytes=peak_memory_bytes(device),
-            elapsed_s=time.perf_counter() - t_start, eval_s=eval_s, diverged=diverged)
-
-    last = time.perf_counter()
+    clock.new_span()
     while it < cfg.max_iters:
         lr = get_lr(it, cfg)
-        model.set_learning_rate(optimizer, lr)  # µP: hidden matrices get lr / m
-        loss = accumulate_gradients(net, micro_batches(), cfg.gradient_accumulation_steps,
-                                    autocast, scaler)
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)  # frees .grad instead of zero-filling it
+        loss = optimization_step(run, lr)
         it += 1
+        clock.step_done()
 
         is_log = it % cfg.log_interval == 0
         is_eval = it % cfg.eval_interval == 0 or it == cfg.max_iters
         # Reading the loss waits for the GPU, so on CUDA it is read only when it is
         # printed or evaluated; on CPU there is nothing to wait for and every step is checked.
-        if device == "cpu" or is_log or is_eval:
+        if run.device == "cpu" or is_log or is_eval:
             lossf = loss.item()
             diverged = not math.isfinite(lossf)
-        now = time.perf_counter()
-        step_s, last = now - last, now
-        span_s, span_n = span_s + step_s, span_n + 1
-        log_s, log_n = log_s + step_s, log_n + 1
         if is_log or diverged:
-            dt = log_s / log_n
+            dt = clock.take_log_span()
             say(f"iter {it}: loss {lossf:.4f}, time {dt * 1e3:.1f}ms, "
-                f"mfu {model.estimate_mfu(sequences_per_iter, dt, peak) * 100:.2f}%")
-            log_s, log_n = 0.0, 0
-        if not (is_eval or diverged):
-            continue
+                f"mfu {run.mfu(dt) * 100:.2f}%")
+        if is_eval or diverged:
+            stopped = evaluation(it, lr, diverged)
+            if diverged or stopped:
+                break
+            clock.new_span()
 
-        record = measure()
-        records.append(record)
-        ckpt.iter = it
-        say(f"step {it}: train loss {record.train_loss:.4f}, val loss {record.val_loss:.4f}"
-            + (" (diverged: the training loss is not finite)" if diverged else ""))
-        if record.val_loss < ckpt.best_val_loss:
-            ckpt.best_val_loss = record.val_loss
-            if save and not diverged:
-                say(f"saving checkpoint to {ckpt.save(save_path)}")
-                saved_iter = it
-        if on_eval is not None and on_eval(record, ckpt):
-            stopped = True
-        if diverged or stopped:
-            break
-        span_s, span_n = 0.0, 0
-        last = time.perf_counter()  # evaluation time is not training time
-
-    if not records:  # resumed from a finished run: still measure the model once
-        records.append(measure())
-        if on_eval is not None:  # a caller that reports every evaluation reports this one
-            on_eval(records[-1], ckpt)
-    if save and not diverged and saved_iter != it:
-        say(f"saving checkpoint to {ckpt.save(save_path)}")
+    if not records:  # resumed from a finished run: still measure the model once, and a
+        evaluation(it, lr, diverged)  # caller that reports every evaluation reports it
+    best = run.ckpt.best_path or (out_dir / BEST_NAME if out_dir is not None and
+                                  (out_dir / BEST_NAME).is_file() else None)
+    last = run.ckpt.last_path
     return TrainResult(
-        iters=it, tokens=it * tokens_per_iter, best_val_loss=ckpt.best_val_loss,
+        iters=it, tokens=it * cfg.tokens_per_iter(), best_val_loss=run.ckpt.best_val_loss,
         final=records[-1], records=records, diverged=diverged,
-        wall_s=time.perf_counter() - t_start, device=device, n_params=n_params,
-        checkpoint_path=str(ckpt.last_path) if ckpt.last_path else None,
-        stopped_early=stopped)
+        wall_s=time.perf_counter() - clock.start, device=run.device,
+        n_params=run.model.get_num_params(),
+        checkpoint_path=str(best or last) if best or last else None,
+        stopped_early=stopped, last_checkpoint_path=str(last) if last else None)
