@@ -16,7 +16,7 @@ beside --json OUT.json, or a temporary one with --quick. --quick runs the same s
 shrunk by `--set` overrides (QUICK_SETS) into cells of their own (OUT/cells/quick-sN.json):
 it checks the script, not the figures.
 
-Issue 12's target: median best val_loss over 3 seeds <= 1.66 and no seed above 1.70, in
+The target it was written for: median best val_loss over 3 seeds <= 1.66 and no seed above 1.70, in
 <= 15 minutes a search. Not a test: it prints figures, and the machine's noise is in them
 (the time budget makes a busy machine train fewer tokens).
 """

@@ -15,7 +15,7 @@ same model and agree.
 It prints, per parametrization: the best learning rate per width (seed-mean loss; the
 optimum of a parabola in log lr through the best grid point and its neighbours), their
 drift (max / min), and at the largest width the loss of the learning rate that is best at
-the smallest width against that width's own best (`transfer_loss_gap`). Issue 17's target:
+the smallest width against that width's own best (`transfer_loss_gap`). The target it was written for:
 under µP a drift <= 2x and a gap <= 0.02 nats; under SP the drift is shown.
 
 Every run is a cell in OUT/cells/<param>-w<width>-lr<lr>-s<seed>.json, skipped when the

@@ -1,4 +1,4 @@
-"""Record the learning curves the search-efficiency replay runs on (issue 12).
+"""Record the learning curves the search-efficiency replay runs on.
 
     python benchmarks/record_curves.py --out benchmarks/results/replay
                                     # the whole table (~2 h on 2 cores), resuming the committed one

@@ -1,4 +1,4 @@
-"""Replay benchmark: judge search strategies over many seeds on recorded learning curves (issue 12).
+"""Replay benchmark: judge search strategies over many seeds on recorded learning curves.
 
     python benchmarks/replay.py --seeds 30 --json OUT.json    # every method, 30 seeds (~10 s)
     python benchmarks/replay.py --methods asha_tpe random --seeds 0 1 2

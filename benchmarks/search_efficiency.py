@@ -15,8 +15,8 @@ Methods (each a real tune-gpt search: local Ray, Optuna, MLflow):
             6x192 for 2,000 iterations. Nine runs, 14.08M training tokens in all.
   asha_tpe  Optuna's TPE, ASHA early stopping on tokens, no priors. (In a real run it gets
             tune-gpt's searcher, which tells TPE that stopped trials were PRUNED; the
-            replay's asha_tpe is Ray's plain OptunaSearch, which says COMPLETE: the state
-            before issue 12. The committed real results of 2026-11-28 are that state too.)
+            replay's asha_tpe is Ray's plain OptunaSearch, which says COMPLETE: tune-gpt's
+            state before fidelity.py. The committed real results of 2026-11-28 are that state too.)
   random    Optuna's random sampler, every trial trained to its end (no early stopping).
   default   tune-gpt's default: asha_tpe with the priors of nanoGPT's CPU recipe (4 x 128,
             lr 1e-3, batch 12): that recipe first, the start-up trials near it.

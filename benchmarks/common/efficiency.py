@@ -22,7 +22,7 @@ EXPERIMENTS = ("experiment_batch_size", "experiment_learning_rate", "experiment_
 MANUAL_RUNS = 9                   # len(manual_plan()): 3 experiments x 3 values (a test checks)
 # The real benchmark's methods (the replay registers its own: replay/methods.py).
 METHODS = ("manual", "asha_tpe", "random", "default", "default_wrong_prior")
-REFERENCE_MANUAL_BEST = 1.772     # the reference implementation, same sizing (issue 8)
+REFERENCE_MANUAL_BEST = 1.772     # the reference implementation's manual best, same sizing
 TARGET_FRACTION = 1 / 3
 CONCURRENCY = 2                   # max_concurrent_trials: two 1-thread trials on 2 cores
 TOKENS_PER_TRIAL = 2_000_000      # budget.tokens_per_trial = ASHA's max_t

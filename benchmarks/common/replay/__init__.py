@@ -1,4 +1,4 @@
-"""Replay: judge search strategies over many seeds on recorded learning curves (issue 12).
+"""Replay: judge search strategies over many seeds on recorded learning curves.
 
     python benchmarks/replay.py --seeds 30 --json OUT.json
     python benchmarks/search_efficiency.py --replay --seeds 30 --json OUT.json   # the same

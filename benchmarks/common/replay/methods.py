@@ -9,7 +9,7 @@ with `register_method(name, factory)`, e.g.
 or from a module of your own, imported with `--methods-from MODULE`.
 
 Today's methods: `random`, `asha_random` and `asha_tpe` are Ray's plain `OptunaSearch`
-(stopped trials told COMPLETE: the state before issue 12); `default` and
+(stopped trials told COMPLETE, as tune-gpt did before fidelity.py); `default` and
 `default_wrong_prior` are tune-gpt's own searcher built from the real benchmark's space,
 priors included, with stopped trials told PRUNED at their token steps.
 """
