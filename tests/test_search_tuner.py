@@ -115,3 +115,17 @@ def test_the_space_names_the_trainable_and_the_tuner_imports_it(tmp_path: Path) 
     other.trainable = "json:no_such_function"
     with pytest.raises(UserError, match="has no function 'no_such_function'"):
         load_trainable(other)
+
+
+def test_the_scheduler_meta_records_is_in_its_own_units() -> None:
+    """meta.json records max_t and the first rung as ASHA ran them: with time_attr iter, in
+    iterations (it used to write budget.tokens_per_trial there, a token count)."""
+    from tune_gpt.search.tuner import resolved_scheduler
+
+    space = load_space(SMOKE, profile="cpu", sets=["scheduler.time_attr=iter",
+                                                   "scheduler.grace_period=0"])
+    s = resolved_scheduler(space, 400, 65)
+    assert (s.time_attr, s.max_t, s.grace_period) == ("iter", 400, 40)
+    tokens = resolved_scheduler(load_space(SMOKE, profile="cpu"), 400, 65)
+    assert (tokens.max_t, tokens.grace_period) == (60_000, 10_000)
+    assert tokens.rungs() == [10_000, 20_000, 40_000]  # reduction_factor 2, up to max_t
