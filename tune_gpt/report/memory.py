@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from tune_gpt.config import from_mapping
+from tune_gpt.errors import UserError
 from tune_gpt.estimate import Estimate, estimate
 from tune_gpt.report.findings import MemoryCalibration
 from tune_gpt.report.rules import MEMORY_CALIBRATE_ABOVE, MEMORY_HEADROOM
@@ -27,13 +28,10 @@ def need_bytes(knobs: dict[str, Any], vocab_size: int | None) -> float | None:
 def _estimate(knobs: dict[str, Any], vocab_size: int | None) -> Estimate | None:
     if not vocab_size:
         return None
-    try:
-        cfg = from_mapping(knobs)
-    except Exception:  # an incomplete or invalid config: no estimate rather than a guess
-        return None
-    try:
-        return estimate(cfg, vocab_size)
-    except Exception:
+    try:  # an incomplete or invalid config (a trial's row read back): no estimate, no guess;
+        # the report's memory columns then show "—" for that trial
+        return estimate(from_mapping(knobs), vocab_size)
+    except (UserError, TypeError, ValueError, KeyError):
         return None
 
 

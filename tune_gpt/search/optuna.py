@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tune_gpt.errors import note
+from tune_gpt.settings import SAMPLERS
 from tune_gpt.space import SearchSpace, label, resolve, suggest
 from tune_gpt.space.sampler_options import check_sampler_options
-from tune_gpt.settings import SAMPLERS
 from tune_gpt.trial import TrialPlan
 
 RESCUE_ATTR = "tune_gpt.rescue"  # Optuna user attr of an enqueued OOM rescue
@@ -97,7 +98,8 @@ def importances(folder: Path) -> dict[str, float]:
         if len(done) < 3:
             return {}
         return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
-    except Exception:  # noqa: BLE001 — importances are a nicety, never a reason to fail
+    except Exception as e:  # noqa: BLE001 — importances are a nicety, never a reason to fail
+        note(f"Optuna's parameter importances left out ({type(e).__name__}: {e})")
         return {}
 
 
