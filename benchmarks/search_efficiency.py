@@ -7,6 +7,8 @@
     python benchmarks/search_efficiency.py --quick              # ~1.5 minute smoke run
     python benchmarks/search_efficiency.py --replay --seeds 30 --json OUT.json
                                   # replayed on recorded curves, many seeds (benchmarks/replay.py)
+    python benchmarks/search_efficiency.py --replay --table DIR --data PATH --seeds 30 \
+        --json OUT.json           # on a table record_curves.py --data PATH --out DIR recorded
 
 Methods (each a real tune-gpt search: local Ray, Optuna, MLflow):
   manual    the guide's three experiments (实验建议) with their CPU sizing, one after the
@@ -246,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                        f"{replay_cli.QUICK_SEEDS} seeds)",
         json="write the summary here too, its markdown beside it (OUT.md); with --replay, "
              "the replay's summary")
-    cli.add_data(p)
+    cli.add_data(p, "the text file or nanoGPT folder to train on; with --replay, the data "
+                    "the table was recorded on")
     cli.add_out(p, "search_efficiency", "cells, runs, summary and curves.png")
     p.add_argument("--methods", nargs="+", default=None,
                    help=f"real mode: {', '.join(METHODS)} (default all but "

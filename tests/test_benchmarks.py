@@ -312,3 +312,79 @@ def test_record_curves_drops_a_line_cut_short_and_records_it_again(
     assert [json.loads(x)["key"] for x in kept] == ["grid:a"]
     assert table.read_text() == json.dumps(line) + "\n"       # the file no longer holds it
     assert "1 line(s) cut short" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- other corpora
+
+def test_corpora_are_built_the_same_twice_and_say_what_they_hold(tmp_path: Path) -> None:
+    """corpora.py on a small cap: identical files twice, a manifest whose sha256, sizes and
+    vocabulary are the files', ASCII text, no test suite, files in sorted order."""
+    import hashlib
+
+    from benchmarks import corpora
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert corpora.main(["--quick", "--out", str(a)]) == 0
+    assert corpora.main(["--quick", "--out", str(b), "--json", str(tmp_path / "m.json")]) == 0
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+    manifest = json.loads((a / "corpora.json").read_text())
+    names = [c["name"] for c in manifest["corpora"]]
+    assert {"python_stdlib", "licenses"} <= set(names)      # on every Debian/Python machine
+    for c in manifest["corpora"]:
+        text = (a / c["path"]).read_text(encoding="ascii")
+        assert c["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+        assert c["bytes"] == c["characters"] == len(text) <= c["cap_bytes"] == corpora.QUICK_CAP
+        assert c["vocab"] == len(set(text)) and set(text) <= {"\n", *map(chr, range(32, 127))}
+        assert c["file_count"] == len(c["files"]) >= 1
+    stdlib = next(c for c in manifest["corpora"] if c["name"] == "python_stdlib")["files"]
+    assert stdlib == sorted(stdlib)
+    assert not any({"test", "tests", "site-packages"} & set(f.split("/")) for f in stdlib)
+    assert json.loads((tmp_path / "m.json").read_text()) == manifest
+
+
+def test_corpus_characters_are_printable_ascii() -> None:
+    from benchmarks.corpora import clean
+
+    raw = "café\tx\r\nnaïve ✓\x00\x0c end".encode() + b"\xff"
+    assert clean(raw) == "cafe    x\nnaive ? end?\n"
+
+
+@pytest.mark.e2e
+def test_record_curves_quick_grid_smoke_and_its_replay(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """record_curves --grid quick --quick on a small text: table.json says the plan and the
+    data, the manual runs are the shortened sweeps; the replay takes the folder with that
+    --data; the folder refuses another plan (one line, exit 2)."""
+    from benchmarks import record_curves, search_efficiency
+
+    data = tmp_path / "notes.txt"
+    data.write_text("".join(f"line {i}: the quick brown fox jumps over {i % 7} lazy dogs.\n"
+                            for i in range(400)))
+    out = tmp_path / "table"
+    argv = ["--quick", "--workers", "0", "--data", str(data), "--out", str(out)]
+    assert record_curves.main([*argv, "--grid", "quick", "--json", str(tmp_path / "r.json")]) == 0
+    meta = json.loads((out / "table.json").read_text())
+    assert meta["plan"] == "quick-smoke" and meta["factor"] == pytest.approx(0.002)
+    assert meta["data"]["sha256"] == __import__("hashlib").sha256(data.read_bytes()).hexdigest()
+    assert meta["vocab_size"] == len(set(data.read_text()))
+    lines = [json.loads(x) for x in (out / "curves.jsonl").read_text().splitlines()]
+    manual = [x for x in lines if x["kind"] == "manual"]
+    assert len(manual) == 9 and len(lines) == 13
+    # the guide's 1,000- and 2,000-iteration runs, 500 times shorter
+    assert sorted({x["config"]["max_iters"] for x in manual}) == [2, 4]
+    assert [x["experiment"] for x in manual] == ["batch_size"] * 3 + ["learning_rate"] * 3 \
+        + ["model_size"] * 3
+    assert json.loads((tmp_path / "r.json").read_text())["configs_recorded"] == 13
+    replayed = tmp_path / "replay.json"
+    assert search_efficiency.main(["--replay", "--table", str(out), "--data", str(data),
+                                   "--seeds", "1", "--methods", "random",
+                                   "--json", str(replayed)]) == 0
+    s = json.loads(replayed.read_text())
+    assert s["plan"] == "quick-smoke" and s["grid_configs_full"] == 4
+    assert s["budget_tokens"] == pytest.approx(sum(x["tokens"] for x in manual) / 0.002)
+    capsys.readouterr()
+    assert record_curves.main([*argv, "--grid", "full"]) == 2        # another plan: refused
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "another plan" in err

@@ -371,3 +371,113 @@ def test_simulator_matches_a_real_tuner_run(ray_local: None, tmp_path: Path, met
     # the run is not trivial: ASHA stopped some trials early and let some finish
     outcomes = {x.outcome for x in sim.trials}
     assert "stopped_early" in outcomes and "completed" in outcomes
+
+
+# ------------------------------------------------------------------ other data, shortened runs
+
+SWEEPS = ["batch_size"] * 3 + ["learning_rate"] * 3 + ["model_size"] * 3
+
+
+def _nine_manual(shorten: int = 1) -> list[dict[str, Any]]:
+    """The nine manual runs of a table whose runs are `shorten` times shorter (tokens and
+    iterations divided), each naming its sweep as record_curves.py writes it."""
+    lines = []
+    for i, sweep in enumerate(SWEEPS):
+        line = manual_line(i, [2.6 - 0.02 * i, 2.2 - 0.02 * i, 1.95 - 0.02 * i],
+                           1_536_000 if sweep == "model_size" else 768_000)
+        line["experiment"] = sweep
+        line["config"]["max_iters"] = (2000 if sweep == "model_size" else 1000) // shorten
+        lines.append(line)
+    return lines
+
+
+def _shortened(line: dict[str, Any], by: int) -> dict[str, Any]:
+    assert line["tokens"] % by == 0 and all(p[0] % by == 0 for p in line["points"])
+    return {**line, "tokens": line["tokens"] // by,
+            "points": [[p[0] // by, *p[1:]] for p in line["points"]]}
+
+
+def _table_folder(folder: Path, lines: list[dict[str, Any]], data: Path, factor: float
+                  ) -> Path:
+    from benchmarks.common.replay import recording
+
+    folder.mkdir()
+    write_table(folder / "curves.jsonl", lines)
+    plan = recording.Plan("quick", {k: FULL[k] for k in FULL}, factor=factor, evals_per_run=16)
+    recording.write_meta(folder, recording.meta_for(plan, recording.data_identity(data), 65))
+    return folder
+
+
+def test_replay_reads_a_shortened_table_in_full_length_tokens(tmp_path: Path) -> None:
+    """A table recorded at factor 1/4 (every run, the manual sweeps' included, 4 times
+    shorter) replays exactly as the same curves at full length: same budget, same target,
+    same figures. Its nine shortened manual runs are accepted (no --partial-manual)."""
+    from benchmarks import search_efficiency
+
+    data = tmp_path / "input.txt"
+    data.write_text("some corpus\n" * 50)
+    grid = [grid_line(b, lr, nl, ne) for b, lr, nl, ne in
+            itertools.product([12, 32], FULL["learning_rate"], [2, 4], [64, 192])]
+    full = _table_folder(tmp_path / "full", grid + _nine_manual(), data, 1.0)
+    short = _table_folder(tmp_path / "short", [_shortened(x, 4) for x in grid]
+                          + [_shortened(x, 4) for x in reversed(_nine_manual(4))], data, 0.25)
+    got = {}
+    for name, folder in (("full", full), ("short", short)):
+        out = tmp_path / f"{name}.json"
+        assert search_efficiency.main(["--replay", "--table", str(folder), "--data", str(data),
+                                       "--seeds", "3", "--methods", "random", "asha_tpe",
+                                       "default", "--json", str(out)]) == 0
+        got[name] = _figures(out)
+    full_s, short_s = got["full"], got["short"]
+    assert short_s["fidelity_factor"] == 0.25 and short_s["manual_lines"] == 9
+    assert short_s["budget_tokens"] == full_s["budget_tokens"] == 9_216_000
+    assert short_s["manual_best"] == full_s["manual_best"] == pytest.approx(1.79)
+    assert short_s["methods"] == full_s["methods"]
+    assert {"success_rate", "median_compute_ratio"} <= set(short_s["methods"]["default"])
+    # the manual curve follows the guide's order by the sweep each line names (written
+    # last-first here; shortened runs are not the 1,000 iterations the older rule looks for)
+    assert short_s["manual_curve"][0][1] in (2.6, 2.58, 2.56)
+    assert "0.25 of its length" in (tmp_path / "short.md").read_text()
+
+
+def test_replay_refuses_a_table_recorded_on_other_data(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    from benchmarks import replay as replay_script
+    from benchmarks import search_efficiency
+
+    data, other = tmp_path / "input.txt", tmp_path / "other.txt"
+    data.write_text("some corpus\n" * 50)
+    other.write_text("another corpus\n" * 50)
+    grid = [grid_line(12, lr, 2, 64) for lr in FULL["learning_rate"]]
+    folder = _table_folder(tmp_path / "t", grid + _nine_manual(), data, 1.0)
+    for main in (search_efficiency.main, lambda a: replay_script.main(a[1:])):
+        capsys.readouterr()
+        assert main(["--replay", "--table", str(folder), "--data", str(other),
+                     "--seeds", "1", "--methods", "random"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and f"recorded on {data}" in err and f"--data {data}" in err
+    assert search_efficiency.main(["--replay", "--table", str(folder), "--data", str(data),
+                                   "--seeds", "1", "--methods", "random"]) == 0
+
+
+def test_record_plans_the_committed_table_and_the_quick_grid() -> None:
+    """The full plan is the committed table's configs (so it resumes); the quick plan is 40
+    grid configs and the nine manual runs, every run 0.2 as long."""
+    from benchmarks import record_curves
+    from benchmarks.common.replay.recording import PLANS
+
+    committed = Table.load()
+    keys = {record_curves.key_of(k, c) for k, c, _ in record_curves.plan_items(PLANS["full"])}
+    assert keys == {c.key for c in committed.grid + committed.manual}
+    assert committed.meta["plan"] == "full" and committed.factor == 1.0
+    quick = record_curves.plan_items(PLANS["quick"])
+    grid = [c for k, c, _ in quick if k == "grid"]
+    manual = [(c, e) for k, c, e in quick if k == "manual"]
+    assert len(grid) == PLANS["quick"].size == 40 and len(manual) == MANUAL_RUNS
+    for c in grid:
+        tokens = c["max_iters"] * c["batch_size"] * c["block_size"]
+        assert 400_000 <= tokens < 400_000 + c["batch_size"] * c["block_size"]
+    full_manual = [r for r in manual_plan() if r]
+    for (c, e), r in zip(manual, full_manual):
+        assert e == r["experiment"] and c["max_iters"] * 5 == r["max_iters"]
+        assert c["eval_interval"] * 5 == r["eval_interval"] and c["warmup_iters"] == 20

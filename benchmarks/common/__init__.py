@@ -6,6 +6,6 @@
 - `efficiency`: the search-efficiency experiment (the guide's manual sweeps, the searches'
   space and budget), which `search_efficiency.py`, `record_curves.py` and the replay share.
 - `curves`: best val_loss so far against compute, and the figures read off it.
-- `replay`: the replay of searches on recorded learning curves (table, methods, simulator,
-  report, command).
+- `replay`: the replay of searches on recorded learning curves (recording, table, methods,
+  simulator, report, command).
 """

@@ -41,17 +41,18 @@ def benchmark_parser(doc: str, quick: str,
     return p
 
 
-def add_data(p: argparse.ArgumentParser) -> None:
+def add_data(p: argparse.ArgumentParser, what: str = "tinyshakespeare's input.txt") -> None:
     p.add_argument("--data", default=str(DEFAULT_DATA),
-                   help="tinyshakespeare's input.txt (default: $TUNE_GPT_TEST_DATA, else "
-                        "../shared/data/shakespeare_char/input.txt beside the checkout)")
+                   help=f"{what} (default: $TUNE_GPT_TEST_DATA, else "
+                        f"../shared/data/shakespeare_char/input.txt beside the checkout)")
 
 
 def have_data(path: str) -> bool:
-    """True if the data file is there; otherwise says so in one line."""
-    if Path(path).is_file():
+    """True if the data (a text file, or a nanoGPT data folder) is there; otherwise says so
+    in one line."""
+    if Path(path).expanduser().exists():
         return True
-    print(f"error: no data file at {path}; pass --data PATH", file=sys.stderr)
+    print(f"error: no data file or folder at {path}; pass --data PATH", file=sys.stderr)
     return False
 
 

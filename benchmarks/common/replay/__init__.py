@@ -6,9 +6,12 @@
 The real search-efficiency benchmark trains every trial (~15 min per seed). The replay
 trains nothing: `record_curves.py` recorded once, in `results/replay/curves.jsonl`, the full
 learning curves of a fixed grid of configs over the space that benchmark searches, and the
-nine runs of the guide's manual sweeps. A search is replayed on that table. One module per
-part:
+nine runs of the guide's manual sweeps (on tinyshakespeare; `--grid quick --data PATH`
+records a smaller, shortened table for any corpus). A search is replayed on that table. One
+module per part:
 
+- `recording`: what a table is: its plan (grid, fidelity factor) and the data it was
+  recorded on (table.json), which the replay checks against its --data.
 - `table`: the recorded curves, the reports a real trial would make of them, and the world
   a proposal lives in (it snaps to the nearest recorded config).
 - `methods`: the search strategies compared, as Ray searchers and schedulers; a new one is

@@ -1,9 +1,13 @@
 """The replay command, as `python benchmarks/replay.py` and
 `python benchmarks/search_efficiency.py --replay` both run it.
 
-Both scripts define --methods, --seeds, --budget-fraction, --quick and --json themselves
-(search_efficiency shares them with its real mode); `add_replay_args` adds the options only
-the replay has, and `run` reads them all from the parsed arguments.
+Both scripts define --methods, --seeds, --budget-fraction, --data, --quick and --json
+themselves (search_efficiency shares them with its real mode); `add_replay_args` adds the
+options only the replay has, and `run` reads them all from the parsed arguments.
+
+--table is the folder `record_curves.py --out` wrote (or its curves.jsonl). When the table
+says its data (table.json), --data must be that data (same sha256), or the replay stops with
+one line: figures of a table are figures of the data it was recorded on.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ from benchmarks.common.efficiency import MANUAL_RUNS
 from benchmarks.common.output import write_summary
 from benchmarks.common.replay.methods import METHODS, load_methods_from
 from benchmarks.common.replay.report import markdown, run_replay
-from benchmarks.common.replay.table import DEFAULT_TABLE, GRID_SIZE, Table
+from benchmarks.common.replay.recording import CURVES, data_identity, data_mismatch
+from benchmarks.common.replay.table import DEFAULT_TABLE, Table
 
 SEEDS, QUICK_SEEDS = 30, 2
 
 
 def add_replay_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
     """The replay's own options; `prefix` starts each help line (e.g. "--replay: ")."""
-    p.add_argument("--table", default=None,
-                   help=f"{prefix}the curves table (default results/replay/curves.jsonl)")
+    p.add_argument("--table", metavar="DIR", default=None,
+                   help=f"{prefix}the folder record_curves.py --out wrote, or its "
+                        f"curves.jsonl (default benchmarks/results/replay); its table.json "
+                        f"says the data it was recorded on, which --data must be")
     p.add_argument("--clock", choices=("time", "tokens"), default="time",
                    help=f"{prefix}a trial's reports come at its recorded wall times (time) "
                         f"or at equal token rates (tokens)")
@@ -53,14 +60,32 @@ def run(args: argparse.Namespace) -> int:
         print("error: --seeds: no seeds (one number N means seeds 0..N-1)", file=sys.stderr)
         return 2
     path = Path(args.table) if args.table else DEFAULT_TABLE
+    if path.is_dir():
+        path = path / CURVES
     if not path.is_file():
         print(f"error: no curves table at {path}; record it with benchmarks/record_curves.py",
               file=sys.stderr)
         return 2
     table = Table.load(path)
-    print(f"table {path}: {len(table.grid)} of {GRID_SIZE} grid configs, "
-          f"{len(table.manual)} manual lines; budget {table.manual_tokens / 1e6:.2f}M tokens, "
-          f"target {table.manual_best:.4f}", flush=True)
+    if table.meta is None:
+        print(f"{path}: no table.json beside it: read as the full plan on tinyshakespeare, "
+              f"--data not checked", flush=True)
+    else:
+        data = getattr(args, "data", None)
+        if not data or not Path(data).exists():
+            print(f"error: no data at {data}; pass --data {table.meta['data']['path']} (the "
+                  f"data {path.parent} was recorded on)", file=sys.stderr)
+            return 2
+        wrong = data_mismatch(table.meta, data_identity(data))
+        if wrong:
+            print(f"error: the table {path.parent} was {wrong}; pass --data "
+                  f"{table.meta['data']['path']}, or record a table for {data} (benchmarks/"
+                  f"record_curves.py --data {data} --grid quick --out DIR)", file=sys.stderr)
+            return 2
+    print(f"table {path}: plan {table.plan} (fidelity {table.factor:g}), {len(table.grid)} of "
+          f"{table.grid_size} grid configs, {len(table.manual)} manual lines; budget "
+          f"{table.manual_tokens / 1e6:.2f}M tokens (full-length), target "
+          f"{table.manual_best:.4f}", flush=True)
     if len(table.manual) < MANUAL_RUNS and not args.partial_manual:
         print(f"error: {len(table.manual)} of the {MANUAL_RUNS} manual runs "
               f"recorded: budget and target are not the manual sweeps' yet "

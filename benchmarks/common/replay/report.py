@@ -22,7 +22,7 @@ from benchmarks.common.curves import best_at, reach
 from benchmarks.common.efficiency import CONCURRENCY, TARGET_FRACTION
 from benchmarks.common.replay.methods import METHODS
 from benchmarks.common.replay.simulator import SimResult, simulate
-from benchmarks.common.replay.table import GRID_SIZE, KNOBS, Table, snap_distances
+from benchmarks.common.replay.table import KNOBS, Table, snap_distances
 
 Z95 = 1.959963984540054
 
@@ -95,7 +95,11 @@ def run_replay(methods: list[str], seeds: list[int], table: Table, clock: str = 
     return {
         "table": table.source,
         "grid_configs_used": len(table.grid),
-        "grid_configs_full": GRID_SIZE,
+        "grid_configs_full": table.grid_size,
+        "plan": table.plan,
+        "fidelity_factor": table.factor,
+        "data": (table.meta or {}).get("data"),
+        "vocab_size": table.vocab_size,
         "grid_values": table.values(),
         "manual_lines": len(table.manual),
         "manual_tokens": manual_tokens,
@@ -116,6 +120,19 @@ def _f(x: float, spec: str = ".3f") -> str:
     return "never" if x == math.inf else ("n/a" if not math.isfinite(x) else format(x, spec))
 
 
+def _provenance(s: dict[str, Any]) -> list[str]:
+    """The plan and the data, when the table says them (a table.json beside it)."""
+    d, f = s.get("data"), s.get("fidelity_factor", 1.0)
+    if not d:
+        return []
+    short = "" if f == 1.0 else (
+        f" Every run, the manual sweeps' included, was recorded at {f:g} of its length; "
+        f"tokens here are full-length equivalents (recorded tokens / {f:g}), and the target "
+        f"is the manual sweeps' best at that length.")
+    return [f"Plan `{s['plan']}` on {d['path']} (sha256 {d['sha256'][:12]}…, "
+            f"{s['vocab_size']} tokens in its vocabulary).{short}\n"]
+
+
 def markdown(s: dict[str, Any]) -> str:
     c = s["coarseness"]
     lines = [
@@ -126,6 +143,7 @@ def markdown(s: dict[str, Any]) -> str:
         f"(the manual sweeps'); target: the manual best val_loss {s['manual_best']:.4f}, "
         f"success = reached within {s['target_fraction']:.2f} of the manual compute. "
         f"{len(s['seeds'])} seeds, {s['concurrency']} trials at a time, clock: {s['clock']}.\n",
+        *_provenance(s),
         "| method | seeds | success | success rate [95% CI] | median compute to target "
         "(× manual) | best at 1/3 compute (mean ± se) | best at end (mean) | trials (mean) "
         "| configs visited |",

@@ -14,6 +14,10 @@
 - **Budget and target** come from the table's manual lines: the budget is the sum of their
   tokens, the target is their best val_loss (the manual curve read one run after another,
   as the real benchmark reads it).
+- **Plan and data** come from `table.json` beside the curves (`recording.py`): a table
+  recorded at fidelity factor f is read in full-length tokens (recorded tokens / f), and
+  the divergence penalty uses its data's vocabulary. A table without one is the full plan
+  on tinyshakespeare (65 characters), as the first table was.
 """
 
 from __future__ import annotations
@@ -27,25 +31,31 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common.efficiency import SEARCH_PARAMS
+from benchmarks.common.efficiency import EXPERIMENTS, SEARCH_PARAMS
+from benchmarks.common.replay.recording import CURVES, PLANS, read_meta
 
 ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_TABLE = ROOT / "benchmarks" / "results" / "replay" / "curves.jsonl"
+DEFAULT_TABLE = ROOT / "benchmarks" / "results" / "replay" / CURVES
 METRIC, MODE, TIME_ATTR = "val_loss", "min", "tokens"
-# The grid record_curves.py trains. The learning rate is on a log grid with half-decade
+# The full plan's grid (recording.PLANS): the learning rate on a log grid with half-decade
 # steps over the search's range; batch and model shape cover the search's choices (batch 16
 # and 64 snap to the nearer recorded value, which the replay reports).
-GRID = {
-    "batch_size": [12, 32],
-    "learning_rate": [1.0e-4, 3.16e-4, 1.0e-3, 3.16e-3, 1.0e-2],
-    "n_layer": [2, 4, 6],
-    "n_embd": [64, 128, 192],
-}
-GRID_SIZE = math.prod(len(v) for v in GRID.values())     # 2 x 5 x 3 x 3 = 90
-# The table does not store the vocabulary: shakespeare_char's is 65 characters.
+GRID = PLANS["full"].grid
+GRID_SIZE = PLANS["full"].size                # 2 x 5 x 3 x 3 = 90
+# A table without table.json is on tinyshakespeare: shakespeare_char's 65 characters.
 VOCAB_SIZE = 65
-PENALTY = math.log(VOCAB_SIZE) + 1.0          # trainables.gpt.penalty_for
-EXPLODED_LOSS = 3.0 * math.log(VOCAB_SIZE)    # trainables.gpt.EXPLODED_LOSS_FACTOR
+
+
+def penalty_for(vocab_size: int) -> float:
+    return math.log(vocab_size) + 1.0         # trainables.gpt.penalty_for
+
+
+def exploded_loss(vocab_size: int) -> float:
+    return 3.0 * math.log(vocab_size)         # trainables.gpt.EXPLODED_LOSS_FACTOR
+
+
+PENALTY = penalty_for(VOCAB_SIZE)
+EXPERIMENT_ORDER = tuple(e.removeprefix("experiment_") for e in EXPERIMENTS)
 KNOBS = tuple(SEARCH_PARAMS)                  # batch_size, learning_rate, n_layer, n_embd
 LOG_KNOBS = ("batch_size", "learning_rate")
 
@@ -61,19 +71,23 @@ class Curve:
     diverged: bool
     points: list[list[float]]
     reports: list[dict[str, Any]] = field(default_factory=list)
+    experiment: str | None = None    # a manual line's sweep (efficiency.EXPERIMENTS)
 
     @property
     def knobs(self) -> dict[str, Any]:
         return {k: self.config[k] for k in KNOBS}
 
 
-def _reports(points: list[list[float]], diverged: bool) -> list[dict[str, Any]]:
+def _reports(points: list[list[float]], diverged: bool, vocab_size: int = VOCAB_SIZE
+             ) -> list[dict[str, Any]]:
     """What trainables/gpt.py reports for these evaluations (see the module docstring)."""
     out = []
+    penalty = penalty_for(vocab_size)
     for i, (tokens, val, train, elapsed) in enumerate(points):
-        bad = not (math.isfinite(val) and math.isfinite(train)) or train > EXPLODED_LOSS
+        bad = not (math.isfinite(val) and math.isfinite(train)) \
+            or train > exploded_loss(vocab_size)
         if bad:
-            out.append({"tokens": tokens, "val_loss": PENALTY, "train_loss": PENALTY,
+            out.append({"tokens": tokens, "val_loss": penalty, "train_loss": penalty,
                         "outcome": "diverged", "elapsed_s": elapsed})
             break
         last = i == len(points) - 1 and not diverged
@@ -104,13 +118,22 @@ def _range(d: dict[str, Any]) -> tuple[float, float]:
 class Table:
     """The recorded curves: grid lines (what proposals snap to) and manual lines (the target)."""
 
-    def __init__(self, lines: Iterable[dict[str, Any]], source: str = "<memory>"):
+    def __init__(self, lines: Iterable[dict[str, Any]], source: str = "<memory>",
+                 meta: dict[str, Any] | None = None):
         self.source = source
+        self.meta = meta
+        meta = meta or {}
+        self.plan = meta.get("plan", "full")
+        self.factor = float(meta.get("factor", 1.0))   # tokens are read as recorded / factor
+        self.vocab_size = int(meta.get("vocab_size", VOCAB_SIZE))
+        self.grid_size = int(meta.get("grid_size", GRID_SIZE))
         curves = []
         for d in lines:
+            points = [[self._full(p[0]), *p[1:]] for p in d["points"]]
             c = Curve(d["key"], d["kind"], d["config"], float(d.get("flops_per_token") or 0),
-                      int(d["tokens"]), bool(d.get("diverged")), d["points"])
-            c.reports = _reports(c.points, c.diverged)
+                      int(self._full(d["tokens"])), bool(d.get("diverged")), points,
+                      experiment=d.get("experiment"))
+            c.reports = _reports(c.points, c.diverged, self.vocab_size)
             curves.append(c)
         # Sorted, so that ties in snapping go to the smaller value whatever the record order.
         self.grid = sorted((c for c in curves if c.kind == "grid" and c.reports),
@@ -119,16 +142,24 @@ class Table:
         self._coords = _coords({k: [c.config[k] for c in self.grid] for k in KNOBS}) \
             if self.grid else np.zeros((0, len(KNOBS)))
 
+    def _full(self, tokens: Any) -> Any:
+        """Recorded tokens in full-length units (the fidelity factor undone)."""
+        return tokens if self.factor == 1.0 else int(round(tokens / self.factor))
+
     @classmethod
     def load(cls, path: str | Path = DEFAULT_TABLE) -> Table:
-        """Read a table that may still be growing: a last line cut short is skipped."""
+        """Read a table (its folder, or its curves.jsonl with table.json beside it) that
+        may still be growing: a last line cut short is skipped."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CURVES
         lines = []
-        for raw in Path(path).read_text().splitlines():
+        for raw in path.read_text().splitlines():
             try:
                 lines.append(json.loads(raw))
             except ValueError:
                 continue
-        return cls(lines, str(path))
+        return cls(lines, str(path), read_meta(path.parent))
 
     # -- the world
     def snap(self, proposal: dict[str, Any]) -> Curve:
@@ -181,10 +212,14 @@ class Table:
 
 def _guide_order(c: Curve) -> tuple:
     """The guide's order: batch sweep (1,000 iters, batch 16/32/64), learning-rate sweep
-    (batch 12, 1,000 iters), model-size sweep (2,000 iters)."""
+    (batch 12, 1,000 iters), model-size sweep (2,000 iters). A line that names its
+    experiment (record_curves.py writes it; shortened runs are not 1,000 iters) is put by it."""
     k = c.config
-    sweep = 0 if k.get("max_iters") == 1000 and k["batch_size"] != 12 else \
-        1 if k.get("max_iters") == 1000 else 2
+    if c.experiment in EXPERIMENT_ORDER:
+        sweep = EXPERIMENT_ORDER.index(c.experiment)
+    else:
+        sweep = 0 if k.get("max_iters") == 1000 and k["batch_size"] != 12 else \
+            1 if k.get("max_iters") == 1000 else 2
     return sweep, k["batch_size"], k["learning_rate"], k["n_layer"], k["n_embd"]
 
 
