@@ -83,6 +83,50 @@ def test_decay_must_end_after_warmup_only_when_decaying() -> None:
     validate(TrainConfig(warmup_iters=100, lr_decay_iters=50, decay_lr=False))
 
 
+def test_lr_schedule_is_cosine_or_wsd() -> None:
+    _fails("'lr_schedule' must be one of cosine, wsd, got 'linear'", lr_schedule="linear")
+    validate(TrainConfig(lr_schedule="wsd"))
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.2, 1.01, float("nan"), float("inf")])
+def test_cooldown_frac_in_zero_one(bad: float) -> None:
+    _fails(r"'cooldown_frac' must be in \(0, 1\]", cooldown_frac=bad)
+    _fails(r"'cooldown_frac' must be in \(0, 1\]", cooldown_frac=bad, lr_schedule="wsd")
+
+
+def test_cooldown_frac_bounds_are_allowed() -> None:
+    validate(TrainConfig(lr_schedule="wsd", cooldown_frac=1.0))
+    validate(TrainConfig(lr_schedule="wsd", cooldown_frac=1e-3))
+
+
+def test_schedule_knobs_load_from_yaml_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "wsd.yaml"
+    path.write_text("lr_schedule: wsd\ncooldown_frac: 0.3\n")
+    cfg = load_train_config(path, ["--cooldown_frac=0.25"])
+    assert (cfg.lr_schedule, cfg.cooldown_frac) == ("wsd", 0.25)
+    with pytest.raises(UserError, match="^command line: 'cooldown_frac' must be a number"):
+        parse_overrides(["--cooldown_frac=fifth"])
+    path.write_text("lr_schedule: WSD\n")  # choices are exact, as dtype's are
+    with pytest.raises(UserError, match="wsd.yaml: 'lr_schedule' must be one of"):
+        load_train_config(path)
+
+
+def test_schedule_knobs_are_tunable_like_every_knob() -> None:
+    """A search space picks new knobs up from the dataclass (FIELD_TYPES): a choice of
+    schedules and a cooldown_frac range parse, and a bound outside (0, 1] is refused at
+    load, naming the key."""
+    from tune_gpt.space.dists import parse_dist
+
+    assert parse_dist("lr_schedule", {"choice": ["cosine", "wsd"]}, "s.yaml: params").values \
+        == ["cosine", "wsd"]
+    frac = parse_dist("cooldown_frac", {"uniform": [0.1, 0.5]}, "s.yaml: params")
+    assert (frac.kind, frac.low, frac.high) == ("uniform", 0.1, 0.5)
+    with pytest.raises(UserError, match=r"s.yaml: params.cooldown_frac: 1.5 is not allowed"):
+        parse_dist("cooldown_frac", {"uniform": [0.1, 1.5]}, "s.yaml: params")
+    with pytest.raises(UserError, match=r"params.lr_schedule: 'step' is not allowed"):
+        parse_dist("lr_schedule", {"choice": ["cosine", "step"]}, "s.yaml: params")
+
+
 def test_dtype_device_dataset_choices() -> None:
     _fails("'dtype' must be one of float32, bfloat16, float16", dtype="fp8")
     _fails("'device' must be one of auto, cpu, cuda", device="tpu")

@@ -228,9 +228,11 @@ def test_the_exported_nanogpt_config_reads_back_to_the_same_knobs(tmp_path: Path
     assert "dataset = 'shakespeare_char'" in text and f"dataset = '{folder}" not in text
     path = write(tmp_path / "nanoGPT" / "config", text, "best_config_nanogpt.py")
     cfg = read(path)
-    # nanoGPT has no µP: parametrization and mup_base_width are tune-gpt's own (SP here).
+    # nanoGPT has no µP: parametrization and mup_base_width are tune-gpt's own (SP here);
+    # nor WSD: lr_schedule and cooldown_frac are tune-gpt's (cosine here, nanoGPT's).
     expected = {k: v for k, v in knobs.items() if k not in (
-        "out_dir", "seed", "tokenizer", "parametrization", "mup_base_width")}
+        "out_dir", "seed", "tokenizer", "parametrization", "mup_base_width", "lr_schedule",
+        "cooldown_frac")}
     assert cfg.knobs.pop("out_dir") == f"out-{res.name}"
     assert set(cfg.knobs) == set(expected)
     for k, v in expected.items():
@@ -239,6 +241,16 @@ def test_the_exported_nanogpt_config_reads_back_to_the_same_knobs(tmp_path: Path
     # tune-gpt's device 'auto' is exported as nanoGPT's 'cuda'
     assert read(write(tmp_path, nanogpt_config(res, "t01", {
         **knobs, "device": "auto"}))).knobs["device"] == "cuda"
+
+
+def test_a_nanogpt_config_means_cosine_whatever_tune_gpts_default(tmp_path: Path) -> None:
+    """nanoGPT's get_lr is cosine: a file that sets no lr_schedule (none can: nanoGPT has no
+    such key) reads as cosine, even were tune-gpt's own default WSD, and says so."""
+    path = write(tmp_path, "n_layer = 3\n")
+    assert read(path).all_knobs().get("lr_schedule", "cosine") == "cosine"
+    cfg = read_nanogpt_config(path, {**TrainConfig().to_dict(), "lr_schedule": "wsd"})
+    assert cfg.all_knobs()["lr_schedule"] == "cosine"
+    assert any("lr_schedule 'cosine'" in note for note in cfg.notes)
 
 
 def test_export_names_the_data_set_as_nanogpt_does() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 from dataclasses import fields
 from pathlib import Path
 
@@ -161,3 +162,72 @@ def test_every_field_of_the_spaces_sections_round_trips_through_the_export(tmp_p
             assert getattr(wrote, f.name) != getattr(cls(), f.name), f"{section}.{f.name}"
             assert getattr(loaded, f.name) == getattr(wrote, f.name), f"{section}.{f.name}"
     assert space.resources == resources
+
+
+# ----------------------------------------------------------------------------- WSD
+
+def _wsd_exports(**knobs) -> tuple[str, str, dict]:
+    """(best_config_nanogpt.py, best_config.yaml, knobs) of a trial trained with WSD."""
+    from tune_gpt.config import TrainConfig
+    from tune_gpt.report.export import best_config_yaml, nanogpt_config
+
+    trials, curves, meta = assemble([trial("t01")])
+    res = prepare(trials, curves, meta)
+    k = {**TrainConfig().to_dict(), "lr_schedule": "wsd", "cooldown_frac": 0.25,
+         "max_iters": 3000, "lr_decay_iters": 3000, "warmup_iters": 150, **knobs}
+    return nanogpt_config(res, "t01", k), best_config_yaml(res, "t01", k), k
+
+
+def test_a_wsd_trial_exports_nanogpts_closest_schedule_and_says_so():
+    """nanoGPT has no WSD: the file keeps nanoGPT's keys (cosine with the same warmup, peak,
+    floor and length) and says, before any value, that it will not reproduce the trial."""
+    text, _, k = _wsd_exports()
+    tree = ast.parse(text)
+    values = {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body}
+    assert set(values) <= NANOGPT_TRAIN_KEYS  # still only keys nanoGPT's train.py knows
+    assert (values["decay_lr"], values["warmup_iters"], values["lr_decay_iters"],
+            values["learning_rate"], values["min_lr"]) == (
+        True, 150, 3000, k["learning_rate"], k["min_lr"])
+    head = text.split("\n\n")[1]  # the block right after the three header lines
+    assert head.startswith("# NOTE: nanoGPT has no warmup-stable-decay (WSD)")
+    assert "lr_schedule = 'wsd'" in head and "will not reproduce" in head
+    assert "cooldown_frac = 0.25" in head and "iteration 2250" in head
+    decay = next(line for line in text.splitlines() if line.startswith("decay_lr ="))
+    assert "nanoGPT has no WSD" in decay
+
+
+def test_the_get_lr_given_for_nanogpt_is_lr_at_step_by_step():
+    """The commented get_lr a user pastes into nanoGPT's train.py trains the same schedule
+    as tune-gpt (run here on our own generated text, in a test only)."""
+    import math
+
+    from tune_gpt.config import TrainConfig
+    from tune_gpt.schedule import lr_at
+
+    for knobs in ({}, {"cooldown_frac": 1.0}, {"warmup_iters": 0, "cooldown_frac": 0.1}):
+        text, _, k = _wsd_exports(**knobs)
+        lines = text.splitlines()
+        first = lines.index("#     def get_lr(it):")
+        code = "\n".join(line[6:] for line in itertools.takewhile(
+            lambda line: line.startswith("#     "), lines[first:]))
+        cfg = TrainConfig(**k)
+        scope = {"math": math, **{n: getattr(cfg, n) for n in (
+            "learning_rate", "min_lr", "warmup_iters", "lr_decay_iters")}}
+        exec(compile(code, "get_lr", "exec"), scope)  # noqa: S102  (our own output)
+        got = [scope["get_lr"](it) for it in range(cfg.lr_decay_iters + 3)]
+        assert got == [lr_at(it, cfg) for it in range(cfg.lr_decay_iters + 3)], knobs
+
+
+def test_wsd_round_trips_through_best_config_yaml(tmp_path):
+    _, yaml_text, _ = _wsd_exports()
+    path = tmp_path / "best_config.yaml"
+    path.write_text(yaml_text)
+    cfg = load_train_config(path)
+    assert (cfg.lr_schedule, cfg.cooldown_frac) == ("wsd", 0.25)
+
+
+def test_cosine_and_constant_trials_get_no_wsd_note():
+    text = report_of("planted").files["best_config_nanogpt.py"]
+    assert "WSD" not in text and "warmup-stable-decay" not in text
+    text, _, _ = _wsd_exports(decay_lr=False)  # no decay: the schedule never acts
+    assert "WSD" not in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from pathlib import Path
@@ -14,6 +13,7 @@ from tune_gpt.config import TrainConfig
 from tune_gpt.data import get_batch
 from tune_gpt.errors import UserError
 from tune_gpt.model import GPT, GPTConfig
+from tune_gpt.schedule import lr_at
 from tune_gpt.train import (
     EvalRecord,
     accumulate_gradients,
@@ -23,31 +23,26 @@ from tune_gpt.train import (
     train,
 )
 
-SCHEDULE = TrainConfig(learning_rate=1e-3, min_lr=1e-4, warmup_iters=100, lr_decay_iters=2000)
-
-
 # ----------------------------------------------------------------------------- schedule
+# lr_at itself is tested point by point in test_schedule.py; here, that the loop steps with it.
 
-def test_lr_warmup_starts_small_and_reaches_the_peak() -> None:
-    assert get_lr(0, SCHEDULE) == pytest.approx(1e-3 * 1 / 101)
-    assert get_lr(49, SCHEDULE) == pytest.approx(1e-3 * 50 / 101)
-    assert get_lr(100, SCHEDULE) == pytest.approx(1e-3)  # warmup end = decay start
+def test_the_loop_applies_the_configured_schedule(tiny_config) -> None:
+    """Every step's optimizer learning rate is lr_at's for the config's schedule: WSD holds
+    learning_rate, then cools down to min_lr (cosine would already be decaying)."""
+    cfg = tiny_config(max_iters=10, lr_decay_iters=10, warmup_iters=2, eval_interval=1,
+                      lr_schedule="wsd", cooldown_frac=0.5)
+    applied: dict[int, float] = {}
 
+    def on_eval(record: EvalRecord, ckpt) -> None:
+        applied[record.iter - 1] = ckpt.optimizer.param_groups[0]["lr"]
+        assert record.lr == applied[record.iter - 1]
 
-def test_lr_cosine_decay_midpoint_and_floor() -> None:
-    assert get_lr(1050, SCHEDULE) == pytest.approx((1e-3 + 1e-4) / 2)  # halfway: cos = 0
-    quarter = 100 + 1900 // 4
-    assert get_lr(quarter, SCHEDULE) == pytest.approx(
-        1e-4 + 0.5 * (1 + math.cos(math.pi * 475 / 1900)) * 9e-4)
-    assert get_lr(2000, SCHEDULE) == pytest.approx(1e-4)
-    assert get_lr(10_000, SCHEDULE) == pytest.approx(1e-4)
-    values = [get_lr(i, SCHEDULE) for i in range(100, 2001)]
-    assert all(a >= b for a, b in itertools.pairwise(values))  # monotone decay
-
-
-def test_lr_constant_without_decay() -> None:
-    cfg = TrainConfig(learning_rate=3e-4, decay_lr=False, warmup_iters=100)
-    assert {get_lr(i, cfg) for i in (0, 50, 100, 5000)} == {3e-4}
+    train(cfg, threads=1, on_eval=on_eval)
+    assert applied == {it: lr_at(it, cfg) for it in range(10)}
+    assert [applied[it] for it in (2, 3, 4, 5)] == [cfg.learning_rate] * 4  # the plateau
+    assert applied[9] < applied[6] < cfg.learning_rate  # the cool-down
+    cosine = TrainConfig(**{**cfg.to_dict(), "lr_schedule": "cosine"})
+    assert lr_at(4, cosine) < cfg.learning_rate  # so the test tells the schedules apart
 
 
 # ----------------------------------------------------------------------------- accumulation

@@ -23,6 +23,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 PARAMETRIZATIONS = ("sp", "mup")
 DEVICES = ("auto", "cpu", "cuda")
 TOKENIZERS = ("auto", "char", "gpt2")   # the `tokenizer` knob
+SCHEDULES = ("cosine", "wsd")           # the `lr_schedule` knob (tune_gpt.schedule draws them)
 
 
 def knob(default: Any, doc: str) -> Any:
@@ -78,9 +79,19 @@ class TrainConfig:
     warmup_iters: int = knob(
         100, "Linear warmup from 0 to learning_rate over this many iterations.")
     decay_lr: bool = knob(
-        True, "Cosine-decay the learning rate from learning_rate to min_lr after warmup.")
+        True, "Decay the learning rate to min_lr after warmup, shaped by lr_schedule; false "
+              "keeps learning_rate from the first step (no warmup), as nanoGPT.")
+    lr_schedule: str = knob(
+        "cosine", "cosine | wsd: the decay's shape. cosine: nanoGPT's, from learning_rate "
+                  "down to min_lr at lr_decay_iters. wsd: warmup-stable-decay (Hägele et al. "
+                  "2024): learning_rate held, then cooled down to min_lr at lr_decay_iters "
+                  "over its last cooldown_frac; nanoGPT has no wsd.")
+    cooldown_frac: float = knob(
+        0.2, "wsd only: the share of lr_decay_iters spent cooling down, in (0, 1]; 0.2 as "
+             "Hägele et al. 2024 (arXiv:2405.18392) recommend. Shape 1 - sqrt(progress), "
+             "which beat linear there. Never starts before warmup ends.")
     lr_decay_iters: int = knob(
-        2000, "Iteration where the cosine decay reaches min_lr (usually = max_iters).")
+        2000, "Iteration where the learning rate reaches min_lr (usually = max_iters).")
     min_lr: float = knob(1e-4, "Floor of the learning rate (usually learning_rate / 10).")
 
     # --- run length and evaluation ---
@@ -293,6 +304,11 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
     if cfg.decay_lr and cfg.lr_decay_iters < cfg.warmup_iters:
         fail(f"'lr_decay_iters' ({cfg.lr_decay_iters}) must be >= 'warmup_iters' "
              f"({cfg.warmup_iters}); usually lr_decay_iters = max_iters")
+    if cfg.lr_schedule not in SCHEDULES:
+        fail(f"'lr_schedule' must be one of {', '.join(SCHEDULES)}, got {cfg.lr_schedule!r}")
+    if not (math.isfinite(cfg.cooldown_frac) and 0.0 < cfg.cooldown_frac <= 1.0):
+        fail(f"'cooldown_frac' must be in (0, 1] (the share of lr_decay_iters spent cooling "
+             f"down; 0.2 is usual), got {cfg.cooldown_frac}")
     if cfg.parametrization not in PARAMETRIZATIONS:
         fail(f"'parametrization' must be one of {', '.join(PARAMETRIZATIONS)}, got "
              f"{cfg.parametrization!r}")

@@ -54,7 +54,10 @@ NANOGPT_DEFAULTS: dict[str, Any] = {
     "n_head": 12, "n_embd": 768, "dropout": 0.0, "bias": False, "learning_rate": 6e-4,
     "max_iters": 600000, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "grad_clip": 1.0,
     "decay_lr": True, "warmup_iters": 2000, "lr_decay_iters": 600000, "min_lr": 6e-5,
-    "dtype": "bfloat16", "compile": True}
+    "dtype": "bfloat16", "compile": True,
+    # not a train.py key, but what its get_lr does: a nanoGPT config means cosine, whatever
+    # tune-gpt's own default schedule
+    "lr_schedule": "cosine"}
 
 # Unset in a file, these keep tune-gpt's defaults rather than nanoGPT's (which assume a GPU).
 HARDWARE = ("dtype", "compile")

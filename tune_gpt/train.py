@@ -13,11 +13,11 @@ and the benchmarks all call.
     train(cfg, on_eval=on_eval, resume="trial.pt", threads=1)
 
 The loop reads as nanoGPT's train.py does: set_up (data, model, optimizer), then per
-iteration get_lr, optimization_step (gradient accumulation, clipping) and a log line; every
-eval_interval steps, measure (estimate_loss, timings) and the checkpoint step
-(Checkpointer.after_eval: the best model, and the state to resume from). Nothing here
-knows about Ray or MLflow; torch is imported inside the functions, so the records
-(EvalRecord, TrainResult) import without it.
+iteration get_lr (tune_gpt.schedule's lr_at: cosine or WSD), optimization_step (gradient
+accumulation, clipping) and a log line; every eval_interval steps, measure (estimate_loss,
+timings) and the checkpoint step (Checkpointer.after_eval: the best model, and the state to
+resume from). Nothing here knows about Ray or MLflow; torch is imported inside the
+functions, so the records (EvalRecord, TrainResult) import without it.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from tune_gpt.checkpoint import BEST_NAME, Checkpointer, check_resumable, resume_state
 from tune_gpt.evaluate import estimate_loss
+from tune_gpt.schedule import lr_at as get_lr
 
 if TYPE_CHECKING:
     import torch
@@ -95,20 +96,6 @@ class TrainResult:
             if self.last_checkpoint_path and self.last_checkpoint_path != self.checkpoint_path:
                 text += f" (lowest val loss); to resume: {self.last_checkpoint_path}"
         return text
-
-
-def get_lr(it: int, cfg: TrainConfig) -> float:
-    """Learning rate of optimizer step `it` (0-based): linear warmup over warmup_iters,
-    then cosine decay to min_lr at lr_decay_iters, then min_lr. Constant if not decay_lr."""
-    if not cfg.decay_lr:
-        return cfg.learning_rate
-    if it < cfg.warmup_iters:
-        return cfg.learning_rate * (it + 1) / (cfg.warmup_iters + 1)
-    if it >= cfg.lr_decay_iters:
-        return cfg.min_lr
-    progress = (it - cfg.warmup_iters) / (cfg.lr_decay_iters - cfg.warmup_iters)  # 0 -> 1
-    coeff = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
-    return cfg.min_lr + coeff * (cfg.learning_rate - cfg.min_lr)
 
 
 # ----------------------------------------------------------------------------- set-up

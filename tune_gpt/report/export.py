@@ -19,6 +19,7 @@ from tune_gpt.errors import UserError
 from tune_gpt.nanogpt_config import NANOGPT_KEYS  # noqa: F401  (the keys written below)
 from tune_gpt.report.results import Results
 from tune_gpt.report.rules import NARROW_PAD
+from tune_gpt.schedule import cooldown_start
 from tune_gpt.settings import RESOURCES
 from tune_gpt.space import parse_amount
 
@@ -77,6 +78,9 @@ def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) ->
     out = [f"# nanoGPT config exported by tune-gpt: best trial {trial_id} of search '{res.name}'",
            f"# (best {res.metric} {res.trials.at[trial_id, res.score]:.4f}).",
            "# Use it from a nanoGPT checkout:  python train.py config/<this file>.py", ""]
+    wsd = bool(k["decay_lr"]) and k.get("lr_schedule") == "wsd"
+    if wsd:  # said first, where it cannot be missed: this file does not reproduce the trial
+        out += wsd_note(k) + [""]
 
     def put(key: str, value: Any, comment: str = "") -> None:
         out.append(f"{key} = {py(value)!r}" + (f"  # {comment}" if comment else ""))
@@ -110,13 +114,44 @@ def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) ->
     out.append("")
     for key in ("learning_rate", "max_iters", "weight_decay", "beta1", "beta2", "grad_clip",
                 "decay_lr", "warmup_iters", "lr_decay_iters", "min_lr"):
-        put(key, k[key])
+        put(key, k[key], "cosine here: nanoGPT has no WSD (see the top of this file)"
+            if wsd and key == "decay_lr" else "")
     out.append("")
     put("device", device, "tune-gpt's 'auto' picked CUDA when present" if k["device"] == "auto" else "")
     put("dtype", k["dtype"])
     put("compile", k["compile"])
     out.append(f"# tune-gpt seed was {k['seed']}; nanoGPT always seeds 1337 (+ rank).")
     return "\n".join(out) + "\n"
+
+
+def wsd_note(k: dict[str, Any]) -> list[str]:
+    """Comment lines for a trial trained with warmup-stable-decay. nanoGPT's train.py has only
+    cosine, so the file keeps its schedule keys (the closest nanoGPT run: same warmup, peak,
+    floor and length), says so, and gives the get_lr that would train WSD there. The code is
+    tune_gpt.schedule.lr_at with this trial's cool-down start written in; a test runs it
+    against lr_at step by step."""
+    cfg = TrainConfig(**{f: k[f] for f in KNOBS if f in k})
+    start = int(cooldown_start(cfg))
+    return [
+        "# NOTE: nanoGPT has no warmup-stable-decay (WSD). This trial trained with tune-gpt's",
+        f"# lr_schedule = 'wsd', cooldown_frac = {py(k['cooldown_frac'])!r}: learning_rate held "
+        f"until iteration {start},",
+        "# then a 1-sqrt cool-down to min_lr at lr_decay_iters. nanoGPT's train.py decays by",
+        "# cosine only, so this file runs the closest nanoGPT schedule, cosine with the same",
+        "# warmup, peak, floor and length: it will not reproduce the trial's loss. To train",
+        "# WSD in nanoGPT, replace get_lr in its train.py with:",
+        "#",
+        "#     def get_lr(it):",
+        "#         if it < warmup_iters:",
+        "#             return learning_rate * (it + 1) / (warmup_iters + 1)",
+        "#         if it >= lr_decay_iters:",
+        "#             return min_lr",
+        f"#         if it < {start}:  # the cool-down's first step (tune-gpt's cooldown_start)",
+        "#             return learning_rate",
+        f"#         coeff = 1.0 - math.sqrt((it - {start}) / (lr_decay_iters - {start}))",
+        "#         return min_lr + coeff * (learning_rate - min_lr)",
+        "#",
+        "# or train it with tune-gpt:  tune-gpt train best_config.yaml"]
 
 
 def nanogpt_dataset(dataset: str, tokenizer: str = "auto") -> tuple[str, list[str]]:
