@@ -104,3 +104,37 @@ def test_the_report_says_how_to_transfer_and_a_mup_search_that_it_is_meant_for_i
         assert w.format(name=report.name) in nxt, nxt
     nano = report.files["best_config_nanogpt.py"]
     assert ("nanoGPT's model.py does not have" in nano) == (param == "mup")
+
+
+def test_the_transferred_attention_keeps_the_base_models_head_size(tmp_path: Path) -> None:
+    """µP scales attention logits by sqrt(base head size) / head size. A 4-head 192-wide
+    proxy (head size 48) transferred to 12 x 768 with 12 heads (head size 64) must use the
+    proxy's 48, not 768's base width divided by the target's 12 heads (16): that gave logits
+    sqrt(16/48) = 0.58x of what µP intends. At the base width µP is SP, whose scale is
+    1/sqrt(head size)."""
+    import math
+
+    from tune_gpt.model import GPT, GPTConfig
+
+    folder = _proxy(tmp_path, tmp_path / "unused.txt", n_embd=192, n_head=4)
+    out = tmp_path / "big.yaml"
+    assert main(["transfer", str(folder), "--n_embd=768", "--n_layer=2", "--n_head=12",
+                 "--out", str(out)]) == 0
+    big = load_train_config(out)
+    assert (big.mup_base_width, big.mup_base_head_size) == (192, 48)
+
+    def attention_scale(**shape) -> float:
+        model = GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=1, **shape))
+        attn = model.transformer.h[0].attn
+        return attn.scale if attn.scale is not None else 1 / math.sqrt(attn.n_embd // attn.n_head)
+
+    target = attention_scale(n_embd=768, n_head=12, parametrization="mup", mup_base_width=192,
+                             mup_base_head_size=big.mup_base_head_size)
+    assert target == pytest.approx(math.sqrt(48) / 64)
+    # the proxy itself under µP at its base width: exactly SP's attention
+    base = attention_scale(n_embd=192, n_head=4, parametrization="mup", mup_base_width=192,
+                           mup_base_head_size=48)
+    assert base == pytest.approx(attention_scale(n_embd=192, n_head=4)) == 1 / math.sqrt(48)
+    # logits on the same unit-size q.k per head dimension: target / base = sqrt(48)/64 x 64
+    # coordinates / (1/sqrt(48) x 48) = 1, the base model's size (0.58 under the old rule)
+    assert (target * 64) / (base * 48) == pytest.approx(1.0)

@@ -65,6 +65,10 @@ class TrainConfig:
     mup_base_width: int = knob(
         128, "µP only: the width at which µP equals sp; hidden learning rates scale by "
         "mup_base_width / n_embd.")
+    mup_base_head_size: int = knob(
+        0, "µP only: the head size of the base model; attention logits are scaled by "
+        "sqrt(mup_base_head_size) / head size. 0: mup_base_width / n_head (the base model "
+        "had this model's n_head). `tune-gpt transfer` writes the proxy's head size here.")
 
     # --- optimizer (AdamW) ---
     learning_rate: float = knob(1e-3, "Peak learning rate, reached after warmup.")
@@ -282,7 +286,7 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
                 "mup_base_width"):
         if getattr(cfg, key) < 1:
             fail(f"'{key}' must be a positive integer, got {getattr(cfg, key)}")
-    for key in ("warmup_iters", "lr_decay_iters"):
+    for key in ("warmup_iters", "lr_decay_iters", "mup_base_head_size"):
         if getattr(cfg, key) < 0:
             fail(f"'{key}' must be >= 0, got {getattr(cfg, key)}")
     if cfg.n_embd % cfg.n_head:

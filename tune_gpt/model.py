@@ -34,11 +34,18 @@ class GPTConfig:
                            # nn.LayerNorm's own bias=False switch, so no custom LayerNorm)
     parametrization: str = "sp"   # "sp" (standard, nanoGPT's) or "mup" (see MuP below)
     mup_base_width: int = 128     # µP: the width at which µP and SP coincide
+    mup_base_head_size: int = 0   # µP: the base model's head size (0: mup_base_width / n_head)
 
     @property
     def width_mult(self) -> float:
         """n_embd / mup_base_width under µP; 1.0 under SP (nothing is rescaled)."""
         return self.n_embd / self.mup_base_width if self.parametrization == "mup" else 1.0
+
+    @property
+    def base_head_size(self) -> float:
+        """The base model's head size under µP: mup_base_head_size, else mup_base_width /
+        n_head (the base model had this model's number of heads)."""
+        return self.mup_base_head_size or self.mup_base_width / self.n_head
 
 
 # µP (the maximal-update parametrization; Yang et al., Tensor Programs V, arXiv 2203.03466).
@@ -79,9 +86,11 @@ class CausalSelfAttention(nn.Module):
         self.n_embd = config.n_embd
         self.dropout = config.dropout
         hs = config.n_embd // config.n_head
-        # SP: None (scaled_dot_product_attention's own 1/sqrt(hs)). µP: sqrt(hs_base) / hs.
+        # SP: None (scaled_dot_product_attention's own 1/sqrt(hs)). µP: sqrt(hs_base) / hs,
+        # hs_base the base model's head size (config.base_head_size), so the logits are the
+        # base model's at the base width whatever n_head the wider model has.
         self.scale = None if config.parametrization != "mup" else \
-            math.sqrt(config.mup_base_width / config.n_head) / hs
+            math.sqrt(config.base_head_size) / hs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.size()

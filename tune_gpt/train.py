@@ -172,7 +172,8 @@ def set_up(cfg: TrainConfig, *, resume: bool | str | Path | dict = False,
                           n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd,
                           dropout=cfg.dropout, bias=cfg.bias,
                           parametrization=cfg.parametrization,
-                          mup_base_width=cfg.mup_base_width)).to(device)
+                          mup_base_width=cfg.mup_base_width,
+                          mup_base_head_size=cfg.mup_base_head_size)).to(device)
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
                                            (cfg.beta1, cfg.beta2), device)
     scaler = torch.amp.GradScaler(device, enabled=cfg.dtype == "float16")

@@ -84,13 +84,19 @@ def transfer(path: str | Path, overrides: Iterable[str]) -> Transfer:
     if not wanted:
         raise UserError("say what the large model is, e.g. --n_embd=768 --n_layer=12 "
                         "--n_head=12")
-    for key in ("parametrization", "mup_base_width"):
+    for key in ("parametrization", "mup_base_width", "mup_base_head_size"):
         if key in wanted:
             raise UserError(f"--{key} is set by transfer itself (the proxy's width is the base "
                             f"width); leave it out")
     mup = proxy.get("parametrization", "sp") == "mup"
     base = int(proxy.get("mup_base_width", 128)) if mup else int(proxy.get("n_embd", 128))
-    target = {**proxy, "parametrization": "mup", "mup_base_width": base, **wanted}
+    # the base model's head size, kept when the target has other heads: µP scales the
+    # attention logits by sqrt(base head size) / head size (model.CausalSelfAttention)
+    heads = int(proxy.get("n_head", TrainConfig.n_head))
+    base_head = int(proxy.get("mup_base_head_size") or 0) if mup else 0
+    base_head = base_head or base // heads
+    target = {**proxy, "parametrization": "mup", "mup_base_width": base,
+              "mup_base_head_size": base_head, **wanted}
     if "max_iters" in wanted and "lr_decay_iters" not in wanted:
         target["lr_decay_iters"] = wanted["max_iters"]  # the decay ends where training does
     if "out_dir" not in wanted:
