@@ -138,3 +138,19 @@ def test_the_transferred_attention_keeps_the_base_models_head_size(tmp_path: Pat
     # logits on the same unit-size q.k per head dimension: target / base = sqrt(48)/64 x 64
     # coordinates / (1/sqrt(48) x 48) = 1, the base model's size (0.58 under the old rule)
     assert (target * 64) / (base * 48) == pytest.approx(1.0)
+
+
+def test_a_transfer_writes_no_fixed_benchmark_figures(tmp_path: Path) -> None:
+    """Every transferred file used to carry the same 64->512 benchmark figures (lr moved
+    1.9x / 6.2x, val_loss 2.48 / 2.20), whatever the transfer. A transfer says what carries
+    over by µP's theory, and claims no measurement it did not make."""
+    folder = _proxy(tmp_path, tmp_path / "unused.txt", n_embd=64, n_head=2)
+    texts = []
+    for width in (256, 1024):
+        out = tmp_path / f"w{width}.yaml"
+        assert main(["transfer", str(folder), f"--n_embd={width}", "--out", str(out)]) == 0
+        texts.append(out.read_text())
+    for text in texts:
+        assert "not measured for this transfer" in text
+        for figure in ("1.9x", "6.2x", "2.48", "2.20"):
+            assert figure not in text, figure

@@ -119,13 +119,12 @@ def statement(proxy: dict[str, Any], cfg: TrainConfig, changed: dict[str, tuple[
            + f"and µP (parametrization: mup, mup_base_width: {base}) rescales the hidden "
              f"matrices' init and learning rate (x{1 / width:.3g}) and the readout for "
              f"width {cfg.n_embd} ({width:.3g}x the proxy's)."]
-    out.append("Transfers across width (µP's theory; measured in benchmarks/mup_transfer.py: "
-               "the best lr moved 1.9x from width 64 to 512 under µP, 6.2x under SP): "
+    out.append("Transfers across width (µP's theory; not measured for this transfer): "
                "learning_rate, min_lr, warmup, Adam betas, grad_clip, the init and output "
                "multipliers.")
-    out.append("Check before a long run: at 200 steps µP models did not improve with width "
-               "(val_loss 2.48 at 64-512) while SP at width 512 with its own tuned lr reached "
-               "2.20; compare a short run of this config against SP.")
+    out.append("Check before a long run: compare a short run of this config against SP at "
+               "the same width with its own tuned learning rate (README: what "
+               "benchmarks/mup_transfer.py measured, and what it did not).")
     empirical = [k for k in EMPIRICAL if k in changed]
     if empirical:
         out.append("Changed here, and these transfer only empirically (µP covers width; check "
