@@ -47,12 +47,19 @@ def start_mlflow_server(folder: Path, backend_uri: str):
 
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL a process we started in its own session and everything it left behind there
-    (a crashed driver's Ray processes)."""
+    (a crashed driver's Ray processes), then the Ray session folder of that driver, which a
+    killed driver cannot remove itself (search/run.ray_session names it tgray-PID-...)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     proc.wait()
+    import glob
+    import shutil
+    import tempfile
+
+    for folder in glob.glob(os.path.join(tempfile.gettempdir(), f"tgray-{proc.pid}-*")):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def stop_group(proc: subprocess.Popen, grace_s: float = 15) -> None:

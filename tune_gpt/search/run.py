@@ -305,8 +305,10 @@ def ray_session(address: str | None) -> Iterator[None]:
     on exit, however the search ends (finished, failed, interrupted), shut down, and the
     local Ray's session folder removed. The folder is new for each search and has a short
     path (Ray's socket paths must stay under 108 bytes); it goes only once Ray's processes
-    have exited, since they write their logs and sockets there until then."""
-    temp_dir = tempfile.mkdtemp(prefix="tgray-")
+    have exited, since they write their logs and sockets there until then. Its name holds
+    the driver's pid (tgray-PID-...): a driver that was SIGKILLed cannot remove it, and
+    whoever killed it can then find what it left."""
+    temp_dir = tempfile.mkdtemp(prefix=f"tgray-{os.getpid()}-")
     try:
         connect_ray(address, temp_dir)
         import ray
