@@ -18,7 +18,9 @@ from typing import Any, Mapping
 from tune_gpt.config import knob
 
 
-def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+def known_fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of `data` that are fields of the dataclass `cls` (files written by other
+    versions may hold more, or fewer)."""
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in data.items() if k in names}
 
@@ -147,4 +149,4 @@ def section_from(name: str, data: Any) -> Any:
     cls = SECTION_TYPES[name]
     if isinstance(data, cls):
         return data
-    return cls(**_known(cls, data or {}))
+    return cls(**known_fields(cls, data or {}))

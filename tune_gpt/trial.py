@@ -17,10 +17,11 @@ settings sections it records (tune_gpt.settings).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from tune_gpt.settings import Budget, SamplerSettings, SchedulerSettings, section_from
+from tune_gpt.settings import (Budget, SamplerSettings, SchedulerSettings,
+                               known_fields, section_from)
 
 # ----------------------------------------------------------------------------- outcomes
 
@@ -189,13 +190,6 @@ class TrialPlan:
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> TrialPlan:
         return cls(**known_fields(cls, config.get(TRIAL_PLAN_KEY) or {}))
-
-
-def known_fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of `data` that are fields of the dataclass `cls` (files written by other
-    versions may hold more, or fewer)."""
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
 
 
 def knobs_of(config: Mapping[str, Any]) -> dict[str, Any]:
