@@ -54,3 +54,21 @@ def test_space_with_flops(tmp_path: Path) -> None:
 def test_bad_flops_settings(sections: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
         load_space("f.yaml", profile="cpu", data=_smoke(**sections))
+
+
+def test_with_a_final_phase_exploring_gets_its_share_and_can_settle(tmp_path: Path) -> None:
+    from tune_gpt.search.budget import ExploreSettled, TokenBudget
+    from tune_gpt.search.tuner import exploring_budget
+
+    space = load_space("f.yaml", profile="cpu", data=_smoke(
+        budget={"total_tokens": "1M", "time_budget_s": 600}, final={"explore_share": 0.25}))
+    b = exploring_budget(space)
+    assert (b.total_tokens, b.time_budget_s) == (250_000, 150)
+    assert space.budget.total_tokens == 1_000_000  # the space's own budget is untouched
+    both = _budget_stopper(space, str(tmp_path))
+    kinds = {type(s) for s in both._stoppers}
+    assert kinds == {TokenBudget, ExploreSettled}
+    token = next(s for s in both._stoppers if isinstance(s, TokenBudget))
+    assert token.total_tokens == 250_000
+    settle = next(s for s in both._stoppers if isinstance(s, ExploreSettled))
+    assert settle.rule.patience == 4  # smoke's reduction_factor 2, squared

@@ -213,3 +213,39 @@ def test_total_tokens_is_a_token_amount(tmp_path: Path) -> None:
                                        "budget: {total_tokens: 14.08M}\n"))
     assert space.budget.total_tokens == 14_080_000
     assert "14,080,000 tokens in all" in describe(space)
+
+
+# ----------------------------------------------------------------------------- final:
+
+SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
+
+
+@pytest.mark.parametrize("sets, says", [
+    (["final.explore_share=0.5"], "needs a budget with an end"),
+    (["final.explore_share=0.5", "budget.time_budget_s=90"], "the smallest that works is 120"),
+    (["final.explore_share=0.75", "budget.time_budget_s=200"], "the smallest that works is 240"),
+    (["final.explore_share=0.5", "budget.total_tokens=100k"],
+     "the smallest that works is 120,000"),
+    (["final.explore_share=0", "budget.time_budget_s=600"], "final.explore_share"),
+    (["final.explore_share=0.95", "budget.time_budget_s=600"], "final.explore_share"),
+    (["final.patience=-1", "budget.time_budget_s=600"], "final.patience"),
+    (["final.explore=0.5", "budget.time_budget_s=600"], "final"),
+])
+def test_a_final_phase_the_budget_cannot_hold_is_refused(sets: list[str], says: str) -> None:
+    with pytest.raises(UserError, match=says.replace("(", r"\(").replace(")", r"\)")) as e:
+        load_space(SMOKE, sets=sets)
+    assert "\n" not in str(e.value)
+
+
+def test_a_final_phase_is_described_with_its_rule() -> None:
+    from tune_gpt.space.describe import describe
+
+    space = load_space(SMOKE, sets=["final.explore_share=0.5", "budget.time_budget_s=600"])
+    assert space.final is not None and space.final.explore_share == 0.5
+    text = describe(space)
+    assert "exploring takes at most 50% of the budget (300 s)" in text
+    assert "beaten 4 challengers in a row" in text  # reduction_factor 2, squared
+    assert "Bjorck" in text
+    assert load_space(SMOKE).final is None
+    cpu = load_space(Path(SMOKE).with_name("beginner.yaml"), profile="cpu")
+    assert cpu.final is not None and cpu.budget.time_budget_s == 840

@@ -109,6 +109,14 @@ class Checkpointer:
         self.save(Path(out_dir) / LAST_NAME)
         return best
 
+    def save_trial(self, path: str | Path, val_loss: float) -> None:
+        """A search trial's files after one evaluation: the whole state at `path` (what a
+        retried or resumed trial continues from) and, when this evaluation is the trial's
+        best so far, the model alone at best_model_path(path) (what the search hands back)."""
+        self.save(path)
+        if math.isfinite(val_loss) and val_loss <= self.best_val_loss:
+            self.save_model(best_model_path(path))
+
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         import torch
 
@@ -125,6 +133,12 @@ class Checkpointer:
             torch.set_rng_state(rng["torch"])
         if rng.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def best_model_path(path: str | Path) -> Path:
+    """Where a search trial whose state is at `path` (<trial>.pt) keeps its best model."""
+    p = Path(path)
+    return p.with_name(p.stem + ".best" + p.suffix)
 
 
 def _write(state: dict[str, Any], path: str | Path) -> Path:

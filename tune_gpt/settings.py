@@ -1,4 +1,5 @@
-"""The typed sections a search runs with and records: sampler, scheduler, budget, confirm.
+"""The typed sections a search runs with and records: sampler, scheduler, budget, confirm,
+final.
 
 The space loader builds them from YAML (space/load.py), the search runs on them, and
 SearchMeta (trial.py) keeps them in meta.json, so the report reads the same types the search
@@ -131,10 +132,24 @@ class ConfirmSettings:
     seeds: int = knob(2, "New seeds per config (the seed of model init and batches).")
 
 
+@dataclass
+class FinalSettings:
+    """`final:` — explore, then exploit, in one budget. The search explores (sampler, ASHA)
+    for part of its budget, then trains the best config it found for the rest, to the
+    budget's horizon, and hands back that model (tune_gpt.horizon holds the rules)."""
+
+    explore_share: float = knob(0.5, "The most of the budget exploring may take; the final "
+                                     "run gets the rest (0.5: never more than the final run).")
+    patience: int = knob(0, "Stop exploring early once this many challengers in a row did "
+                            "worse than the leader at a rung they both reached (0: "
+                            "reduction_factor squared).")
+
+
 # `resources:` — per trial, in Ray's words (fractions allowed)
 RESOURCES = ("cpu", "gpu")
 
-SECTION_TYPES: dict[str, type] = {"scheduler": SchedulerSettings, "budget": Budget}
+SECTION_TYPES: dict[str, type] = {"scheduler": SchedulerSettings, "budget": Budget,
+                                  "final": FinalSettings}
 
 
 def section_from(name: str, data: Any) -> Any:

@@ -102,7 +102,8 @@ def reopen_parent(uri: str, run_id: str) -> None:
 
 
 def finish_parent(uri: str, run_id: str, best: dict[str, Any] | None, counts: dict[str, int],
-                  status: str = "FINISHED", confirm: dict[str, Any] | None = None) -> None:
+                  status: str = "FINISHED", confirm: dict[str, Any] | None = None,
+                  final: dict[str, Any] | None = None) -> None:
     from mlflow.entities import Metric
 
     client = _client(uri)
@@ -123,6 +124,17 @@ def finish_parent(uri: str, run_id: str, best: dict[str, Any] | None, counts: di
         client.set_tag(run_id, "confirm_winner_is_real", str(confirm.get("winner_is_real")))
         if math.isfinite(confirm.get("noise", math.nan)):
             metrics.append(Metric("confirm_noise", float(confirm["noise"]), now, 0))
+    if final:  # the final phase: the model the search hands back, and what each phase cost
+        client.set_tag(run_id, "final_of", str(final.get("of")))
+        if final.get("checkpoint"):
+            client.set_tag(run_id, "final_checkpoint", str(final["checkpoint"]))
+        for key, value in (("final_val_loss", final.get("best_val_loss")),
+                           ("final_tokens", final.get("tokens")),
+                           ("final_wall_s", final.get("wall_s")),
+                           ("explore_wall_s", final["explore"].get("wall_s")),
+                           ("flops_total", final.get("flops_total"))):
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                metrics.append(Metric(key, float(value), now, 0))
     if metrics:
         client.log_batch(run_id, metrics=metrics)
     client.set_terminated(run_id, status=status)
@@ -198,16 +210,17 @@ class TrialRunLogger:
                     "outcome": contract.RUNNING, "tune_gpt.role": "trial",
                     SEARCH_TAG: self.search_name}
             plan = TrialPlan.of(config)
-            if plan.confirm_of:  # a re-run of a search trial's config on a new seed
-                tags["confirm_of"] = plan.confirm_of
-                original = self.find(plan.confirm_of)
-                if original:
-                    tags["confirm_of_run_id"] = original
-            if plan.rescue_of:  # an OOM rescue: link it to the trial it re-runs
-                tags["rescue_of"] = plan.rescue_of
-                original = self.find(plan.rescue_of)
-                if original:
-                    tags["rescue_of_run_id"] = original
+            if plan.final_of:
+                tags["tune_gpt.role"] = "final"
+            # a confirm re-run (new seed), an OOM rescue, the final run: each linked to the
+            # search trial whose config it trains
+            for key in ("confirm_of", "rescue_of", "final_of"):
+                of = getattr(plan, key)
+                if of:
+                    tags[key] = of
+                    original = self.find(of)
+                    if original:
+                        tags[f"{key}_run_id"] = original
             run = client.create_run(self._experiment_id, run_name=trial_name, tags=tags)
             run_id = run.info.run_id
             _log_params(client, run_id, knobs_of(config))
@@ -323,8 +336,10 @@ def load_search(uri: str, search: str) -> tuple[Any, Any, dict[str, Any]]:
                                   max_results=10000)
     rows, curves = [], []
     for run in children:
-        trial_id, config, evals, last = _trial_from_run(client, run)
         tags = run.data.tags
+        if tags.get("tune_gpt.role") == "final":  # not a trial of the search: meta.final
+            continue
+        trial_id, config, evals, last = _trial_from_run(client, run)
         rows.append(contract.trial_row(trial_id, contract.recorded_outcome(tags.get("outcome")),
                                        tags.get("error", ""), config, evals, last, KNOBS))
         curves += [{"trial_id": trial_id, **{c: e.get(c) for c in contract.EVAL_KEYS}}

@@ -183,6 +183,7 @@ class TrialPlan:
     rescue_of: str = ""
     rescue_depth: int = 0
     confirm_of: str = ""  # a confirm run: the search trial whose config it trains again
+    final_of: str = ""    # the final run: the search trial whose config it trains for longer
 
     def to_config(self) -> dict[str, Any]:
         return {TRIAL_PLAN_KEY: asdict(self)}
@@ -228,6 +229,7 @@ class SearchMeta:
     best: dict[str, Any] | None = None  # trial_id, metric, value, best_val_loss, config
     vocab_size: int | None = None
     confirm: dict[str, Any] | None = None  # the confirm runs' summary (search/confirm.py)
+    final: dict[str, Any] | None = None    # the final phase's summary (search/final.py)
     data_doctor: dict[str, Any] | None = None  # data.doctor.DataReport: tokens, epochs, warnings
 
     def __post_init__(self) -> None:

@@ -27,6 +27,7 @@ def render(res: Results, f: Findings, lang: str, figures: list[str],
     if figures and figures_lang not in (None, lang):  # zh without a CJK font: say why
         parts.append(f"> {T('fig.nofont')}")
     parts += [_intro(res, T), data_line(res, T)]
+    parts += _final(res.meta.final, res.meta.metric, T)
     parts += _summary(f, T, loss_references(res, f, T))
     parts += _leaderboard(f, T, figures)
     parts += samples_section(f, T)
@@ -51,6 +52,39 @@ def _intro(res: Results, T: Tr) -> str:
     return T("intro", name=res.name, data=m.data or "?", profile=m.profile or "?",
              device=m.device or "?", started=m.started_at or "?", mode=m.mode, metric=m.metric,
              sampler=samp or "?", scheduler=sched)
+
+
+def _final(fin: dict[str, Any] | None, metric: str, T: Tr) -> list[str]:
+    """The final phase first (`final:`): the model handed back, what each phase cost, and
+    the first trial (the prior) at the same compute."""
+    if not fin or fin.get("best_val_loss") is None:
+        return []
+    units = tuple(T("units.time").split("|"))
+    ex = fin["explore"]
+    ckpt = fin.get("checkpoint") or "runs/NAME/model/ckpt.pt"
+    pred = fin.get("predicted")
+    out = [f"## {T('final.head')}",
+           T("final.lead", loss=fmt.loss(fin["best_val_loss"]), metric=metric,
+             tokens=fmt.tokens(fin["tokens"]), of=fin["of"], ckpt=ckpt,
+             pred=fmt.loss(pred) if pred is not None else T("final.pred.none")),
+           T("final.cost", ew=fmt.seconds(ex["wall_s"], units), et=fmt.tokens(ex["tokens"]),
+             ef=f"{ex['flops']:.3g}", n=ex["trials"], fw=fmt.seconds(fin["wall_s"], units),
+             ft=fmt.tokens(fin["tokens"]), ff=f"{fin['flops']:.3g}",
+             share=fmt.pct(ex["flops"] / fin["flops_total"]) if fin.get("flops_total")
+             else fmt.DASH)]
+    p = fin.get("prior")
+    if p:
+        args = dict(trial=p["trial_id"], measured=fmt.loss(p["measured"]),
+                    mtokens=fmt.tokens(p["measured_tokens"]),
+                    tokens=fmt.tokens(p["tokens_at_budget"]))
+        if p.get("predicted") is not None:
+            out.append(T("final.prior", pred=fmt.loss(p["predicted"]),
+                         diff=fmt.signed(fin["best_val_loss"] - p["predicted"]), **args))
+        else:
+            out.append(T("final.prior.none", why=p.get("why") or "?", **args))
+    if fin.get("lines"):
+        out.append(T("final.why") + "\n" + "\n".join(f"- {x}" for x in fin["lines"]))
+    return out
 
 
 def _summary(f: Findings, T: Tr, references: list[str]) -> list[str]:

@@ -59,3 +59,20 @@ class TokenBudget(Stopper):
     def __getstate__(self) -> dict[str, Any]:
         # Counted again from the trials' progress files after a restore.
         return {**self.__dict__, "spent": None}
+
+
+class ExploreSettled(Stopper):
+    """`final:`: stop exploring once the leader has beaten `patience` challengers in a row
+    at rungs they both reached (tune_gpt.horizon.Settled; the rule is written there). The
+    trials still running stop at their next report, and the final phase begins."""
+
+    def __init__(self, patience: int, rungs: list[float], attr: str, metric: str):
+        from tune_gpt.horizon import Settled
+
+        self.rule = Settled(patience, rungs, attr, metric)
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return self.rule.observe(trial_id, result)
+
+    def stop_all(self) -> bool:
+        return self.rule.settled()

@@ -119,7 +119,7 @@ def run_confirm(space: Any, folder: Any, prepared: Any, uri: str, parent_run_id:
         make_trainable(space, folder, prepared, checkpoints="confirm-checkpoints"),
         tune_config=tune.TuneConfig(
             metric=space.metric, mode=space.mode, num_samples=len(points),
-            search_alg=_points(points, space.metric, space.mode),
+            search_alg=points_searcher(points, space.metric, space.mode),
             max_concurrent_trials=space.budget.max_concurrent_trials, reuse_actors=True,
             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(
@@ -138,8 +138,9 @@ def run_confirm(space: Any, folder: Any, prepared: Any, uri: str, parent_run_id:
     return reruns, summarize(picked, rows, reruns, space.metric, c.seeds)
 
 
-def _points(points: list[dict[str, Any]], metric: str, mode: str) -> Any:
-    """A Ray searcher that hands out these configs, in order, then says it is finished."""
+def points_searcher(points: list[dict[str, Any]], metric: str, mode: str) -> Any:
+    """A Ray searcher that hands out these configs, in order, then says it is finished; it
+    saves and restores what it has not handed out yet, so Tuner.restore can continue."""
     from ray.tune.search import Searcher
 
     class Points(Searcher):
@@ -153,5 +154,18 @@ def _points(points: list[dict[str, Any]], metric: str, mode: str) -> Any:
         def on_trial_complete(self, trial_id: str, result: dict | None = None,
                               error: bool = False) -> None:
             pass
+
+        # what Tuner.restore needs: the configs not yet handed out
+        def save(self, checkpoint_path: str) -> None:
+            import json
+
+            with open(checkpoint_path, "w") as f:
+                json.dump(self.todo, f)
+
+        def restore(self, checkpoint_path: str) -> None:
+            import json
+
+            with open(checkpoint_path) as f:
+                self.todo = json.load(f)
 
     return Points()

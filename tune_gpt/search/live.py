@@ -1,5 +1,6 @@
 """The live view of a search in the terminal (a Ray Tune callback in the driver): a few
-readable lines instead of Ray's tables, and the time left (search/eta.py).
+readable lines instead of Ray's tables, and the time left (search/eta.py); and the summary
+printed when the search ends (`print_summary`).
 
 The callback must pickle (Ray stores it with the experiment so that `Tuner.restore` can bring
 it back), so the clock and the stream are rebuilt lazily after a restore.
@@ -202,3 +203,46 @@ class LiveView(Callback):
         queued = max(0, self.num_samples - len(self._done) - len(runs))
         each = area(steps, 0.0, whole) / speed
         return makespan(busy, queued, each, max(self.concurrency, len(runs)))
+
+
+def print_summary(say: Callable[..., None], name: str, best: dict[str, Any] | None,
+                  counts: dict[str, int], wall: float, folder: Any, report: Any,
+                  space: Any, confirm: dict[str, Any] | None = None,
+                  final: dict[str, Any] | None = None) -> None:
+    wall += final["wall_s"] if final else 0.0  # both phases
+    say(f"\nsearch '{name}' done in {wall / 60:.1f} min: " +
+        ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in counts.items() if n))
+    if best:
+        say(f"best {best['metric']}: {best['value']:.4f} (trial {best['trial_id']})")
+        shown = [k for k in space.params if k in best["config"]]
+        shown += [k for d in space.group_params().values() for v in d.values for k in v
+                  if k not in shown]
+        say("best config: " + ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in ((k, best["config"][k]) for k in dict.fromkeys(shown))))
+    else:
+        say("no trial produced a usable result")
+    if confirm and confirm.get("winner"):
+        for c in confirm["configs"]:
+            spread = f" ± {c['std']:.4f}" if c["n"] > 1 else ""
+            say(f"confirm {c['trial_id']}: {confirm['metric']} {c['mean']:.4f}{spread} over "
+                f"{c['n']} run(s)")
+        real = confirm.get("winner_is_real")
+        verdict = "beats the runner-up by more than the seed noise" if real else \
+            "is within the seed noise of the runner-up" if real is False else \
+            "cannot be compared with the runner-up (too few runs)"
+        say(f"confirmed winner {confirm['winner']} {verdict}"
+            + (f" (gap {confirm['gap']:.4f}, noise {confirm['noise']:.4f} per run)"
+               if real is not None else ""))
+    if final and final.get("best_val_loss") is not None:
+        pred = final.get("predicted")
+        say(f"final model: {final['best_val_loss']:.4f} {space.metric} after "
+            f"{final['tokens']:,.0f} tokens of trial {final['of']}'s config"
+            + (f" (predicted {pred:.4f})" if pred is not None else "") + "; exploring took "
+            f"{final['explore']['wall_s'] / 60:.1f} min, the final run "
+            f"{final['wall_s'] / 60:.1f} min")
+        if final.get("checkpoint"):
+            say(f"model:   {final['checkpoint']} (tune-gpt sample / tune-gpt eval take it)")
+    say(f"results: {folder / 'results'}")
+    if report:
+        say(f"report:  {report}")

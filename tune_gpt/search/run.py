@@ -160,8 +160,10 @@ def _run(plan: _Plan) -> SearchResult:
         report = build_report(trials, curves, meta, lang=opts.lang, samples=read_samples(folder))
         report_path = write_report(report, Path(opts.reports_dir) / state.name)
         tracking.log_folder(plan.uri, state.parent_run_id, report_path.parent, "report")
+    from tune_gpt.search.live import print_summary
+
     print_summary(say, state.name, meta.best, meta.counts, wall, folder, report_path, space,
-                  meta.confirm)
+                  meta.confirm, meta.final)
     return SearchResult(state.name, folder, meta.best, meta.counts, report_path, plan.uri,
                         state.parent_run_id, wall)
 
@@ -223,11 +225,22 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
 
             (folder / "results").mkdir(parents=True, exist_ok=True)
             pd.DataFrame(reruns).to_csv(folder / "results" / "confirm.csv", index=False)
+    if plan.space.final is not None and len(trials):
+        from tune_gpt.search.final import run_final
+
+        configs = {trial_id_of(r): r.config for r in grid}
+        try:
+            meta.final = run_final(plan.space, folder, plan.prepared, plan.uri,
+                                   state.parent_run_id, trials, curves, configs, wall,
+                                   plan.opts.quiet, ctrl_c_stops_gracefully)
+        except SearchInterrupted:
+            tracking.mark_interrupted(plan.uri, state.parent_run_id)
+            raise
     write_samples(folder, trials, plan.space.metric)  # results/samples.json, from checkpoints/
     write_tables(folder / "results", trials, curves, meta)
     tracking.log_folder(plan.uri, state.parent_run_id, folder / "results", "results")
     tracking.finish_parent(plan.uri, state.parent_run_id, meta.best, meta.counts,
-                           confirm=meta.confirm)
+                           confirm=meta.confirm, final=meta.final)
     state.finished = True
     state.write(folder)
     # Trial checkpoints (one per trial, kept until now so that a crash at any moment can
@@ -353,35 +366,3 @@ def ctrl_c_stops_gracefully() -> Any:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = env_before
-
-
-def print_summary(say: Callable[..., None], name: str, best: dict[str, Any] | None,
-                  counts: dict[str, int], wall: float, folder: Path, report: Path | None,
-                  space: SearchSpace, confirm: dict[str, Any] | None = None) -> None:
-    say(f"\nsearch '{name}' done in {wall / 60:.1f} min: " +
-        ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in counts.items() if n))
-    if best:
-        say(f"best {best['metric']}: {best['value']:.4f} (trial {best['trial_id']})")
-        shown = [k for k in space.params if k in best["config"]]
-        shown += [k for d in space.group_params().values() for v in d.values for k in v
-                  if k not in shown]
-        say("best config: " + ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-            for k, v in ((k, best["config"][k]) for k in dict.fromkeys(shown))))
-    else:
-        say("no trial produced a usable result")
-    if confirm and confirm.get("winner"):
-        for c in confirm["configs"]:
-            spread = f" ± {c['std']:.4f}" if c["n"] > 1 else ""
-            say(f"confirm {c['trial_id']}: {confirm['metric']} {c['mean']:.4f}{spread} over "
-                f"{c['n']} run(s)")
-        real = confirm.get("winner_is_real")
-        verdict = "beats the runner-up by more than the seed noise" if real else \
-            "is within the seed noise of the runner-up" if real is False else \
-            "cannot be compared with the runner-up (too few runs)"
-        say(f"confirmed winner {confirm['winner']} {verdict}"
-            + (f" (gap {confirm['gap']:.4f}, noise {confirm['noise']:.4f} per run)"
-               if real is not None else ""))
-    say(f"results: {folder / 'results'}")
-    if report:
-        say(f"report:  {report}")

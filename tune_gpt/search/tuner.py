@@ -70,15 +70,17 @@ def trial_settings(space: SearchSpace, folder: Path, checkpoints: str = "checkpo
 
 
 def make_trainable(space: SearchSpace, folder: Path, prepared: Any,
-                   checkpoints: str = "checkpoints") -> Any:
-    """The Ray trainable with its data and TrialSettings, and the resources of one trial.
+                   checkpoints: str = "checkpoints",
+                   resources: dict[str, float] | None = None) -> Any:
+    """The Ray trainable with its data and TrialSettings, and the resources of one trial
+    (`resources`, default the space's).
     The token files travel once through Ray's object store, so any node can train on them;
     a data set too big for that is read from a path every node sees (search.nodes checks)."""
     from ray import tune
 
     from tune_gpt.data.folder import shipment
 
-    res = space.resources
+    res = resources or space.resources
     return tune.with_resources(
         tune.with_parameters(load_trainable(space), data_ship=shipment(prepared),
                              settings=trial_settings(space, folder, checkpoints)),
@@ -136,18 +138,17 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
                             f"--resume")
         return tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_errored=True)
 
-    num = space.budget.num_samples
+    budget = exploring_budget(space)
+    num = budget.num_samples
     if space.sampler.type == "grid" and not space.rescue:
         num = min(num, grid_size(space))  # rescues are extra trials: the user sizes those
     concurrency = trial_slots(space)
     rescue = [RescueOnOOM(str(folder), space.rescue)] if space.rescue else []
     # Ray's automatic loggers are off (TensorBoard's noise); keep the two the results need.
     callbacks = [*rescue, JsonLoggerCallback(), CSVLoggerCallback(),
-                 MLflowTrialCallback(uri, parent_run_id, space.budget.time_budget_s),
+                 MLflowTrialCallback(uri, parent_run_id, budget.time_budget_s),
                  LiveView(num, list(space.params), space.metric, concurrency,
-                          space.budget.time_budget_s,
-                          quiet=quiet,
-                          total_tokens=space.budget.total_tokens),
+                          budget.time_budget_s, quiet=quiet, total_tokens=budget.total_tokens),
                  CompactFinishedTrials([space.metric, space.scheduler.time_attr])]
     longest = longest_trial_iters(space, max_iters_cap)
     sched = resolved_scheduler(space, longest, prepared.vocab_size)
@@ -160,25 +161,49 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
                                      recipe_bar=sched.grace_period if sched.type == "asha" else None),
             scheduler=make_scheduler(space, longest, prepared.vocab_size,
                                      state_path=folder / "asha.json"),
-            num_samples=num, max_concurrent_trials=space.budget.max_concurrent_trials,
-            time_budget_s=space.budget.time_budget_s, reuse_actors=True,
+            num_samples=num, max_concurrent_trials=budget.max_concurrent_trials,
+            time_budget_s=budget.time_budget_s, reuse_actors=True,
             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(
             name="tune", storage_path=str(folder), verbose=0, log_to_file=True,
-            stop=_budget_stopper(space, str(tune_dir)),
+            stop=_budget_stopper(space, str(tune_dir), budget, sched),
             failure_config=tune.FailureConfig(max_failures=2),
             callbacks=callbacks))
 
 
-def _budget_stopper(space: SearchSpace, tune_dir: str) -> Any:
-    """budget.total_tokens and/or budget.total_flops as one Ray Stopper (None: neither)."""
+def exploring_budget(space: SearchSpace) -> Any:
+    """The budget the search explores with: the space's, or with `final:` the share of its
+    time, tokens and FLOPs that exploring may take (tune_gpt.horizon.explore_budget); the
+    final phase gets the rest."""
+    from dataclasses import replace
+
+    if space.final is None:
+        return space.budget
+    from tune_gpt.horizon import explore_budget
+
+    return replace(space.budget, **explore_budget(space.budget, space.final.explore_share))
+
+
+def _budget_stopper(space: SearchSpace, tune_dir: str, budget: Any = None,
+                    sched: SchedulerSettings | None = None) -> Any:
+    """budget.total_tokens and/or budget.total_flops (of `budget`, default the exploring
+    budget), and with `final:` the rule that ends exploring early (on the rungs of `sched`,
+    the scheduler as it runs), as one Ray Stopper (None: none of them)."""
     from ray.tune.stopper import CombinedStopper
 
-    from tune_gpt.search.budget import TokenBudget
+    from tune_gpt.search.budget import ExploreSettled, TokenBudget
 
-    b = space.budget
+    budget = budget or exploring_budget(space)
+    sched = sched or space.scheduler
+
     stoppers = [TokenBudget(total, tune_dir, attr) for total, attr in
-                ((b.total_tokens, "tokens"), (b.total_flops, "flops")) if total]
+                ((budget.total_tokens, "tokens"), (budget.total_flops, "flops")) if total]
+    if space.final is not None and sched.type == "asha":
+        from tune_gpt.horizon import default_patience
+
+        patience = space.final.patience or default_patience(sched.reduction_factor)
+        stoppers.append(ExploreSettled(patience, [*sched.rungs(), sched.max_t],
+                                       sched.time_attr, space.metric))
     return None if not stoppers else stoppers[0] if len(stoppers) == 1 else \
         CombinedStopper(*stoppers)
 

@@ -37,8 +37,35 @@ def describe(space: SearchSpace) -> str:
                  + (f", {b.tokens_per_trial:,} tokens per trial" if b.tokens_per_trial else "")
                  + (f", {b.total_tokens:,} tokens in all" if b.total_tokens else "")
                  + (f", {b.total_flops:.3g} FLOPs in all" if b.total_flops else ""))
+    if space.final is not None:
+        lines += final_lines(space)
     lines.append(f"  resources per trial: {space.resources}")
     if space.memory_limit:
         lines.append(f"  memory limit per trial: {space.memory_limit / 2**30:.2f} GiB"
                      + (f", OOM rescue up to {space.rescue}x" if space.rescue else ""))
     return "\n".join(lines)
+
+
+def final_lines(space: SearchSpace) -> list[str]:
+    """The explore-then-exploit split, with its rule (tune_gpt.horizon)."""
+    from tune_gpt.horizon import LR_RULE, default_patience, explore_budget
+
+    f, s = space.final, space.scheduler
+    assert f is not None
+    cap = explore_budget(space.budget, f.explore_share)
+    spent = ", ".join(x for x in (
+        f"{cap['time_budget_s']:g} s" if cap["time_budget_s"] else "",
+        f"{cap['total_tokens']:,.0f} tokens" if cap["total_tokens"] else "",
+        f"{cap['total_flops']:.3g} FLOPs" if cap["total_flops"] else "") if x)
+    out = [f"  final phase: exploring takes at most {f.explore_share:.0%} of the budget "
+           f"({spent}), so the final run gets at least as much as exploring"]
+    if s.type == "asha":
+        patience = f.patience or default_patience(s.reduction_factor)
+        out.append(f"    exploring stops earlier once the leading trial has beaten {patience} "
+                   f"challengers in a row at rungs they both reached")
+    out.append("    then the config whose own loss curve predicts the lowest loss at the tokens "
+               "it can train in what is left is trained to the end of the budget, on every "
+               "trial slot at once")
+    out.append(f"    its learning rate is moved to the longer horizon ({LR_RULE}); "
+               f"its best-validation model is kept as runs/NAME/model/ckpt.pt")
+    return out

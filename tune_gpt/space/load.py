@@ -13,7 +13,7 @@ from tune_gpt.errors import UserError, closest
 from tune_gpt.space.amounts import parse_bytes
 from tune_gpt.space.dists import parse_dist
 from tune_gpt.space.keys import check_keys, dataclass_from, mapping_of
-from tune_gpt.space.ranges import MAX_WHOLE, check_budget_fits, check_knob, number
+from tune_gpt.space.ranges import MAX_WHOLE, check_budget_fits, check_knob, number, parse_final
 from tune_gpt.space.resolve import check_corners, check_heads, values_of
 from tune_gpt import names
 from tune_gpt.settings import RESOURCES
@@ -176,6 +176,8 @@ def build_space(m: dict[str, Any], source: str, profile: str) -> SearchSpace:
     if space.confirm.top_k and not space.confirm.seeds:
         raise UserError(f"{source}: confirm.seeds must be at least 1 when confirm.top_k is set")
 
+    if m.get("final") is not None:
+        space.final = parse_final(mapping_of(m.get("final"), f"{source}: final"), source, space)
     _apply_base(space, m, source)
     check_budget_fits(space)
     check_heads(space)

@@ -5,6 +5,7 @@
   (config.validate), one knob at a time, plus a cap on whole numbers that no GPT run reaches.
 - `number`: any other number of the space (budget, scheduler, resources, sampler, ...):
   parsed, finite, whole where a count is meant, inside its range.
+- `parse_final`: the `final:` section, and a budget too small for both of its phases.
 - `check_budget_fits`: a token budget or an ASHA grace period that cannot hold one iteration
   (or one evaluation) of every config the space can produce is refused, with the smallest
   value that would be meaningful.
@@ -22,7 +23,8 @@ from typing import Any
 from tune_gpt.config import FIELD_TYPES, TrainConfig, coerce, from_mapping
 from tune_gpt.errors import UserError
 from tune_gpt.space.amounts import parse_amount
-from tune_gpt.space.schema import SearchSpace
+from tune_gpt.space.keys import dataclass_from
+from tune_gpt.space.schema import FinalSettings, SearchSpace
 
 # Far beyond any GPT a search trains, and below what torch's int32 shapes and seeds take.
 MAX_WHOLE = 2**31 - 1
@@ -164,3 +166,35 @@ def check_budget_fits(space: SearchSpace) -> None:
                         f"than one evaluation, so ASHA's first rung means nothing (every trial "
                         f"is judged at its first evaluation); the smallest meaningful value is "
                         f"{least:,} {unit}")
+
+
+# The least a final run needs: its start (Ray, data, model; horizon.STARTUP_S), the tables
+# and report after it, and half a minute of training.
+MIN_FINAL_S = 60.0
+
+
+def parse_final(f: dict[str, Any], source: str, space: SearchSpace) -> FinalSettings:
+    """`final:` needs a budget with an end (time, tokens or FLOPs in all): the final run is
+    what is left of it once exploring stops."""
+    final = dataclass_from(FinalSettings, f, f"{source}: final")
+    final.explore_share = number(final.explore_share, f"{source}: final.explore_share",
+                                 above=0, at_most=0.9, suffix=False)
+    final.patience = number(final.patience, f"{source}: final.patience", whole=True,
+                            at_least=0, at_most=1000, suffix=False)
+    b = space.budget
+    if not (b.time_budget_s or b.total_tokens or b.total_flops):
+        raise UserError(f"{source}: final: needs a budget with an end to split between "
+                        f"exploring and the final run; set budget.time_budget_s (e.g. 900), "
+                        f"budget.total_tokens or budget.total_flops")
+    share = final.explore_share
+    if b.time_budget_s and b.time_budget_s * (1 - share) < MIN_FINAL_S:
+        raise UserError(f"{source}: budget.time_budget_s {b.time_budget_s:g} is too small for "
+                        f"both phases: the final run gets {1 - share:.0%} of it, under the "
+                        f"{MIN_FINAL_S:g} s it needs to start and train; the smallest that "
+                        f"works is {math.ceil(MIN_FINAL_S / (1 - share))}")
+    if b.total_tokens and b.tokens_per_trial and b.total_tokens * share < b.tokens_per_trial:
+        raise UserError(f"{source}: budget.total_tokens {b.total_tokens:,} is too small for "
+                        f"both phases: exploring gets {share:.0%} of it, less than one trial "
+                        f"(tokens_per_trial {b.tokens_per_trial:,}); the smallest that works "
+                        f"is {math.ceil(b.tokens_per_trial / share):,}")
+    return final

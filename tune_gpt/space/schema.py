@@ -9,12 +9,12 @@ from typing import Any
 from tune_gpt.config import FIELD_TYPES, knob
 # the typed sections live beside the trial contract, which records them (SearchMeta)
 from tune_gpt.settings import (SAMPLERS, Budget, ConfirmSettings,  # noqa: F401
-                               SamplerSettings, SchedulerSettings)
+                               FinalSettings, SamplerSettings, SchedulerSettings)
 from tune_gpt.trial import METRICS  # noqa: F401  (the metrics a space may name)
 
 SECTIONS = ("name", "description", "base", "data", "trainable", "metric", "mode", "params",
             "fixed", "sampler", "scheduler", "budget", "resources", "memory", "confirm",
-            "profiles")
+            "final", "profiles")
 # The Ray Tune trainable a space's trials run, as `module:function`. tune_gpt names it and
 # never imports it: the search imports it by this name when it builds the Tuner, so the
 # top-level `trainables` package (or a user's own) plugs in from outside.
@@ -98,6 +98,9 @@ class SearchSpace:
     rescue: int = knob(0, "OOM rescues per config: batch/2, accumulation x2 (0 = off).")
     confirm: ConfirmSettings = field(default_factory=ConfirmSettings, metadata={
         "doc": "Re-runs of the top configs on new seeds after the search."})
+    final: FinalSettings | None = field(default=None, metadata={
+        "doc": "Explore, then train the best config found to the budget's horizon (None: "
+               "the search only explores)."})
     raw: dict[str, Any] = field(default_factory=dict, metadata={
         "doc": "The merged mapping, kept as the search's artifact."})
     profiles: tuple[str, ...] = knob((), "Profiles the file offers.")

@@ -1,0 +1,141 @@
+"""The horizon rules (tune_gpt/horizon.py): curve fit and its reach, the lr rule, the choice
+of the final config, and the rule that ends exploring."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from tune_gpt import horizon
+from tune_gpt.settings import Budget
+
+
+def _law(E: float, A: float, alpha: float, tokens: list[float]) -> list[float]:
+    return [E + A * t ** -alpha for t in tokens]
+
+
+def test_a_power_law_is_recovered_and_predicted() -> None:
+    t = [250e3 * k for k in range(1, 9)]
+    curve = horizon.fit_curve(t, _law(1.2, 40.0, 0.35, t))
+    assert curve.fitted and curve.points == 8
+    assert curve.alpha == pytest.approx(0.35, abs=0.02)
+    # 5x past the evidence, within 0.01 of the law
+    assert curve.predict(10e6) == pytest.approx(_law(1.2, 40.0, 0.35, [10e6])[0], abs=0.01)
+
+
+def test_a_prediction_past_its_evidence_is_refused() -> None:
+    t = [1e5, 2e5, 3e5, 4e5]
+    curve = horizon.fit_curve(t, _law(1.5, 20.0, 0.4, t))
+    assert curve.reach() == pytest.approx(4e6)
+    curve.predict(4e6)  # at the limit: fine
+    with pytest.raises(ValueError, match="more than 10x"):
+        curve.predict(4.1e6)
+
+
+def test_too_few_points_give_a_flat_curve_that_says_so() -> None:
+    curve = horizon.fit_curve([1e5, 2e5], [2.5, 2.2])
+    assert not curve.fitted and curve.predict(1e6) == 2.2
+    with pytest.raises(ValueError):
+        horizon.fit_curve([1e5], [math.nan])
+
+
+def test_the_lr_rule_is_bjorck_et_al() -> None:
+    # 8x the tokens: 8^-0.32 = 0.514
+    assert horizon.lr_for_tokens(1e-3, 2e6, 16e6) == pytest.approx(1e-3 * 8 ** -0.32)
+    assert horizon.lr_for_tokens(1e-3, 2e6, 16e6) == pytest.approx(5.14e-4, rel=1e-3)
+    assert horizon.lr_for_tokens(1e-3, 2e6, 2e6) == pytest.approx(1e-3)
+    assert horizon.lr_for_tokens(1e-3, 0, 2e6) == 1e-3  # nothing to move it from
+
+
+def _search(rows: list[dict], laws: dict[str, tuple[float, float, float]]) -> tuple:
+    curves = []
+    for r in rows:
+        t = [250e3 * k for k in range(1, 9)]
+        curves += [{"trial_id": r["trial_id"], "tokens": x, "val_loss": v}
+                   for x, v in zip(t, _law(*laws[r["trial_id"]], t))]
+    return pd.DataFrame(curves)
+
+
+def _row(tid: str, tokens_per_s: float, loss: float) -> dict:
+    return {"trial_id": tid, "outcome": "completed", "best_val_loss": loss, "tokens": 2e6,
+            "wall_s": 2e6 / tokens_per_s, "tokens_per_iter": 768}
+
+
+def _knobs(lr: float) -> dict:
+    return {"batch_size": 12, "block_size": 64, "max_iters": 2604, "learning_rate": lr,
+            "min_lr": lr / 10, "warmup_iters": 100, "lr_decay_iters": 2604}
+
+
+def test_the_final_config_is_the_best_at_the_horizon_not_at_the_trials_length() -> None:
+    # "big" is better at the trials' 2M tokens, but "small" runs 3x as fast. With little
+    # time left, small's 3x the tokens win; with a long horizon big's lower floor wins.
+    laws = {"big": (1.30, 30.0, 0.30), "small": (1.40, 30.0, 0.30)}
+    rows = [_row("big", 5000, 1.30 + 30 * 2e6 ** -0.3), _row("small", 15000, 1.40 + 30 * 2e6 ** -0.3)]
+    curves = _search(rows, laws)
+    configs = {"big": _knobs(1e-3), "small": _knobs(2e-3)}
+
+    def seconds(s: float):
+        return lambda row, rate: s * rate
+
+    long = horizon.plan_final(rows, curves, configs, tokens_for=seconds(1300), seconds=1300)
+    short = horizon.plan_final(rows, curves, configs, tokens_for=seconds(100), seconds=100)
+    assert long is not None and short is not None
+    by = {c.trial_id: c for c in short.candidates}
+    assert by["small"].tokens == pytest.approx(3 * by["big"].tokens, rel=0.01)
+    assert short.trial_id == "small" and long.trial_id == "big"
+    # the final run's schedule and lr are for its own length
+    assert short.config["max_iters"] == short.tokens // 768
+    assert short.config["lr_decay_iters"] == short.config["max_iters"]
+    assert short.lr == pytest.approx(2e-3 * (short.tokens / (2604 * 768)) ** -0.32)
+    assert short.config["min_lr"] == pytest.approx(short.lr / 10)
+    assert short.predicted == pytest.approx(by["small"].predicted)
+    assert any("Bjorck" in line for line in short.lines())
+
+
+def test_beyond_every_curve_the_best_measured_is_trained_and_nothing_predicted() -> None:
+    laws = {"a": (1.3, 30.0, 0.3), "b": (1.4, 30.0, 0.3)}
+    rows = [_row("a", 5000, 1.6), _row("b", 5000, 1.7)]
+    plan = horizon.plan_final(rows, _search(rows, laws), {"a": _knobs(1e-3), "b": _knobs(1e-3)},
+                              tokens_for=lambda row, rate: 100e6)  # 50x a trial
+    assert plan is not None and plan.trial_id == "a" and plan.predicted is None
+    assert "nothing is predicted" in plan.lines()[0]
+
+
+def test_no_usable_trial_no_plan() -> None:
+    rows = [{**_row("a", 5000, 1.6), "outcome": "oom"}]
+    laws = {"a": (1.3, 30.0, 0.3)}
+    assert horizon.plan_final(rows, _search(rows, laws), {"a": _knobs(1e-3)},
+                              tokens_for=lambda row, rate: 4e6) is None
+
+
+def test_exploring_gets_its_share_of_every_budget() -> None:
+    b = Budget(time_budget_s=840, total_tokens=10_000_000, total_flops=None)
+    assert horizon.explore_budget(b, 0.5) == {"time_budget_s": 420, "total_tokens": 5e6,
+                                              "total_flops": None}
+    assert horizon.default_patience(3) == 9 and horizon.default_patience(2) == 4
+
+
+def test_settled_counts_challengers_beaten_at_the_same_rung() -> None:
+    rule = horizon.Settled(patience=3, rungs=[100, 300, 900])
+    assert not rule.observe("lead", {"tokens": 100, "val_loss": 2.0})
+    assert not rule.observe("lead", {"tokens": 300, "val_loss": 1.8})
+    # a challenger worse at rung 100: one; a second report at the same rung is not counted
+    assert not rule.observe("c1", {"tokens": 100, "val_loss": 2.1})
+    assert not rule.observe("c1", {"tokens": 150, "val_loss": 1.0})
+    assert rule.beaten == 1
+    # a challenger at a rung the leader has not reached is not compared
+    rule.observe("c1", {"tokens": 900, "val_loss": 1.5})
+    assert rule.beaten == 1
+    # a better challenger takes the lead and the count starts again
+    rule.observe("c2", {"tokens": 100, "val_loss": 1.9})
+    assert rule.leader == "c2" and rule.beaten == 0
+    for i, loss in enumerate([2.0, 2.2, 2.5]):
+        done = rule.observe(f"d{i}", {"tokens": 100, "val_loss": loss})
+    assert done and rule.settled()
+    # NaN or missing values never count
+    fresh = horizon.Settled(patience=1, rungs=[100])
+    fresh.observe("a", {"tokens": 100, "val_loss": 1.0})
+    assert not fresh.observe("b", {"tokens": 100, "val_loss": math.nan})
+    assert not horizon.Settled(patience=0, rungs=[100]).settled()

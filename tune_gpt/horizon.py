@@ -1,0 +1,308 @@
+"""The horizon: what a config measured over a trial's length says about a longer run.
+
+A search measures each config for a trial's length (a few million tokens on a CPU); the model
+a user keeps is trained for longer: the search's own final phase (`final:` in a space), or the
+user's full run. Three rules bring a trial to that horizon, each with its source, and every
+caller uses these, not copies:
+
+- **Loss against tokens.** A trial's own evaluations are fitted by L(D) = E + A * D**-alpha,
+  the data term of the scaling-law form of Hoffmann et al. 2022 ("Training Compute-Optimal
+  Large Language Models", eq. 2) for one model size. `LossCurve.predict` extrapolates it at
+  most MAX_EXTRAPOLATION times past the longest evaluation it saw, and refuses further.
+- **Learning rate against tokens.** The best learning rate falls as training gets longer:
+  lr* proportional to D**-0.32 (Bjorck et al. 2024, "Scaling Optimal LR Across Token
+  Horizons", arXiv:2409.19913, fit over 50M-7B models). `lr_for_tokens` moves a trial's lr
+  from the tokens its schedule was planned for to the new horizon.
+- **Explore, then exploit.** Exploring may take at most `explore_share` of the budget
+  (0.5 by default: the final run always gets at least what exploring took, so whatever the
+  search finds, the budget buys at least half of the longest run it could have had: the
+  2-competitive split of the ski-rental problem). Exploring stops earlier once the leader
+  has beaten `patience` challengers in a row at rungs they both reached (`Settled`): when
+  the prior keeps winning, exploring longer buys nothing.
+
+The final config is the candidate whose fitted curve predicts the lowest loss at the tokens
+it can train in the time (or compute) left, at its own measured speed: a small, fast model
+sees more tokens than a big one in the same minutes, and the rule weighs that.
+
+    plan = plan_final(rows, curves, configs, tokens_for=lambda row, rate: 300 * rate)
+    plan.config          # the knobs of the final run (max_iters, lr, min_lr for the horizon)
+    plan.lines()         # each number with its reason
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+LR_TOKENS_EXPONENT = 0.32   # Bjorck et al. 2024: lr* ~ D^-0.32
+LR_RULE = "Bjorck et al. 2024: the best lr scales as tokens^-0.32"
+MAX_EXTRAPOLATION = 10.0    # predict at most this many times the longest tokens measured
+MIN_POINTS = 3              # evaluations a curve needs before it is fitted
+# A final run on all of a search's trial slots (threads, or shares of one GPU) is not
+# `slots` times as fast as one trial: on 2 CPU cores nanoGPT's CPU recipe ran 1.91x as fast
+# with 2 threads as with 1 (benchmarks/results/train_throughput.md); this allows for a
+# busier machine. The final run's time limit catches a slower one.
+FINAL_EFFICIENCY = 0.85
+STARTUP_S = 20.0            # a final run's start (Ray, data, model) before its first step
+
+
+@dataclass
+class LossCurve:
+    """L(D) = E + A * D**-alpha fitted to one trial's (tokens, val_loss) evaluations; or,
+    with too few points, its last loss (a flat curve: no further gain assumed)."""
+
+    E: float
+    A: float
+    alpha: float
+    last_tokens: float
+    last_loss: float
+    points: int
+    fitted: bool
+
+    def predict(self, tokens: float) -> float:
+        """The loss at `tokens`; ValueError past MAX_EXTRAPOLATION times the evidence."""
+        if tokens > self.last_tokens * MAX_EXTRAPOLATION * (1 + 1e-9):
+            raise ValueError(f"{tokens:,.0f} tokens is more than {MAX_EXTRAPOLATION:g}x the "
+                             f"{self.last_tokens:,.0f} tokens measured")
+        if not self.fitted:
+            return self.last_loss
+        return self.E + self.A * tokens ** -self.alpha
+
+    def reach(self) -> float:
+        """The most tokens this curve predicts at."""
+        return self.last_tokens * MAX_EXTRAPOLATION
+
+
+def fit_curve(tokens: Sequence[float], losses: Sequence[float]) -> LossCurve:
+    """Fit E + A * D**-alpha by least squares (E between 0 and the lowest loss, alpha in
+    [0.05, 1]). Fewer than MIN_POINTS finite points, or a fit that fails: the flat curve."""
+    pts = sorted((float(t), float(v)) for t, v in zip(tokens, losses)
+                 if t and t > 0 and math.isfinite(float(v)))
+    if not pts:
+        raise ValueError("no evaluation to fit")
+    last_t, last_v = pts[-1]
+    flat = LossCurve(last_v, 0.0, 0.0, last_t, last_v, len(pts), False)
+    if len(pts) < MIN_POINTS:
+        return flat
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    t = np.array([p[0] for p in pts]) / last_t  # scaled: D / last_t in (0, 1]
+    v = np.array([p[1] for p in pts])
+    lo = float(v.min())
+
+    def resid(x: Any) -> Any:
+        return x[0] + x[1] * t ** -x[2] - v
+
+    try:
+        fit = least_squares(resid, x0=[lo * 0.9, max(lo * 0.1, 1e-3), 0.5],
+                            bounds=([0.0, 0.0, 0.05], [lo, np.inf, 1.0]))
+    except (ValueError, FloatingPointError):
+        return flat
+    if not fit.success or not np.all(np.isfinite(fit.x)):
+        return flat
+    E, A_scaled, alpha = (float(x) for x in fit.x)
+    # back to raw tokens: A * (D / last_t)^-alpha = (A * last_t^alpha) * D^-alpha
+    return LossCurve(E, A_scaled * last_t ** alpha, alpha, last_t, last_v, len(pts), True)
+
+
+def lr_for_tokens(lr: float, planned_tokens: float, tokens: float) -> float:
+    """A learning rate tuned for a schedule of `planned_tokens`, moved to `tokens`."""
+    if planned_tokens <= 0 or tokens <= 0:
+        return lr
+    return lr * (tokens / planned_tokens) ** -LR_TOKENS_EXPONENT
+
+
+@dataclass
+class Candidate:
+    """One explored config at the final horizon."""
+
+    trial_id: str
+    tokens: int          # what it can train in the final phase, at its measured speed
+    predicted: float     # its fitted curve at those tokens
+    measured: float      # its best val_loss in the search
+    measured_tokens: int
+    tokens_per_s: float  # measured in the search (one trial slot)
+    fitted: bool
+    note: str = ""       # why it was left out, if it was
+
+
+@dataclass
+class FinalPlan:
+    """The final run: which trial's config, for how long, at which learning rate, and why."""
+
+    trial_id: str
+    config: dict[str, Any]
+    tokens: int
+    predicted: float | None  # None: no candidate's curve reaches the horizon
+    lr_from: float
+    lr: float
+    planned_tokens: int
+    seconds: float | None
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """Each number of the plan with its reason (validate, the log, the report)."""
+        c = next(x for x in self.candidates if x.trial_id == self.trial_id)
+        fitted = [x for x in self.candidates if not x.note]
+        if self.predicted is not None:
+            pick = (f"config of trial {self.trial_id}: the lowest predicted val_loss at the "
+                    f"final horizon ({self.predicted:.4f}) of {len(fitted)} candidate(s), each "
+                    f"fitted L(D) = E + A*D^-alpha to its own evaluations")
+        else:
+            why = sorted({x.note.split(":")[0] for x in self.candidates if x.note})
+            pick = (f"config of trial {self.trial_id}: the best measured val_loss "
+                    f"({c.measured:.4f}); no candidate's curve could be brought to the final "
+                    f"horizon ({'; '.join(why)}), so nothing is predicted")
+        out = [pick,
+               f"{self.tokens:,} tokens: " + (
+                   f"{self.seconds:.0f} s left x {c.tokens_per_s:,.0f} tokens/s measured in the "
+                   f"search x the final run's speed-up" if self.seconds is not None else
+                   "the compute budget left"),
+               f"learning_rate {self.lr:.3g}: the trial's {self.lr_from:.3g} for "
+               f"{self.planned_tokens:,} tokens, x ({self.tokens:,} / {self.planned_tokens:,})"
+               f"^-{LR_TOKENS_EXPONENT} ({LR_RULE})"]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _curve_of(curves: Any, trial_id: str) -> tuple[list[float], list[float]]:
+    c = curves[curves["trial_id"].astype(str) == str(trial_id)]
+    return list(c["tokens"]), list(c["val_loss"])
+
+
+def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
+               tokens_for: Callable[[Mapping[str, Any], float], float],
+               usable: Sequence[str], score: str) -> list[Candidate]:
+    """Every usable trial with a curve, at the tokens it can train in the final phase:
+    `tokens_for(row, tokens_per_s)`, given its speed measured in the search (its tokens over
+    its wall time, start and evaluations included). Left-out trials carry a note."""
+    out = []
+    for r in rows:
+        if r.get("outcome") not in usable or not _finite(r.get(score)):
+            continue
+        tid = str(r["trial_id"])
+        t, v = _curve_of(curves, tid)
+        if not t:
+            continue
+        curve = fit_curve(t, v)
+        wall = r.get("wall_s")
+        rate = float(r.get("tokens") or 0) / float(wall) if _finite(wall) and wall > 0 else 0.0
+        rate = rate if rate > 0 else float(r.get("tokens_per_s") or 0)
+        tpi = int(r.get("tokens_per_iter") or 1)
+        n = int(tokens_for(r, rate) // tpi * tpi)
+        note = ""
+        try:
+            pred = curve.predict(n)
+        except ValueError as e:
+            pred, note = math.inf, f"beyond its evidence: {e}"
+        if not curve.fitted and not note:
+            note = f"too few evaluations ({curve.points}) to fit a curve"
+            pred = math.inf
+        out.append(Candidate(tid, n, pred, float(r[score]), int(curve.last_tokens), rate,
+                             curve.fitted, note))
+    return out
+
+
+def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,
+               configs: Mapping[str, Mapping[str, Any]], *,
+               tokens_for: Callable[[Mapping[str, Any], float], float],
+               seconds: float | None = None,
+               usable: Sequence[str] = ("completed", "stopped_early"),
+               score: str = "best_val_loss") -> FinalPlan | None:
+    """The final run's plan, or None when no trial can be brought to the horizon.
+    `configs`: trial id -> the knobs it trained with (max_iters, learning_rate, ...);
+    `tokens_for(row, tokens_per_s)`: the tokens that trial's config can train in what is
+    left of the budget; `seconds`: the time left, when the budget is in time (for the
+    plan's reasons)."""
+    cands = [c for c in candidates(rows, curves, tokens_for, usable, score)
+             if c.trial_id in configs]
+    ok = [c for c in cands if not c.note and c.tokens > 0]
+    if not ok:  # nothing fitted: the best measured trial, at the horizon it can reach
+        ok = [c for c in cands if c.tokens > 0]
+        if not ok:
+            return None
+        best = min(ok, key=lambda c: c.measured)
+    else:
+        best = min(ok, key=lambda c: c.predicted)
+    predicted = best.predicted if not best.note else None
+    knobs = dict(configs[best.trial_id])
+    tpi = int(knobs.get("batch_size", 1)) * int(knobs.get("block_size", 1)) * \
+        int(knobs.get("gradient_accumulation_steps", 1))
+    planned = int(knobs.get("max_iters", 0)) * tpi
+    lr_from = float(knobs["learning_rate"])
+    lr = lr_for_tokens(lr_from, planned, best.tokens)
+    iters = max(1, best.tokens // tpi)
+    ratio = float(knobs.get("min_lr", lr_from / 10)) / lr_from if lr_from else 0.1
+    knobs.update(max_iters=iters, lr_decay_iters=iters, learning_rate=lr, min_lr=lr * ratio,
+                 warmup_iters=min(int(knobs.get("warmup_iters", 0)), iters // 10 or 1))
+    return FinalPlan(best.trial_id, knobs, iters * tpi, predicted, lr_from, lr, planned,
+                     seconds, cands)
+
+
+def explore_budget(budget: Any, share: float) -> dict[str, float | None]:
+    """What exploring may spend of a budget: `share` of its time, tokens and FLOPs."""
+    return {k: (v * share if v else v) for k, v in (
+        ("time_budget_s", budget.time_budget_s), ("total_tokens", budget.total_tokens),
+        ("total_flops", budget.total_flops))}
+
+
+def default_patience(reduction_factor: float) -> int:
+    """Challengers in a row the leader must beat before exploring stops: reduction_factor
+    squared (with 3: nine, the trials two ASHA rungs hold for each one they promote)."""
+    return max(2, int(round(reduction_factor)) ** 2)
+
+
+class Settled:
+    """Exploring is settled when the leader (the trial with the lowest loss at the highest
+    rung it reached first) has beaten `patience` challengers in a row: each time another
+    trial reports at a rung the leader has reported at, it is worse there, or it becomes the
+    leader (the count starts again). Rungs are compared at equal time_attr (tokens), so a
+    short trial is never compared with a long one. Kept in memory: a resumed search counts
+    again from zero (it explores longer, never shorter)."""
+
+    def __init__(self, patience: int, rungs: Sequence[float], attr: str = "tokens",
+                 metric: str = "val_loss"):
+        self.patience = patience
+        self.rungs = sorted(float(r) for r in rungs)
+        self.attr, self.metric = attr, metric
+        self.at: dict[str, dict[float, float]] = {}  # trial -> rung -> loss there
+        self.leader: str | None = None
+        self.beaten = 0
+
+    def _rung(self, t: float) -> float | None:
+        hit = [r for r in self.rungs if abs(t - r) <= 1e-6 * max(r, 1) or t >= r]
+        return hit[-1] if hit else None
+
+    def observe(self, trial_id: str, result: Mapping[str, Any]) -> bool:
+        """One report; True once exploring is settled."""
+        t, loss = result.get(self.attr), result.get(self.metric)
+        if not _finite(t) or not _finite(loss):
+            return self.settled()
+        rung = self._rung(float(t))
+        if rung is None:
+            return self.settled()
+        mine = self.at.setdefault(trial_id, {})
+        if rung in mine:
+            return self.settled()  # one verdict per trial and rung: its first report there
+        mine[rung] = float(loss)
+        if self.leader is None:
+            self.leader = trial_id
+        elif trial_id != self.leader:
+            theirs = self.at.get(self.leader, {})
+            if rung in theirs:
+                if float(loss) < theirs[rung]:
+                    self.leader, self.beaten = trial_id, 0
+                else:
+                    self.beaten += 1
+        return self.settled()
+
+    def settled(self) -> bool:
+        return self.patience > 0 and self.beaten >= self.patience
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -1,0 +1,222 @@
+"""The final phase (`final:`): after exploring, train the best config to the budget's horizon
+and hand back that model.
+
+    summary = run_final(ctx, trials, curves, configs, explore_wall)   # -> meta.final
+
+The plan (which config, how many tokens, which learning rate, and why) comes from
+tune_gpt.horizon and is written to FOLDER/final_plan.json before the run starts, so an
+interrupted final run resumes with the same plan (`tune-gpt resume NAME`) from its last
+evaluation. The run is one more Ray Tune trial (experiment FOLDER/final, a nested MLflow run
+tagged `final_of`) on every trial slot of the search at once: on 2 CPU cores, one run with 2
+threads instead of two trials with 1. Its best-validation model is copied to
+FOLDER/model/ckpt.pt, which `tune-gpt sample` and `tune-gpt eval` take.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from tune_gpt import horizon
+from tune_gpt import trial as contract
+
+PLAN_FILE = "final_plan.json"
+MODEL_DIR = "model"              # FOLDER/model/ckpt.pt: the model the search hands back
+CHECKPOINTS = "final-checkpoints"
+END_S = 10.0                     # kept back for the tables, samples and report afterwards
+OVERRUN = 0.1                    # the final run may overrun its planned time by this share
+
+
+def flops_of(config: Mapping[str, Any], tokens: float, vocab_size: int) -> float:
+    """Training FLOPs of `tokens` tokens of this config (as `tune-gpt estimate` counts)."""
+    from tune_gpt.config import KNOBS, from_mapping
+    from tune_gpt.estimate import estimate
+
+    cfg = from_mapping({k: config[k] for k in KNOBS if k in config})
+    return float(tokens) * estimate(cfg, vocab_size).flops_per_token
+
+
+def first_trial(rows: list[Mapping[str, Any]]) -> str | None:
+    """The search's first trial (with priors, the recipe): the first row of the trials
+    table, which lists trials in the order Ray created them."""
+    return str(rows[0]["trial_id"]) if rows else None
+
+
+def _left(space: Any, rows: list[dict[str, Any]], configs: Mapping[str, Any], vocab: int,
+          explore_wall: float) -> dict[str, Any]:
+    """What the final phase may spend: seconds (a time budget) and/or tokens (a token
+    budget) and/or FLOPs, each the budget minus what exploring spent."""
+    b = space.budget
+    tokens = sum(float(r.get("tokens") or 0) for r in rows)
+    flops = sum(flops_of(configs[str(r["trial_id"])], float(r.get("tokens") or 0), vocab)
+                for r in rows if configs.get(str(r["trial_id"])))
+    return {"seconds": b.time_budget_s - explore_wall - END_S if b.time_budget_s else None,
+            "tokens": b.total_tokens - tokens if b.total_tokens else None,
+            "flops": b.total_flops - flops if b.total_flops else None,
+            "explore": {"wall_s": explore_wall, "tokens": tokens, "flops": flops,
+                        "trials": len(rows)}}
+
+
+def make_plan(space: Any, trials: Any, curves: Any, configs: Mapping[str, Mapping[str, Any]],
+              vocab: int, explore_wall: float, slots: int) -> dict[str, Any] | None:
+    """The final run's plan as written to final_plan.json (None: nothing to train)."""
+    rows = trials.to_dict("records")
+    left = _left(space, rows, configs, vocab, explore_wall)
+    knobs = {t: contract.knobs_of(c) for t, c in configs.items() if c}
+
+    def tokens_for(row: Mapping[str, Any], rate: float) -> float:
+        """The tokens a candidate can train in what is left: the tightest of the budgets."""
+        cfg = knobs.get(str(row["trial_id"]), {})
+        limits = []
+        if left["seconds"] is not None:
+            limits.append(max(0.0, left["seconds"] - horizon.STARTUP_S) * rate * slots
+                          * (horizon.FINAL_EFFICIENCY if slots > 1 else 1.0))
+        if left["tokens"] is not None:
+            limits.append(max(0.0, left["tokens"]))
+        if left["flops"] is not None and cfg:
+            limits.append(max(0.0, left["flops"]) / max(flops_of(cfg, 1, vocab), 1.0))
+        return min(limits) if limits else 0.0
+
+    plan = horizon.plan_final(rows, curves, knobs, tokens_for=tokens_for,
+                              seconds=left["seconds"], usable=contract.USABLE,
+                              score=contract.score_column(space.metric))
+    if plan is None:
+        return None
+    prior = first_trial(rows)
+    return {"plan": plan.to_dict(), "lines": plan.lines(), "left": left, "slots": slots,
+            "prior_trial": prior, "prior_config": knobs.get(prior or "", {})}
+
+
+def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: str,
+              trials: Any, curves: Any, configs: Mapping[str, Mapping[str, Any]],
+              explore_wall: float, quiet: bool, guard: Any) -> dict[str, Any] | None:
+    """Plan (or read the plan of an interrupted final phase), train, and summarise: the
+    summary meta.json keeps as `final`. None when no trial can be brought to the horizon.
+    `guard`: the search's Ctrl-C handling (run.ctrl_c_stops_gracefully), around the run."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from tune_gpt.search.collect import result_row
+    from tune_gpt.search.confirm import points_searcher
+    from tune_gpt.search.live import LiveView
+    from tune_gpt.search.mlflow_runs import MLflowTrialCallback
+    from tune_gpt.search.tuner import make_trainable, trial_name, trial_slots
+
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    vocab = prepared.vocab_size
+    plan_path = folder / PLAN_FILE
+    if plan_path.is_file():
+        saved = json.loads(plan_path.read_text())
+    else:
+        saved = make_plan(space, trials, curves, configs, vocab, explore_wall, trial_slots(space))
+        if saved is None:
+            say("final phase: no trial could be brought to the horizon; nothing trained")
+            return None
+        tmp = plan_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(saved, indent=2, default=str))
+        os.replace(tmp, plan_path)
+    plan = saved["plan"]
+    pred = plan["predicted"]
+    say(f"\nfinal phase: trial {plan['trial_id']}'s config for {plan['tokens']:,} tokens"
+        + (f" (predicted {space.metric} {pred:.4f})" if pred is not None else ""))
+    for line in saved["lines"]:
+        say(f"  {line}")
+
+    slots = int(saved["slots"])
+    res = space.resources
+    point = {**plan["config"], **contract.TrialPlan(final_of=plan["trial_id"]).to_config()}
+    trainable = make_trainable(space, folder, prepared, checkpoints=CHECKPOINTS, resources={
+        "cpu": res["cpu"] * slots, "gpu": min(1.0, res["gpu"] * slots)})
+    seconds = saved["left"]["seconds"]
+    final_dir = folder / "final"
+    started = time.time()
+    if tune.Tuner.can_restore(str(final_dir)):
+        tuner = tune.Tuner.restore(str(final_dir), trainable=trainable, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                metric=space.metric, mode=space.mode, num_samples=1,
+                search_alg=points_searcher([point], space.metric, space.mode),
+                time_budget_s=seconds * (1 + OVERRUN) if seconds else None,
+                trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+            run_config=tune.RunConfig(
+                name="final", storage_path=str(folder), verbose=0, log_to_file=True,
+                failure_config=tune.FailureConfig(max_failures=2),
+                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
+                           MLflowTrialCallback(uri, parent_run_id, None),
+                           LiveView(1, list(space.params), space.metric, 1, seconds,
+                                    quiet=quiet)]))
+    from tune_gpt.errors import SearchInterrupted
+
+    with guard() as interrupted:
+        grid = tuner.fit()
+    if interrupted.is_set():  # Ray saved the run's state: `tune-gpt resume` continues it
+        raise SearchInterrupted(folder.name, len(grid) - grid.num_terminated)
+    wall = time.time() - started
+    results = list(grid)
+    if not results:
+        return None
+    row, evals = result_row(results[0])
+    tid = str(row["trial_id"])
+    best_file = Path(folder / CHECKPOINTS / f"{tid}.best.pt")
+    model = folder / MODEL_DIR / "ckpt.pt"
+    if best_file.is_file():
+        model.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(best_file, model)
+    explore = saved["left"]["explore"]
+    tokens = float(row.get("tokens") or 0)
+    final_flops = flops_of(plan["config"], tokens, vocab)
+    summary = {
+        "trial_id": tid, "of": plan["trial_id"], "outcome": row.get("outcome"),
+        "best_val_loss": _num(row.get("best_val_loss")),
+        "final_val_loss": _num(row.get("final_val_loss")),
+        "tokens": tokens, "wall_s": wall, "flops": final_flops,
+        "predicted": plan["predicted"], "planned_tokens": plan["tokens"],
+        "learning_rate": plan["lr"], "lr_from": plan["lr_from"], "lines": saved["lines"],
+        "candidates": plan["candidates"], "config": plan["config"],
+        "checkpoint": str(model.resolve()) if model.is_file() else None,
+        "explore": explore,
+        "flops_total": explore["flops"] + final_flops,
+        "wall_s_total": explore["wall_s"] + wall,
+        "prior_trial": saved.get("prior_trial"), "prior_config": saved.get("prior_config"),
+        "prior": _prior(saved, trials, curves, plan, final_flops + explore["flops"], vocab),
+        "curve": [{k: e.get(k) for k in ("tokens", "val_loss", "train_loss")} for e in evals],
+    }
+    shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
+    return summary
+
+
+def _prior(saved: Mapping[str, Any], trials: Any, curves: Any, plan: Mapping[str, Any],
+           flops: float, vocab: int) -> dict[str, Any] | None:
+    """The first trial (the prior) at the final model's whole compute: measured in the
+    search at its own length, and predicted from its curve at the tokens the search's whole
+    compute would have bought it (None when it cannot be predicted that far)."""
+    tid, cfg = saved.get("prior_trial"), saved.get("prior_config") or {}
+    if not tid or not cfg:
+        return None
+    rows = [r for r in trials.to_dict("records") if str(r["trial_id"]) == tid]
+    if not rows:
+        return None
+    c = curves[curves["trial_id"].astype(str) == tid]
+    out: dict[str, Any] = {"trial_id": tid, "measured": _num(rows[0].get("best_val_loss")),
+                           "measured_tokens": float(rows[0].get("tokens") or 0),
+                           "tokens_at_budget": flops / max(flops_of(cfg, 1, vocab), 1.0),
+                           "predicted": None, "why": ""}
+    if len(c):
+        curve = horizon.fit_curve(list(c["tokens"]), list(c["val_loss"]))
+        try:
+            out["predicted"] = curve.predict(out["tokens_at_budget"]) if curve.fitted else None
+            out["why"] = "" if curve.fitted else "too few evaluations to fit its curve"
+        except ValueError as e:
+            out["why"] = str(e)
+    return out
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
