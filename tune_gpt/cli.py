@@ -138,6 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where to write (default REPORT/transfer-<n_layer>x<n_embd>.yaml)")
     tr.set_defaults(func=_cmd_transfer, knobs=True)
 
+    pl = sub.add_parser("plan", help="a search's best config brought to your longer run",
+                        description="Bring a finished search's measurements to a run of "
+                                    "--tokens tokens: the config whose own loss curve "
+                                    "predicts the lowest loss there, its learning rate moved "
+                                    "to that horizon, a predicted val_loss with an interval, "
+                                    "and the evidence; refuses to extrapolate past what the "
+                                    "search measured.")
+    pl.add_argument("search", help="search name, its folder, or its report folder")
+    pl.add_argument("--tokens", required=True, help="the run's length in tokens (e.g. 20M)")
+    pl.add_argument("--storage-path", default=None, help="where searches are kept (default ./runs)")
+    pl.add_argument("--out", default=None,
+                    help="where to write plan-<N>.yaml and plan-<N>_nanogpt.py (default "
+                         "reports/<name>)")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+    pl.set_defaults(func=_cmd_plan)
+
     u = sub.add_parser("ui", help="open the MLflow UI on a search's runs table",
                        description="Start the MLflow UI on the searches' store; print (and "
                                    "open, where a browser exists) the address of a search's "
@@ -272,6 +288,21 @@ def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
     path = write_report_for(args.search, storage_path=args.storage_path,
                             tracking_uri=args.tracking_uri, lang=args.lang, out=args.out)
     print(f"report: {path}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace, extra: list[str]) -> int:
+    import json
+
+    from tune_gpt.plan import make_plan, results_of, write_plan
+    from tune_gpt.space.amounts import parse_amount
+
+    tokens = int(parse_amount(args.tokens, "--tokens"))
+    plan = make_plan(args.search, tokens, args.storage_path)
+    out = Path(args.out) if args.out else Path("reports") / plan.search
+    plan.files = [str(p) for p in write_plan(plan, out, results_of(args.search,
+                                                                    args.storage_path))]
+    print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.text())
     return 0
 
 

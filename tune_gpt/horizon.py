@@ -59,6 +59,7 @@ class LossCurve:
     last_loss: float
     points: int
     fitted: bool
+    rmse: float = 0.0  # the fit's root-mean-square residual over its points
 
     def predict(self, tokens: float) -> float:
         """The loss at `tokens`; ValueError past MAX_EXTRAPOLATION times the evidence."""
@@ -103,8 +104,10 @@ def fit_curve(tokens: Sequence[float], losses: Sequence[float]) -> LossCurve:
     if not fit.success or not np.all(np.isfinite(fit.x)):
         return flat
     E, A_scaled, alpha = (float(x) for x in fit.x)
+    rmse = float(np.sqrt(np.mean(fit.fun ** 2)))
     # back to raw tokens: A * (D / last_t)^-alpha = (A * last_t^alpha) * D^-alpha
-    return LossCurve(E, A_scaled * last_t ** alpha, alpha, last_t, last_v, len(pts), True)
+    return LossCurve(E, A_scaled * last_t ** alpha, alpha, last_t, last_v, len(pts), True,
+                     rmse)
 
 
 def lr_for_tokens(lr: float, planned_tokens: float, tokens: float) -> float:
@@ -148,12 +151,12 @@ class FinalPlan:
         fitted = [x for x in self.candidates if not x.note]
         if self.predicted is not None:
             pick = (f"config of trial {self.trial_id}: the lowest predicted val_loss at the "
-                    f"final horizon ({self.predicted:.4f}) of {len(fitted)} candidate(s), each "
+                    f"horizon ({self.predicted:.4f}) of {len(fitted)} candidate(s), each "
                     f"fitted L(D) = E + A*D^-alpha to its own evaluations")
         else:
             why = sorted({x.note.split(":")[0] for x in self.candidates if x.note})
             pick = (f"config of trial {self.trial_id}: the best measured val_loss "
-                    f"({c.measured:.4f}); no candidate's curve could be brought to the final "
+                    f"({c.measured:.4f}); no candidate's curve could be brought to the "
                     f"horizon ({'; '.join(why)}), so nothing is predicted")
         out = [pick,
                f"{self.tokens:,} tokens: " + (

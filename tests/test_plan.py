@@ -1,0 +1,85 @@
+"""`tune-gpt plan`: a search's measurements brought to a longer run, with its evidence, and
+refused past what the search measured (a results folder written here, no search run)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tune_gpt.config import TrainConfig
+from tune_gpt.errors import UserError
+from tune_gpt.plan import make_plan
+
+
+def _law(E: float, A: float, alpha: float, t: float) -> float:
+    return E + A * t ** -alpha
+
+
+def _results(folder: Path, tpi: int = 768) -> Path:
+    """A finished search of two configs: evaluations every 250k tokens up to 2M."""
+    res = folder / "runs" / "s" / "results"
+    res.mkdir(parents=True)
+    trials, curves = [], []
+    for tid, (E, lr, emb) in {"a": (1.30, 1e-3, 192), "b": (1.45, 2e-3, 128)}.items():
+        knobs = {**TrainConfig(n_embd=emb, batch_size=12, block_size=64, learning_rate=lr,
+                               min_lr=lr / 10, max_iters=2604, lr_decay_iters=2604,
+                               warmup_iters=100).to_dict(), "dataset": "shakespeare_char"}
+        pts = [(k * 250_000, _law(E, 30.0, 0.3, k * 250_000)) for k in range(1, 9)]
+        trials.append({"trial_id": tid, "outcome": "completed", **knobs,
+                       "best_val_loss": pts[-1][1], "final_val_loss": pts[-1][1],
+                       "tokens": 2_000_000, "tokens_per_iter": tpi, "wall_s": 300})
+        curves += [{"trial_id": tid, "iter": t // tpi, "tokens": t, "val_loss": v,
+                    "train_loss": v} for t, v in pts]
+    pd.DataFrame(trials).to_csv(res / "trials.csv", index=False)
+    pd.DataFrame(curves).to_csv(res / "curves.csv", index=False)
+    (res / "meta.json").write_text(json.dumps({"name": "s", "metric": "val_loss"}))
+    return res
+
+
+def test_a_plan_brings_the_best_config_to_the_horizon(tmp_path: Path) -> None:
+    _results(tmp_path)
+    p = make_plan("s", 16_000_000, storage_path=str(tmp_path / "runs"))
+    assert p.trial_id == "a" and p.requested == 16_000_000
+    assert p.tokens == p.config["max_iters"] * 768 and abs(p.tokens - 16e6) < 768
+    assert p.config["lr_decay_iters"] == p.config["max_iters"]
+    # 8x the trial's planned tokens: lr x 8^-0.32
+    assert p.learning_rate == pytest.approx(1e-3 * (p.tokens / (2604 * 768)) ** -0.32)
+    assert p.predicted == pytest.approx(_law(1.30, 30.0, 0.3, p.tokens), abs=0.005)
+    lo, hi = p.interval
+    assert lo < p.predicted < hi and hi - lo < 0.1
+    assert any("Bjorck" in e for e in p.evidence) and "seed noise 0.0129" in p.noise
+
+
+def test_a_plan_past_its_evidence_is_refused_with_how_far_it_can_go(tmp_path: Path) -> None:
+    _results(tmp_path)
+    with pytest.raises(UserError, match="plan at most --tokens 20,000,000") as e:
+        make_plan("s", 25_000_000, storage_path=str(tmp_path / "runs"))
+    assert "\n" not in str(e.value)
+
+
+def test_the_command_writes_ready_configs_and_json(tmp_path: Path) -> None:
+    _results(tmp_path)
+    out = tmp_path / "plans"
+    run = subprocess.run([sys.executable, "-m", "tune_gpt.cli", "plan", "s", "--tokens", "10M",
+                          "--storage-path", str(tmp_path / "runs"), "--out", str(out), "--json"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    assert got["trial_id"] == "a" and math.isfinite(got["predicted"])
+    assert sorted(p.name for p in out.iterdir()) == ["plan-10M.yaml", "plan-10M_nanogpt.py"]
+    import yaml
+
+    knobs = yaml.safe_load((out / "plan-10M.yaml").read_text())
+    assert knobs["learning_rate"] == pytest.approx(got["learning_rate"])
+    TrainConfig(**{k: v for k, v in knobs.items() if k in TrainConfig().to_dict()})
+    assert "learning_rate = " in (out / "plan-10M_nanogpt.py").read_text()
+    bad = subprocess.run([sys.executable, "-m", "tune_gpt.cli", "plan", "s", "--tokens", "1B",
+                          "--storage-path", str(tmp_path / "runs"), "--out", str(out)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
