@@ -83,3 +83,17 @@ def test_the_command_writes_ready_configs_and_json(tmp_path: Path) -> None:
                           "--storage-path", str(tmp_path / "runs"), "--out", str(out)],
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_report_says_what_the_full_run_takes(tmp_path: Path, lang: str) -> None:
+    from tune_gpt.report.folder import load_results
+    from tune_gpt.report.i18n import translator
+    from tune_gpt.report.render import _full_run
+    from tune_gpt.report.results import prepare
+
+    res = prepare(*load_results(_results(tmp_path)))
+    text = "\n".join(_full_run(res, translator(lang)))
+    assert "tune-gpt plan s --tokens 16000000" in text  # 8x the 2M-token trials
+    p = make_plan("s", 16_000_000, storage_path=str(tmp_path / "runs"))
+    assert f"{p.learning_rate:.3g}" in text and f"{p.predicted:.3f}" in text

@@ -82,18 +82,23 @@ def results_of(search: str, storage_path: str | None) -> Path:
 
 
 def make_plan(search: str, tokens: int, storage_path: str | None = None) -> RunPlan:
-    """The plan for a run of `tokens` tokens (UserError when nothing supports one)."""
+    """The plan for a run of `tokens` tokens of the search `search` (a name or folder;
+    UserError when nothing supports one)."""
+    from tune_gpt.report.folder import load_results
+
+    if tokens < 1:
+        raise UserError("--tokens must be at least 1 (e.g. --tokens 20M)")
+    return plan_from(*load_results(results_of(search, storage_path)), tokens)
+
+
+def plan_from(trials: Any, curves: Any, meta: Any, tokens: int) -> RunPlan:
+    """The plan from a search's tables (trials, curves, SearchMeta)."""
     import pandas as pd
 
     from tune_gpt import judge
     from tune_gpt import trial as contract
     from tune_gpt.config import KNOBS
-    from tune_gpt.report.folder import load_results
 
-    if tokens < 1:
-        raise UserError("--tokens must be at least 1 (e.g. --tokens 20M)")
-    folder = results_of(search, storage_path)
-    trials, curves, meta = load_results(folder)
     rows = trials.to_dict("records")
     configs = {str(r["trial_id"]): {k: _plain(r[k]) for k in KNOBS
                                     if k in r and not pd.isna(r[k])} for r in rows}

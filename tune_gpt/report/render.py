@@ -260,7 +260,31 @@ def _next(res: Results, f: Findings, T: Tr) -> list[str]:
         ["- " + T("nx.file.best"), "- " + T("nx.file.nano"), "- " + T("nx.file.space", n=len(n.top_ids))]))
     if rows:
         out.append(table([T("nx.col.knob"), T("nx.col.was"), T("nx.col.next")], rows))
-    return out + _transfer(res, n.trial_id, T)
+    return out + _full_run(res, T) + _transfer(res, n.trial_id, T)
+
+
+FULL_RUN_FACTOR = 8  # "your full run": this many times the search's longest trial
+
+
+def _full_run(res: Results, T: Tr) -> list[str]:
+    """For your full run: `tune-gpt plan` at FULL_RUN_FACTOR times the longest trial."""
+    from tune_gpt.errors import UserError
+    from tune_gpt.horizon import MAX_EXTRAPOLATION
+    from tune_gpt.plan import plan_from
+
+    longest = float(res.trials["tokens"].max()) if len(res.trials) else 0.0
+    if not longest or not len(res.curves):
+        return []
+    tokens = int(longest * FULL_RUN_FACTOR)
+    try:
+        p = plan_from(res.trials, res.curves, res.meta, tokens)
+    except (UserError, KeyError, ValueError):
+        return []
+    return [T("full.lead", name=res.name, n=tokens, factor=FULL_RUN_FACTOR,
+              trial=p.trial_id, lr=f"{p.learning_rate:.3g}", lr_from=f"{p.lr_from:.3g}",
+              iters=fmt.count(p.config["max_iters"]), pred=fmt.loss(p.predicted),
+              lo=fmt.loss(p.interval[0]), hi=fmt.loss(p.interval[1]),
+              reach=fmt.tokens(longest * MAX_EXTRAPOLATION))]
 
 
 def _transfer(res: Results, trial_id: str | None, T: Tr) -> list[str]:
