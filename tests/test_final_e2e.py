@@ -78,8 +78,18 @@ def test_final_phase_hands_back_a_model_and_resumes_after_ctrl_c(
     assert fin["tokens"] == plan["plan"]["tokens"]
     cfg = plan["plan"]["config"]
     assert cfg["max_iters"] * cfg["batch_size"] * cfg["block_size"] == fin["tokens"]
+    # it continued the chosen trial's own state: its first evaluation is past that trial's
+    # last one, and only what it trained itself counts as the final run's compute
+    start = plan["plan"]["start_tokens"]
+    assert start > 0 and fin["start_tokens"] == start
+    assert before[0] * cfg["batch_size"] * cfg["block_size"] > start
+    from tune_gpt.search.final import flops_of
+
+    assert fin["flops"] == pytest.approx(flops_of(cfg, fin["tokens"] - start, 65))
+    assert fin["explore"]["flops"] > 0 and fin["best_tokens"] <= fin["tokens"]
     assert fin["flops_total"] == pytest.approx(fin["explore"]["flops"] + fin["flops"])
-    assert fin["prior_trial"] and fin["prior_config"]
+    # smoke.yaml names no priors: its first trial is no recipe, and nothing calls it one
+    assert fin["prior_trial"] is None and fin["prior_config"] and fin["prior"] is None
     assert math.isfinite(fin["best_val_loss"]) and fin["best_val_loss"] < math.log(65)
     # the final model is the best-validation one, and `tune-gpt eval` takes it
     model = Path(fin["checkpoint"])
@@ -107,3 +117,4 @@ def test_final_phase_hands_back_a_model_and_resumes_after_ctrl_c(
     head = report.split("## 1. Summary")[0]
     assert "## The model this search hands back" in head
     assert f"tune-gpt eval {model}" in head and "Bjorck" in head
+    assert "the prior" not in head

@@ -71,4 +71,4 @@ def test_with_a_final_phase_exploring_gets_its_share_and_can_settle(tmp_path: Pa
     token = next(s for s in both._stoppers if isinstance(s, TokenBudget))
     assert token.total_tokens == 250_000
     settle = next(s for s in both._stoppers if isinstance(s, ExploreSettled))
-    assert settle.rule.patience == 4  # smoke's reduction_factor 2, squared
+    assert settle.rule.patience == 4  # smoke's 4 start-up trials (reduction_factor 2)

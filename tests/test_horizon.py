@@ -114,7 +114,8 @@ def test_exploring_gets_its_share_of_every_budget() -> None:
     b = Budget(time_budget_s=840, total_tokens=10_000_000, total_flops=None)
     assert horizon.explore_budget(b, 0.5) == {"time_budget_s": 420, "total_tokens": 5e6,
                                               "total_flops": None}
-    assert horizon.default_patience(3) == 9 and horizon.default_patience(2) == 4
+    assert horizon.default_patience(3, 5) == 5 and horizon.default_patience(3, 1) == 3
+    assert horizon.default_patience(1, 0) == 2
 
 
 def test_settled_counts_challengers_beaten_at_the_same_rung() -> None:
@@ -139,3 +140,66 @@ def test_settled_counts_challengers_beaten_at_the_same_rung() -> None:
     fresh.observe("a", {"tokens": 100, "val_loss": 1.0})
     assert not fresh.observe("b", {"tokens": 100, "val_loss": math.nan})
     assert not horizon.Settled(patience=0, rungs=[100]).settled()
+
+
+def test_a_continued_trial_counts_what_it_already_trained() -> None:
+    laws = {"big": (1.30, 30.0, 0.30), "small": (1.40, 30.0, 0.30)}
+    rows = [_row("big", 5000, 1.30 + 30 * 2e6 ** -0.3), _row("small", 15000, 1.40 + 30 * 2e6 ** -0.3)]
+    curves = _search(rows, laws)
+    configs = {"big": _knobs(1e-3), "small": _knobs(2e-3)}
+    fresh = horizon.plan_final(rows, curves, configs, tokens_for=lambda row, rate: 100 * rate)
+    kept = horizon.plan_final(rows, curves, configs, tokens_for=lambda row, rate: 100 * rate,
+                              continues=lambda tid: True)
+    assert fresh is not None and kept is not None
+    # 100 s buys big 0.5M tokens: fresh, small's 1.5M win; continued, big has 2M + 0.5M
+    assert fresh.trial_id == "small" and fresh.start_tokens == 0
+    assert kept.trial_id == "big" and kept.start_tokens == 2_000_000 // 768 * 768
+    new = 100 * 5000 // 768 * 768
+    assert kept.tokens == kept.start_tokens + new
+    assert kept.config["max_iters"] == kept.tokens // 768
+    assert kept.predicted == pytest.approx(_law(1.30, 30.0, 0.30, [kept.tokens])[0], abs=2e-3)
+    assert kept.lr == pytest.approx(1e-3 * (kept.tokens / (2604 * 768)) ** -0.32)
+    lines = kept.lines()
+    assert any("continues trial big's own state" in x for x in lines)
+    assert any(f"{new:,} tokens to train ({kept.tokens:,} in all)" in x for x in lines)
+
+
+def test_a_trial_without_a_measured_speed_or_with_a_restarted_clock() -> None:
+    laws = {"a": (1.3, 30.0, 0.3), "b": (1.4, 30.0, 0.3)}
+    rows = [_row("a", 5000, 1.6), _row("b", 5000, 1.7)]
+    rows[0].update(wall_s=math.nan, tokens_per_s=math.nan)   # no speed: left out, no crash
+    rows[1].update(wall_s=20.0, tokens_per_s=5000.0)         # a resumed clock: 100k tokens/s
+    plan = horizon.plan_final(rows, _search(rows, laws), {"a": _knobs(1e-3), "b": _knobs(1e-3)},
+                              tokens_for=lambda row, rate: 100 * rate)
+    assert plan is not None and plan.trial_id == "b"
+    by = {c.trial_id: c for c in plan.candidates}
+    assert by["a"].note == "no measured speed" and by["b"].tokens_per_s == 5000.0
+
+
+def test_failed_trials_are_no_challengers_beaten() -> None:
+    rule = horizon.Settled(patience=1, rungs=[100])
+    rule.observe("lead", {"tokens": 100, "val_loss": 2.0})
+    assert not rule.observe("x", {"tokens": 100, "val_loss": 5.2, "outcome": "diverged"})
+    assert rule.observe("y", {"tokens": 100, "val_loss": 2.1, "outcome": "running"})
+
+
+def test_the_final_run_takes_every_slot_and_its_speed_up_says_what_that_buys() -> None:
+    from types import SimpleNamespace
+
+    from tune_gpt.search.final import final_resources, has_prior, json_safe
+
+    cpu = SimpleNamespace(resources={"cpu": 1.0, "gpu": 0.0})
+    assert final_resources(cpu, 2) == ({"cpu": 2.0, "gpu": 0.0}, 2 * horizon.FINAL_EFFICIENCY)
+    assert final_resources(cpu, 1) == ({"cpu": 1.0, "gpu": 0.0}, 1.0)
+    # four trials sharing one GPU: the final run gets the whole GPU; two whole-GPU trials:
+    # the final run still gets one GPU, so no speed-up is assumed
+    quarter = SimpleNamespace(resources={"cpu": 4.0, "gpu": 0.25})
+    assert final_resources(quarter, 4)[0]["gpu"] == 1.0
+    assert final_resources(SimpleNamespace(resources={"cpu": 4.0, "gpu": 1.0}), 2)[1] == 1.0
+    assert json_safe({"a": [math.inf, 1.0], "b": math.nan}) == {"a": [None, 1.0], "b": None}
+    from tune_gpt.space import load_space
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "search_spaces"
+    assert has_prior(load_space(root / "beginner.yaml", profile="cpu"))
+    assert not has_prior(load_space(root / "smoke.yaml"))

@@ -14,7 +14,7 @@ import pytest
 
 from tune_gpt.config import TrainConfig
 from tune_gpt.errors import UserError
-from tune_gpt.plan import make_plan
+from tune_gpt.report.folder import plan_run as make_plan
 
 
 def _law(E: float, A: float, alpha: float, t: float) -> float:

@@ -230,6 +230,7 @@ SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
     (["final.explore_share=0.95", "budget.time_budget_s=600"], "final.explore_share"),
     (["final.patience=-1", "budget.time_budget_s=600"], "final.patience"),
     (["final.explore=0.5", "budget.time_budget_s=600"], "final"),
+    (["final.continue_trial=maybe", "budget.time_budget_s=600"], "final.continue_trial"),
 ])
 def test_a_final_phase_the_budget_cannot_hold_is_refused(sets: list[str], says: str) -> None:
     with pytest.raises(UserError, match=says.replace("(", r"\(").replace(")", r"\)")) as e:
@@ -244,7 +245,8 @@ def test_a_final_phase_is_described_with_its_rule() -> None:
     assert space.final is not None and space.final.explore_share == 0.5
     text = describe(space)
     assert "exploring takes at most 50% of the budget (300 s)" in text
-    assert "beaten 4 challengers in a row" in text  # reduction_factor 2, squared
+    assert "continuing that trial's own state" in text
+    assert "beaten 4 challengers in a row" in text  # smoke's 4 start-up trials
     assert "Bjorck" in text
     assert load_space(SMOKE).final is None
     cpu = load_space(Path(SMOKE).with_name("beginner.yaml"), profile="cpu")

@@ -294,11 +294,11 @@ def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:
 def _cmd_plan(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
-    from tune_gpt.plan import make_plan, results_of, write_plan
+    from tune_gpt.report.folder import plan_run, results_of, write_plan
     from tune_gpt.space.amounts import parse_amount
 
     tokens = int(parse_amount(args.tokens, "--tokens"))
-    plan = make_plan(args.search, tokens, args.storage_path)
+    plan = plan_run(args.search, tokens, args.storage_path)
     out = Path(args.out) if args.out else Path("reports") / plan.search
     plan.files = [str(p) for p in write_plan(plan, out, results_of(args.search,
                                                                     args.storage_path))]

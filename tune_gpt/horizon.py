@@ -17,8 +17,9 @@ caller uses these, not copies:
   (0.5 by default: the final run always gets at least what exploring took, so whatever the
   search finds, the budget buys at least half of the longest run it could have had: the
   2-competitive split of the ski-rental problem). Exploring stops earlier once the leader
-  has beaten `patience` challengers in a row at rungs they both reached (`Settled`): when
-  the prior keeps winning, exploring longer buys nothing.
+  has beaten `patience` challengers in a row at rungs they both reached (`Settled`; by
+  default as many as the sampler's start-up trials, at least reduction_factor): when the
+  prior keeps winning, exploring longer buys nothing.
 
 The final config is the candidate whose fitted curve predicts the lowest loss at the tokens
 it can train in the time (or compute) left, at its own measured speed: a small, fast model
@@ -122,13 +123,15 @@ class Candidate:
     """One explored config at the final horizon."""
 
     trial_id: str
-    tokens: int          # what it can train in the final phase, at its measured speed
+    tokens: int          # the tokens its final model will have seen: start + what it can
+                         # train in the final phase, at its measured speed
     predicted: float     # its fitted curve at those tokens
     measured: float      # its best val_loss in the search
     measured_tokens: int
     tokens_per_s: float  # measured in the search (one trial slot)
     fitted: bool
     note: str = ""       # why it was left out, if it was
+    start: int = 0       # tokens already trained: the final run continues the trial's state
 
 
 @dataclass
@@ -144,6 +147,7 @@ class FinalPlan:
     planned_tokens: int
     seconds: float | None
     candidates: list[Candidate] = field(default_factory=list)
+    start_tokens: int = 0  # > 0: the run continues the trial's state from there
 
     def lines(self) -> list[str]:
         """Each number of the plan with its reason (validate, the log, the report)."""
@@ -158,11 +162,19 @@ class FinalPlan:
             pick = (f"config of trial {self.trial_id}: the best measured val_loss "
                     f"({c.measured:.4f}); no candidate's curve could be brought to the "
                     f"horizon ({'; '.join(why)}), so nothing is predicted")
-        out = [pick,
-               f"{self.tokens:,} tokens: " + (
-                   f"{self.seconds:.0f} s left x {c.tokens_per_s:,.0f} tokens/s measured in the "
-                   f"search x the final run's speed-up" if self.seconds is not None else
-                   "the compute budget left"),
+        start = [] if not self.start_tokens else [
+            f"continues trial {self.trial_id}'s own state at {self.start_tokens:,} tokens "
+            f"(model and optimizer) instead of starting again, so the compute exploring spent "
+            f"on it is kept; its learning rate jumps back up there to where the longer cosine "
+            f"stands at that step, a warm restart as in SGDR (Loshchilov & Hutter 2017). The "
+            f"prediction treats it as one uninterrupted run, so it leans optimistic"]
+        out = [pick, *start,
+               f"{self.tokens - self.start_tokens:,} tokens to train"
+               + (f" ({self.tokens:,} in all)" if self.start_tokens else "") + ": " + (
+                   f"({self.seconds:.0f} s left - {STARTUP_S:g} s to start) x "
+                   f"{c.tokens_per_s:,.0f} tokens/s measured in the search x the final run's "
+                   f"speed-up on all trial slots, or the token or FLOP budget left, whichever "
+                   f"is less" if self.seconds is not None else "the compute budget left"),
                f"learning_rate {self.lr:.3g}: the trial's {self.lr_from:.3g} for "
                f"{self.planned_tokens:,} tokens, x ({self.tokens:,} / {self.planned_tokens:,})"
                f"^-{LR_TOKENS_EXPONENT} ({LR_RULE})"]
@@ -179,10 +191,13 @@ def _curve_of(curves: Any, trial_id: str) -> tuple[list[float], list[float]]:
 
 def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
                tokens_for: Callable[[Mapping[str, Any], float], float],
-               usable: Sequence[str], score: str) -> list[Candidate]:
+               usable: Sequence[str], score: str,
+               continues: Callable[[str], bool] | None = None) -> list[Candidate]:
     """Every usable trial with a curve, at the tokens it can train in the final phase:
     `tokens_for(row, tokens_per_s)`, given its speed measured in the search (its tokens over
-    its wall time, start and evaluations included). Left-out trials carry a note."""
+    its wall time, start and evaluations included), plus the tokens it already trained when
+    `continues(trial_id)` (its state is kept: the final run picks it up where it stopped).
+    Left-out trials carry a note."""
     out = []
     for r in rows:
         if r.get("outcome") not in usable or not _finite(r.get(score)):
@@ -192,21 +207,29 @@ def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
         if not t:
             continue
         curve = fit_curve(t, v)
-        wall = r.get("wall_s")
-        rate = float(r.get("tokens") or 0) / float(wall) if _finite(wall) and wall > 0 else 0.0
-        rate = rate if rate > 0 else float(r.get("tokens_per_s") or 0)
+        # its speed: tokens over wall time (start and evaluations included), but never more
+        # than its training throughput (a retried or resumed trial's wall time restarts
+        # while its tokens do not)
+        wall, tps, toks = r.get("wall_s"), r.get("tokens_per_s"), r.get("tokens")
+        rates = [float(toks) / float(wall)] if _finite(wall) and wall > 0 and _finite(toks) \
+            else []
+        rates += [float(tps)] if _finite(tps) and tps > 0 else []
+        rate = min(rates) if rates else 0.0
         tpi = int(r.get("tokens_per_iter") or 1)
-        n = int(tokens_for(r, rate) // tpi * tpi)
-        note = ""
+        start = int(curve.last_tokens // tpi * tpi) if continues and continues(tid) else 0
+        budget = tokens_for(r, rate)
+        new = int(budget // tpi * tpi) if _finite(budget) else 0
+        n = start + new if new > 0 else 0
+        note = "" if rate > 0 else "no measured speed"
         try:
-            pred = curve.predict(n)
+            pred = curve.predict(n) if not note else math.inf
         except ValueError as e:
             pred, note = math.inf, f"beyond its evidence: {e}"
         if not curve.fitted and not note:
             note = f"too few evaluations ({curve.points}) to fit a curve"
             pred = math.inf
         out.append(Candidate(tid, n, pred, float(r[score]), int(curve.last_tokens), rate,
-                             curve.fitted, note))
+                             curve.fitted, note, start))
     return out
 
 
@@ -215,13 +238,15 @@ def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,
                tokens_for: Callable[[Mapping[str, Any], float], float],
                seconds: float | None = None,
                usable: Sequence[str] = ("completed", "stopped_early"),
-               score: str = "best_val_loss") -> FinalPlan | None:
+               score: str = "best_val_loss",
+               continues: Callable[[str], bool] | None = None) -> FinalPlan | None:
     """The final run's plan, or None when no trial can be brought to the horizon.
     `configs`: trial id -> the knobs it trained with (max_iters, learning_rate, ...);
     `tokens_for(row, tokens_per_s)`: the tokens that trial's config can train in what is
     left of the budget; `seconds`: the time left, when the budget is in time (for the
-    plan's reasons)."""
-    cands = [c for c in candidates(rows, curves, tokens_for, usable, score)
+    plan's reasons); `continues(trial_id)`: whether the run can continue that trial's
+    state (the search's final phase) instead of starting again (a user's own run)."""
+    cands = [c for c in candidates(rows, curves, tokens_for, usable, score, continues)
              if c.trial_id in configs]
     ok = [c for c in cands if not c.note and c.tokens > 0]
     if not ok:  # nothing fitted: the best measured trial, at the horizon it can reach
@@ -243,7 +268,7 @@ def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,
     knobs.update(max_iters=iters, lr_decay_iters=iters, learning_rate=lr, min_lr=lr * ratio,
                  warmup_iters=min(int(knobs.get("warmup_iters", 0)), iters // 10 or 1))
     return FinalPlan(best.trial_id, knobs, iters * tpi, predicted, lr_from, lr, planned,
-                     seconds, cands)
+                     seconds, cands, best.start)
 
 
 def explore_budget(budget: Any, share: float) -> dict[str, float | None]:
@@ -253,10 +278,11 @@ def explore_budget(budget: Any, share: float) -> dict[str, float | None]:
         ("total_flops", budget.total_flops))}
 
 
-def default_patience(reduction_factor: float) -> int:
-    """Challengers in a row the leader must beat before exploring stops: reduction_factor
-    squared (with 3: nine, the trials two ASHA rungs hold for each one they promote)."""
-    return max(2, int(round(reduction_factor)) ** 2)
+def default_patience(reduction_factor: float, n_startup: int) -> int:
+    """Challengers in a row the leader must beat before exploring stops: every start-up
+    trial's worth (the sampler's broad first look, before it models anything) and at least
+    reduction_factor (a rung's worth: ASHA would promote the leader over all of them)."""
+    return max(2, int(round(reduction_factor)), int(n_startup))
 
 
 class Settled:
@@ -264,8 +290,10 @@ class Settled:
     rung it reached first) has beaten `patience` challengers in a row: each time another
     trial reports at a rung the leader has reported at, it is worse there, or it becomes the
     leader (the count starts again). Rungs are compared at equal time_attr (tokens), so a
-    short trial is never compared with a long one. Kept in memory: a resumed search counts
-    again from zero (it explores longer, never shorter)."""
+    short trial is never compared with a long one. Only evaluations count (outcome running
+    or completed): a trial that diverged or failed reports a penalty, not a loss, and is no
+    challenger beaten. Ray keeps the stopper with the experiment, so a resumed search
+    carries on counting."""
 
     def __init__(self, patience: int, rungs: Sequence[float], attr: str = "tokens",
                  metric: str = "val_loss"):
@@ -283,7 +311,8 @@ class Settled:
     def observe(self, trial_id: str, result: Mapping[str, Any]) -> bool:
         """One report; True once exploring is settled."""
         t, loss = result.get(self.attr), result.get(self.metric)
-        if not _finite(t) or not _finite(loss):
+        if not _finite(t) or not _finite(loss) or \
+                result.get("outcome", "running") not in ("running", "completed"):
             return self.settled()
         rung = self._rung(float(t))
         if rung is None:

@@ -12,15 +12,15 @@ seed noise squared (the search's confirm runs, else the reference spread) plus t
 fit's squared residual; it does not count how far the extrapolation reaches. A plan beyond
 10x the longest curve's tokens is refused, with one line saying how far it can go.
 
-It writes plan-<N>.yaml (for `tune-gpt train`) and plan-<N>_nanogpt.py (nanoGPT's config
-format) and prints each number with its reason.
+The command (tune_gpt.report.folder.plan_run / write_plan) writes plan-<N>.yaml (for
+`tune-gpt train`) and plan-<N>_nanogpt.py (nanoGPT's config format) and prints each number
+with its reason; the report's "For your full run" calls plan_from on its own tables.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tune_gpt import horizon
@@ -67,30 +67,6 @@ class RunPlan:
         return asdict(self)
 
 
-def results_of(search: str, storage_path: str | None) -> Path:
-    """The results folder of `search`: a name, a search folder, or a report folder
-    (reports/NAME: the search NAME under the storage path)."""
-    from tune_gpt.report.folder import find_results
-
-    here = Path(search)
-    try:
-        return find_results(search, storage_path)
-    except UserError:
-        if (here / "report.md").is_file():
-            return find_results(here.name, storage_path)
-        raise
-
-
-def make_plan(search: str, tokens: int, storage_path: str | None = None) -> RunPlan:
-    """The plan for a run of `tokens` tokens of the search `search` (a name or folder;
-    UserError when nothing supports one)."""
-    from tune_gpt.report.folder import load_results
-
-    if tokens < 1:
-        raise UserError("--tokens must be at least 1 (e.g. --tokens 20M)")
-    return plan_from(*load_results(results_of(search, storage_path)), tokens)
-
-
 def plan_from(trials: Any, curves: Any, meta: Any, tokens: int) -> RunPlan:
     """The plan from a search's tables (trials, curves, SearchMeta)."""
     import pandas as pd
@@ -112,6 +88,11 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int) -> RunPlan:
     if plan.predicted is None:
         longest = max((c.measured_tokens for c in plan.candidates), default=0)
         reach = int(longest * horizon.MAX_EXTRAPOLATION)
+        if tokens <= reach:  # not too far: no curve could be fitted at all
+            why = sorted({c.note for c in plan.candidates if c.note})
+            raise UserError(f"search '{meta.name}': no trial's curve can be brought to "
+                            f"{tokens:,} tokens ({'; '.join(why)}); run a search whose "
+                            f"trials evaluate at least {horizon.MIN_POINTS} times")
         raise UserError(f"--tokens {tokens:,} is beyond what search '{meta.name}' measured: "
                         f"its longest curve reached {longest:,} tokens and a curve is "
                         f"extrapolated at most {horizon.MAX_EXTRAPOLATION:g}x, so plan at most "
@@ -143,34 +124,6 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int) -> RunPlan:
                    interval=(chosen.predicted - half, chosen.predicted + half), noise=noise,
                    schedule=schedule, warmup_iters=int(cfg["warmup_iters"]),
                    cooldown_iters=cooldown, evidence=evidence)
-
-
-def write_plan(p: RunPlan, out: Path, folder: Path) -> list[Path]:
-    """plan-<N>.yaml and plan-<N>_nanogpt.py in `out`."""
-    import yaml
-
-    from tune_gpt.report.export import nanogpt_config
-    from tune_gpt.report.folder import load_results
-    from tune_gpt.report.results import prepare
-
-    tag = _amount(p.requested)
-    res = prepare(*load_results(folder))
-    knobs = {**p.config, "out_dir": f"out-{p.search}-{tag}"}
-    head = [f"# Planned by `tune-gpt plan` from search '{p.search}' for {p.tokens:,} tokens:",
-            f"# trial {p.trial_id}'s config, learning rate {p.lr_from:.3g} -> "
-            f"{p.learning_rate:.3g}; predicted val_loss {p.predicted:.3f} "
-            f"({p.interval[0]:.3f}-{p.interval[1]:.3f}).", "#   tune-gpt train <this file>"]
-    paths = [out / f"plan-{tag}.yaml", out / f"plan-{tag}_nanogpt.py"]
-    texts = ["\n".join(head) + "\n" + yaml.safe_dump(knobs, sort_keys=False),
-             nanogpt_config(res, p.trial_id, knobs).replace(
-                 "best trial", f"planned for {p.tokens:,} tokens from trial", 1)]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for path, text in zip(paths, texts):
-            path.write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{out}: cannot write ({e.strerror}); pass --out DIR") from None
-    return paths
 
 
 def _amount(n: int) -> str:

@@ -49,6 +49,10 @@ class SamplerSettings:
         own = {k: m[k] for k in cls.OWN if k in m}
         return cls(**own, options={k: v for k, v in m.items() if k not in cls.OWN})
 
+    def startup_trials(self) -> int:
+        """The sampler's start-up trials (n_startup_trials; 10, TPE's own default)."""
+        return int(self.options.get("n_startup_trials", 10))
+
     def to_yaml(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
         if self.seed is not None:
@@ -141,8 +145,11 @@ class FinalSettings:
     explore_share: float = knob(0.5, "The most of the budget exploring may take; the final "
                                      "run gets the rest (0.5: never more than the final run).")
     patience: int = knob(0, "Stop exploring early once this many challengers in a row did "
-                            "worse than the leader at a rung they both reached (0: "
-                            "reduction_factor squared).")
+                            "worse than the leader at a rung they both reached (0: the "
+                            "sampler's start-up trials, at least reduction_factor).")
+    continue_trial: bool = knob(True, "The final run continues the chosen trial's own state "
+                                      "(a warm restart to the longer horizon), so the compute "
+                                      "spent on it is kept; false: it starts again.")
 
 
 # `resources:` — per trial, in Ray's words (fractions allowed)

@@ -1,6 +1,7 @@
 """A search's results folder in, a report folder out: the only I/O of the report package.
 
     runs/<search>/results/{trials.csv, curves.csv, meta.json}  ->  reports/<search>/report.md
+    (and `tune-gpt plan`: the same tables in, plan-<N>.yaml and plan-<N>_nanogpt.py out)
 """
 
 from __future__ import annotations
@@ -140,3 +141,55 @@ def write_report_for(search: str, *, storage_path: str | os.PathLike | None = No
         samples = tracking.load_samples(uri, meta["mlflow_parent_run_id"])
     report = build_report(trials, curves, meta, lang=lang, samples=samples)
     return write_report(report, Path(out) if out else Path("reports") / report.name)
+
+
+# ----------------------------------------------------------------------------- plans
+
+def results_of(search: str, storage_path: str | None) -> Path:
+    """The results folder of `search`: a name, a search folder, or a report folder
+    (reports/NAME: the search NAME under the storage path)."""
+    here = Path(search)
+    try:
+        return find_results(search, storage_path)
+    except UserError:
+        if (here / "report.md").is_file():
+            return find_results(here.name, storage_path)
+        raise
+
+
+def plan_run(search: str, tokens: int, storage_path: str | None = None) -> Any:
+    """The plan for a run of `tokens` tokens of the search `search` (a name or folder;
+    UserError when nothing supports one)."""
+    from tune_gpt.plan import plan_from
+
+    if tokens < 1:
+        raise UserError("--tokens must be at least 1 (e.g. --tokens 20M)")
+    return plan_from(*load_results(results_of(search, storage_path)), tokens)
+
+
+def write_plan(p: Any, out: Path, folder: Path) -> list[Path]:
+    """plan-<N>.yaml and plan-<N>_nanogpt.py in `out`."""
+    import yaml
+
+    from tune_gpt.plan import _amount
+    from tune_gpt.report.export import nanogpt_config
+    from tune_gpt.report.results import prepare
+
+    tag = _amount(p.requested)
+    res = prepare(*load_results(folder))
+    knobs = {**p.config, "out_dir": f"out-{p.search}-{tag}"}
+    head = [f"# Planned by `tune-gpt plan` from search '{p.search}' for {p.tokens:,} tokens:",
+            f"# trial {p.trial_id}'s config, learning rate {p.lr_from:.3g} -> "
+            f"{p.learning_rate:.3g}; predicted val_loss {p.predicted:.3f} "
+            f"({p.interval[0]:.3f}-{p.interval[1]:.3f}).", "#   tune-gpt train <this file>"]
+    paths = [out / f"plan-{tag}.yaml", out / f"plan-{tag}_nanogpt.py"]
+    texts = ["\n".join(head) + "\n" + yaml.safe_dump(knobs, sort_keys=False),
+             nanogpt_config(res, p.trial_id, knobs).replace(
+                 "best trial", f"planned for {p.tokens:,} tokens from trial", 1)]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for path, text in zip(paths, texts):
+            path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{out}: cannot write ({e.strerror}); pass --out DIR") from None
+    return paths

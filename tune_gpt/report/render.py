@@ -61,15 +61,18 @@ def _final(fin: dict[str, Any] | None, metric: str, T: Tr) -> list[str]:
         return []
     units = tuple(T("units.time").split("|"))
     ex = fin["explore"]
-    ckpt = fin.get("checkpoint") or "runs/NAME/model/ckpt.pt"
     pred = fin.get("predicted")
+    at = fin.get("best_tokens") or fin["tokens"]
     out = [f"## {T('final.head')}",
            T("final.lead", loss=fmt.loss(fin["best_val_loss"]), metric=metric,
-             tokens=fmt.tokens(fin["tokens"]), of=fin["of"], ckpt=ckpt,
-             pred=fmt.loss(pred) if pred is not None else T("final.pred.none")),
-           T("final.cost", ew=fmt.seconds(ex["wall_s"], units), et=fmt.tokens(ex["tokens"]),
+             tokens=fmt.tokens(at), of=fin["of"],
+             pred=fmt.loss(pred) if pred is not None else T("final.pred.none"))]
+    if fin.get("checkpoint"):
+        out[-1] += " " + T("final.use", ckpt=fin["checkpoint"])
+    out += [T("final.cost", ew=fmt.seconds(ex["wall_s"], units), et=fmt.tokens(ex["tokens"]),
              ef=f"{ex['flops']:.3g}", n=ex["trials"], fw=fmt.seconds(fin["wall_s"], units),
-             ft=fmt.tokens(fin["tokens"]), ff=f"{fin['flops']:.3g}",
+             ft=fmt.tokens(fin["tokens"] - (fin.get("start_tokens") or 0)),
+             ff=f"{fin['flops']:.3g}",
              share=fmt.pct(ex["flops"] / fin["flops_total"]) if fin.get("flops_total")
              else fmt.DASH)]
     p = fin.get("prior")

@@ -62,34 +62,78 @@ def _left(space: Any, rows: list[dict[str, Any]], configs: Mapping[str, Any], vo
                         "trials": len(rows)}}
 
 
+def final_resources(space: Any, slots: int) -> tuple[dict[str, float], float]:
+    """What the final run asks Ray for, and how many times one trial's speed that buys:
+    every trial slot, capped at what the largest node has (one trial runs on one node);
+    more than one trial's worth runs at FINAL_EFFICIENCY (threads, or a whole GPU instead
+    of shares of it, do not scale perfectly)."""
+    res = space.resources
+    node_cpu, node_gpu = _largest_node()
+    cpu = max(res["cpu"], min(res["cpu"] * slots, node_cpu or res["cpu"] * slots))
+    gpu = min(res["gpu"] * slots, 1.0, node_gpu if node_gpu else 1.0) if res["gpu"] else 0.0
+    gpu = max(gpu, res["gpu"])
+    units = gpu / res["gpu"] if res["gpu"] else cpu / res["cpu"]
+    return {"cpu": cpu, "gpu": gpu}, units * (horizon.FINAL_EFFICIENCY if units > 1 else 1.0)
+
+
+def _largest_node() -> tuple[float, float]:
+    """(CPUs, GPUs) of the Ray node with the most CPUs; (0, 0) outside Ray."""
+    try:
+        import ray
+
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    except Exception:  # noqa: BLE001 — no Ray here (tests): no cap
+        return 0.0, 0.0
+    if not nodes:
+        return 0.0, 0.0
+    top = max(nodes, key=lambda r: r.get("CPU", 0))
+    return float(top.get("CPU", 0)), float(top.get("GPU", 0))
+
+
+def has_prior(space: Any) -> bool:
+    """Whether the search's first trial is its prior (the recipe): the space names priors,
+    the sampler uses them, and it is not a grid (tune_gpt.search.optuna)."""
+    return bool(space.sampler.priors and space.sampler.type != "grid"
+                and any(getattr(d, "prior", None) is not None for d in space.params.values()))
+
+
 def make_plan(space: Any, trials: Any, curves: Any, configs: Mapping[str, Mapping[str, Any]],
-              vocab: int, explore_wall: float, slots: int) -> dict[str, Any] | None:
-    """The final run's plan as written to final_plan.json (None: nothing to train)."""
+              vocab: int, explore_wall: float, slots: int,
+              states: Path | None = None) -> dict[str, Any] | None:
+    """The final run's plan as written to final_plan.json (None: nothing to train). With
+    `states` (the trials' checkpoint folder) and `final.continue_trial`, a trial whose
+    state is kept there is continued, not started again."""
     rows = trials.to_dict("records")
     left = _left(space, rows, configs, vocab, explore_wall)
     knobs = {t: contract.knobs_of(c) for t, c in configs.items() if c}
+    resources, speedup = final_resources(space, slots)
 
     def tokens_for(row: Mapping[str, Any], rate: float) -> float:
         """The tokens a candidate can train in what is left: the tightest of the budgets."""
         cfg = knobs.get(str(row["trial_id"]), {})
         limits = []
         if left["seconds"] is not None:
-            limits.append(max(0.0, left["seconds"] - horizon.STARTUP_S) * rate * slots
-                          * (horizon.FINAL_EFFICIENCY if slots > 1 else 1.0))
+            limits.append(max(0.0, left["seconds"] - horizon.STARTUP_S) * rate * speedup)
         if left["tokens"] is not None:
             limits.append(max(0.0, left["tokens"]))
         if left["flops"] is not None and cfg:
             limits.append(max(0.0, left["flops"]) / max(flops_of(cfg, 1, vocab), 1.0))
         return min(limits) if limits else 0.0
 
+    def continues(trial_id: str) -> bool:
+        return bool(states and space.final.continue_trial
+                    and (states / f"{trial_id}.pt").is_file())
+
     plan = horizon.plan_final(rows, curves, knobs, tokens_for=tokens_for,
                               seconds=left["seconds"], usable=contract.USABLE,
-                              score=contract.score_column(space.metric))
+                              score=contract.score_column(space.metric), continues=continues)
     if plan is None:
         return None
     prior = first_trial(rows)
     return {"plan": plan.to_dict(), "lines": plan.lines(), "left": left, "slots": slots,
-            "prior_trial": prior, "prior_config": knobs.get(prior or "", {})}
+            "resources": resources, "speedup": speedup, "first_trial": prior,
+            "prior_trial": prior if has_prior(space) else None,
+            "prior_config": knobs.get(prior or "", {})}
 
 
 def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: str,
@@ -113,12 +157,20 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
     if plan_path.is_file():
         saved = json.loads(plan_path.read_text())
     else:
-        saved = make_plan(space, trials, curves, configs, vocab, explore_wall, trial_slots(space))
+        states = folder / "checkpoints"
+        saved = make_plan(space, trials, curves, configs, vocab, explore_wall,
+                          trial_slots(space), states)
         if saved is None:
             say("final phase: no trial could be brought to the horizon; nothing trained")
             return None
+        if saved["plan"]["start_tokens"]:  # the state it continues, where the run finds it
+            tid = saved["plan"]["trial_id"]
+            (folder / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+            for src, dst in ((f"{tid}.pt", "final.pt"), (f"{tid}.best.pt", "final.best.pt")):
+                if (states / src).is_file():
+                    shutil.copyfile(states / src, folder / CHECKPOINTS / dst)
         tmp = plan_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(saved, indent=2, default=str))
+        tmp.write_text(json.dumps(json_safe(saved), indent=2, default=str))
         os.replace(tmp, plan_path)
     plan = saved["plan"]
     pred = plan["predicted"]
@@ -127,12 +179,11 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
     for line in saved["lines"]:
         say(f"  {line}")
 
-    slots = int(saved["slots"])
-    res = space.resources
     point = {**plan["config"], **contract.TrialPlan(final_of=plan["trial_id"]).to_config()}
-    trainable = make_trainable(space, folder, prepared, checkpoints=CHECKPOINTS, resources={
-        "cpu": res["cpu"] * slots, "gpu": min(1.0, res["gpu"] * slots)})
+    trainable = make_trainable(space, folder, prepared, checkpoints=CHECKPOINTS,
+                               resources=saved["resources"])
     seconds = saved["left"]["seconds"]
+    limit = seconds * (1 + OVERRUN) if seconds else None
     final_dir = folder / "final"
     started = time.time()
     if tune.Tuner.can_restore(str(final_dir)):
@@ -143,13 +194,13 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
             tune_config=tune.TuneConfig(
                 metric=space.metric, mode=space.mode, num_samples=1,
                 search_alg=points_searcher([point], space.metric, space.mode),
-                time_budget_s=seconds * (1 + OVERRUN) if seconds else None,
+                time_budget_s=limit,
                 trial_name_creator=trial_name, trial_dirname_creator=trial_name),
             run_config=tune.RunConfig(
                 name="final", storage_path=str(folder), verbose=0, log_to_file=True,
                 failure_config=tune.FailureConfig(max_failures=2),
                 callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
-                           MLflowTrialCallback(uri, parent_run_id, None),
+                           MLflowTrialCallback(uri, parent_run_id, limit),
                            LiveView(1, list(space.params), space.metric, 1, seconds,
                                     quiet=quiet)]))
     from tune_gpt.errors import SearchInterrupted
@@ -158,25 +209,36 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         grid = tuner.fit()
     if interrupted.is_set():  # Ray saved the run's state: `tune-gpt resume` continues it
         raise SearchInterrupted(folder.name, len(grid) - grid.num_terminated)
-    wall = time.time() - started
     results = list(grid)
     if not results:
         return None
     row, evals = result_row(results[0])
+    # the run's own clock (Ray's, over every resume of it), not this process's
+    wall = _num((results[0].metrics or {}).get("time_total_s")) or time.time() - started
     tid = str(row["trial_id"])
-    best_file = Path(folder / CHECKPOINTS / f"{tid}.best.pt")
+    best_file = Path(folder / CHECKPOINTS / "final.best.pt")
     model = folder / MODEL_DIR / "ckpt.pt"
+    kept: dict[str, Any] = {}
     if best_file.is_file():
+        from tune_gpt.checkpoint import read_checkpoint
+
         model.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(best_file, model)
+        kept = read_checkpoint(model)  # what it holds: maybe the continued trial's own best
     explore = saved["left"]["explore"]
     tokens = float(row.get("tokens") or 0)
-    final_flops = flops_of(plan["config"], tokens, vocab)
+    start = float(plan.get("start_tokens") or 0)
+    final_flops = flops_of(plan["config"], max(0.0, tokens - start), vocab)
+    tpi = int(plan["config"]["batch_size"]) * int(plan["config"]["block_size"]) * \
+        int(plan["config"].get("gradient_accumulation_steps", 1))
     summary = {
         "trial_id": tid, "of": plan["trial_id"], "outcome": row.get("outcome"),
-        "best_val_loss": _num(row.get("best_val_loss")),
+        # the saved model's own loss and length (the final run's best evaluation, or the
+        # continued trial's best when the final run never beat it)
+        "best_val_loss": _num(kept.get("best_val_loss", row.get("best_val_loss"))),
+        "best_tokens": float(kept["iter"]) * tpi if "iter" in kept else None,
         "final_val_loss": _num(row.get("final_val_loss")),
-        "tokens": tokens, "wall_s": wall, "flops": final_flops,
+        "tokens": tokens, "start_tokens": start, "wall_s": wall, "flops": final_flops,
         "predicted": plan["predicted"], "planned_tokens": plan["tokens"],
         "learning_rate": plan["lr"], "lr_from": plan["lr_from"], "lines": saved["lines"],
         "candidates": plan["candidates"], "config": plan["config"],
@@ -189,7 +251,18 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         "curve": [{k: e.get(k) for k in ("tokens", "val_loss", "train_loss")} for e in evals],
     }
     shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
-    return summary
+    return json_safe(summary)
+
+
+def json_safe(v: Any) -> Any:
+    """`v` with every non-finite float as None (JSON has no Infinity or NaN)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_safe(x) for x in v]
+    return v
 
 
 def _prior(saved: Mapping[str, Any], trials: Any, curves: Any, plan: Mapping[str, Any],

@@ -61,7 +61,7 @@ def make_sampler(space: SearchSpace, seed: int | None = None) -> Any:
         return base
     from tune_gpt.search.priors import PriorSampler
 
-    return PriorSampler(base, priors, int(opts.get("n_startup_trials", 10)), seed=seed)
+    return PriorSampler(base, priors, space.sampler.startup_trials(), seed=seed)
 
 
 def study_storage(folder: Path) -> str:

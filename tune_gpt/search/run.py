@@ -148,6 +148,8 @@ def _run(plan: _Plan) -> SearchResult:
         with ctrl_c_stops_gracefully() as interrupted:
             grid = tuner.fit()
         wall = time.time() - started
+        state.explored_s += wall  # (a SIGKILLed driver loses this part: it never got here)
+        state.write(folder)
         if interrupted.is_set():  # Ray saved its state: keep the search resumable
             tracking.mark_interrupted(plan.uri, state.parent_run_id)
             raise SearchInterrupted(state.name, len(grid) - grid.num_terminated)
@@ -213,6 +215,7 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
         meta.data_doctor = plan.doctor.to_dict()
     if plan.state is not None:
         reconcile_study(folder, trials, told_column(plan.space.metric))
+    confirm_started = time.time()
     if plan.space.confirm.top_k and len(trials):
         from tune_gpt.search.confirm import run_confirm
 
@@ -229,9 +232,12 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
         from tune_gpt.search.final import run_final
 
         configs = {trial_id_of(r): r.config for r in grid}
+        # the time exploring took, over every resume, and the confirm runs': both come
+        # out of the budget the final run shares
+        spent = state.explored_s + (time.time() - confirm_started)
         try:
             meta.final = run_final(plan.space, folder, plan.prepared, plan.uri,
-                                   state.parent_run_id, trials, curves, configs, wall,
+                                   state.parent_run_id, trials, curves, configs, spent,
                                    plan.opts.quiet, ctrl_c_stops_gracefully)
         except SearchInterrupted:
             tracking.mark_interrupted(plan.uri, state.parent_run_id)

@@ -55,6 +55,9 @@ class SearchState:
     options: dict[str, Any]
     created: str = field(default_factory=lambda: dt.datetime.now().isoformat(timespec="seconds"))
     finished: bool = False
+    # seconds the search has explored (fit) so far, over every start and resume: what a
+    # final phase (`final:`) has left of a time budget is the budget minus this
+    explored_s: float = 0.0
 
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -194,15 +194,16 @@ def _budget_stopper(space: SearchSpace, tune_dir: str, budget: Any = None,
     from tune_gpt.search.budget import ExploreSettled, TokenBudget
 
     budget = budget or exploring_budget(space)
-    sched = sched or space.scheduler
+    sched = sched or space.scheduler.resolved(space.budget.tokens_per_trial or 0)
 
     stoppers = [TokenBudget(total, tune_dir, attr) for total, attr in
                 ((budget.total_tokens, "tokens"), (budget.total_flops, "flops")) if total]
-    if space.final is not None and sched.type == "asha":
+    if space.final is not None and sched.type == "asha" and sched.rungs():
         from tune_gpt.horizon import default_patience
 
-        patience = space.final.patience or default_patience(sched.reduction_factor)
-        stoppers.append(ExploreSettled(patience, [*sched.rungs(), sched.max_t],
+        patience = space.final.patience or default_patience(sched.reduction_factor, space.sampler.startup_trials())
+        stoppers.append(ExploreSettled(patience, [*sched.rungs(), *([sched.max_t] if
+                                                                    sched.max_t else [])],
                                        sched.time_attr, space.metric))
     return None if not stoppers else stoppers[0] if len(stoppers) == 1 else \
         CombinedStopper(*stoppers)

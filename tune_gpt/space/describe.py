@@ -58,14 +58,16 @@ def final_lines(space: SearchSpace) -> list[str]:
         f"{cap['total_tokens']:,.0f} tokens" if cap["total_tokens"] else "",
         f"{cap['total_flops']:.3g} FLOPs" if cap["total_flops"] else "") if x)
     out = [f"  final phase: exploring takes at most {f.explore_share:.0%} of the budget "
-           f"({spent}), so the final run gets at least as much as exploring"]
+           f"({spent}), so the final run gets at least {1 - f.explore_share:.0%} of it"]
     if s.type == "asha":
-        patience = f.patience or default_patience(s.reduction_factor)
+        patience = f.patience or default_patience(s.reduction_factor, space.sampler.startup_trials())
         out.append(f"    exploring stops earlier once the leading trial has beaten {patience} "
                    f"challengers in a row at rungs they both reached")
     out.append("    then the config whose own loss curve predicts the lowest loss at the tokens "
                "it can train in what is left is trained to the end of the budget, on every "
-               "trial slot at once")
+               "trial slot at once"
+               + (", continuing that trial's own state" if f.continue_trial else
+                  ", starting again (continue_trial: false)"))
     out.append(f"    its learning rate is moved to the longer horizon ({LR_RULE}); "
                f"its best-validation model is kept as runs/NAME/model/ckpt.pt")
     return out

@@ -181,6 +181,9 @@ def parse_final(f: dict[str, Any], source: str, space: SearchSpace) -> FinalSett
                                  above=0, at_most=0.9, suffix=False)
     final.patience = number(final.patience, f"{source}: final.patience", whole=True,
                             at_least=0, at_most=1000, suffix=False)
+    if not isinstance(final.continue_trial, bool):
+        raise UserError(f"{source}: final.continue_trial must be true or false, got "
+                        f"{final.continue_trial!r}")
     b = space.budget
     if not (b.time_budget_s or b.total_tokens or b.total_flops):
         raise UserError(f"{source}: final: needs a budget with an end to split between "
