@@ -81,7 +81,10 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
     # every evaluation. (Ray's checkpoint retention deletes old checkpoints that the
     # experiment state saved before a driver crash may still point at; a restored trial
     # would then fail to start. A path per trial cannot go stale.)
-    ckpt_path = trial_checkpoint_path(settings.checkpoint_dir)
+    # (The search's final run has a fixed name, final.pt: the search puts the state it
+    # continues there before the run starts, and a resumed final run finds its own there.)
+    ckpt_path = trial_checkpoint_path(settings.checkpoint_dir,
+                                      "final" if TrialPlan.of(config).final_of else None)
     resume = read_checkpoint(ckpt_path) if ckpt_path and os.path.isfile(ckpt_path) else None
 
     last: dict[str, Any] = {}
@@ -140,14 +143,14 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
             _free_memory()
 
 
-def trial_checkpoint_path(folder: str | None) -> str | None:
-    """<search>/checkpoints/<trial id>.pt, or None outside a search."""
+def trial_checkpoint_path(folder: str | None, name: str | None = None) -> str | None:
+    """<search>/checkpoints/<trial id (or name)>.pt, or None outside a search."""
     if not folder:
         return None
     import ray.tune
 
     os.makedirs(folder, exist_ok=True)
-    return os.path.join(folder, f"{ray.tune.get_context().get_trial_id()}.pt")
+    return os.path.join(folder, f"{name or ray.tune.get_context().get_trial_id()}.pt")
 
 
 def receive_data(ship: dict[str, Any]) -> Any:
