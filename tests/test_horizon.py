@@ -203,3 +203,33 @@ def test_the_final_run_takes_every_slot_and_its_speed_up_says_what_that_buys() -
     root = Path(__file__).resolve().parents[1] / "search_spaces"
     assert has_prior(load_space(root / "beginner.yaml", profile="cpu"))
     assert not has_prior(load_space(root / "smoke.yaml"))
+
+
+def test_the_final_plan_of_a_time_budget_is_what_is_left_at_the_measured_speed(
+        tmp_path) -> None:
+    from pathlib import Path
+
+    from tune_gpt.search.final import END_S, make_plan
+    from tune_gpt.space import load_space
+
+    smoke = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
+    space = load_space(smoke, sets=["final.explore_share=0.5", "budget.time_budget_s=600"])
+    laws = {"a": (1.3, 30.0, 0.3), "b": (1.4, 30.0, 0.3)}
+    rows = [_row("a", 5000, 1.6), _row("b", 5000, 1.7)]
+    trials, curves = pd.DataFrame(rows), _search(rows, laws)
+    configs = {"a": _knobs(1e-3), "b": _knobs(1e-3)}
+    saved = make_plan(space, trials, curves, configs, 65, explore_wall=200, slots=2)
+    assert saved is not None and saved["left"]["seconds"] == 600 - 200 - END_S
+    assert saved["resources"] == {"cpu": 2.0, "gpu": 0.0}
+    new = (600 - 200 - END_S - horizon.STARTUP_S) * 5000 * 2 * horizon.FINAL_EFFICIENCY
+    plan = saved["plan"]
+    assert plan["start_tokens"] == 0  # no kept states given: it starts again
+    assert abs(plan["tokens"] - new) <= 768
+    assert saved["prior_trial"] is None and saved["first_trial"] == "a"  # smoke: no priors
+    # with the trials' states kept, the chosen one is continued from where it stopped
+    (tmp_path / "a.pt").write_bytes(b"x")
+    (tmp_path / "b.pt").write_bytes(b"x")
+    kept = make_plan(space, trials, curves, configs, 65, explore_wall=200, slots=2,
+                     states=tmp_path)["plan"]
+    assert kept["start_tokens"] == 2_000_000 // 768 * 768
+    assert abs(kept["tokens"] - kept["start_tokens"] - new) <= 768
