@@ -255,9 +255,14 @@ def _cmd_data(args: argparse.Namespace, extra: list[str]) -> int:
 def _cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.space import describe, load_space, peek_data
 
+    from tune_gpt.space import auto_priors
+
     space = load_space(args.space, sets=args.sets, profile=args.profile)
     peek_data(space)
-    print(describe(space))
+    text = describe(space)
+    lines = auto_priors.resolve(space, auto_priors.train_tokens_here(space.data),
+                                auto_priors.device_of(space))
+    print(text + ("\n  priors:\n" + "\n".join(f"    {x}" for x in lines) if lines else ""))
     return 0
 
 

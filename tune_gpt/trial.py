@@ -231,6 +231,7 @@ class SearchMeta:
     confirm: dict[str, Any] | None = None  # the confirm runs' summary (search/confirm.py)
     final: dict[str, Any] | None = None    # the final phase's summary (search/final.py)
     data_doctor: dict[str, Any] | None = None  # data.doctor.DataReport: tokens, epochs, warnings
+    priors: list[str] = field(default_factory=list)  # each prior with its reason
 
     def __post_init__(self) -> None:
         # typed whatever the caller handed in (meta.json and MLflow give plain mappings)

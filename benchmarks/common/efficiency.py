@@ -105,15 +105,17 @@ def space_for(method: str, seed: int, budget: int, scale: float,
                         "tokens_per_trial": per_trial, "tokens_per_eval": per_eval,
                         "total_tokens": budget},
              "resources": {"cpu": 1, "gpu": 0}}
-    if method in ("asha_tpe", "default", "default_wrong_prior"):
+    if method in ("asha_tpe", "default", "default_wrong_prior", "default_rules"):
         space["sampler"] = {"type": "tpe", "seed": seed, "n_startup_trials": 5}
         space["scheduler"] = {"type": "asha", "time_attr": "tokens",
                               "grace_period": per_eval, "reduction_factor": REDUCTION_FACTOR}
-    if method in ("default", "default_wrong_prior"):
+    if method in ("default", "default_wrong_prior", "default_rules"):
         # tune-gpt's default search: TPE told PRUNED for stopped trials (always, in every
-        # search), started from priors (the recipe first, start-up trials near it)
-        space["params"] = with_priors(SEARCH_PARAMS, PRIORS if method == "default"
-                                      else WRONG_PRIORS)
+        # search), started from priors (the recipe first, start-up trials near it);
+        # default_rules: every prior `auto` (tune_gpt/space/auto_priors.py)
+        space["params"] = with_priors(SEARCH_PARAMS, {
+            "default": PRIORS, "default_wrong_prior": WRONG_PRIORS,
+            "default_rules": dict.fromkeys(SEARCH_PARAMS, "auto")}[method])
     if method == "random":
         space["sampler"] = {"type": "random", "seed": seed}
         space["scheduler"] = {"type": "none"}

@@ -53,6 +53,7 @@ class _Plan:
     uri: str
     state: SearchState | None  # None: a new search (its parent run is not made yet)
     doctor: Any = None         # the data doctor's DataReport (data.doctor), made once
+    priors: list[str] | None = None  # each prior with its reason (space/auto_priors.py)
 
 
 def run_search(opts: SearchOptions) -> SearchResult:
@@ -107,6 +108,10 @@ def _checked(opts: SearchOptions, space: SearchSpace, storage: Path, name: str,
 
         read_state(storage / name / "asha.json")
     dataset, prepared = check_data(space, opts.data or space.data)
+    from tune_gpt.space import auto_priors
+
+    # `prior: auto`: set from this data, this budget and this hardware by the cited rules
+    priors = auto_priors.resolve(space, prepared.n_train, auto_priors.device_of(space))
     from tune_gpt.search.nodes import check_gpu_needed
 
     check_gpu_needed(space, prepared.vocab_size, opts.address)
@@ -114,7 +119,8 @@ def _checked(opts: SearchOptions, space: SearchSpace, storage: Path, name: str,
         tracking.default_tracking_uri(storage)
     tracking.check_tracking_uri(uri)
     check_ray_address(opts.address)
-    return _Plan(opts, space, storage, storage / name, dataset, prepared, uri, state)
+    return _Plan(opts, space, storage, storage / name, dataset, prepared, uri, state,
+                 priors=priors)
 
 
 def _run(plan: _Plan) -> SearchResult:
@@ -127,6 +133,9 @@ def _run(plan: _Plan) -> SearchResult:
         say(f"no GPU here: using the CPU profile of {space.source} — {space.description}")
     plan.doctor = data_report(space, plan.prepared)
     say(plan.doctor.format())
+    if plan.priors:
+        say("priors (the first trial; start-up trials are drawn near them):\n"
+            + "\n".join(f"  {line}" for line in plan.priors))
     for k, v in RAY_ENV.items():
         os.environ.setdefault(k, v)
     with ray_session(opts.address):
@@ -213,6 +222,7 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
     trials, curves, meta = collect(grid, plan.space, state, folder, wall, scheduler)
     if plan.doctor is not None:
         meta.data_doctor = plan.doctor.to_dict()
+    meta.priors = list(plan.priors or [])
     if plan.state is not None:
         reconcile_study(folder, trials, told_column(plan.space.metric))
     confirm_started = time.time()

@@ -103,6 +103,14 @@ def _with_prior(dist: Dist, knob: str, spec: dict[str, Any], where: str) -> Dist
         raise UserError(f"{where}: confidence must be one of {', '.join(CONFIDENCES)}, "
                         f"got {spec['confidence']!r}")
     raw = spec["prior"]
+    if raw == "auto":  # computed from the data, budget and hardware (space/auto_priors.py)
+        from tune_gpt.space.auto_priors import AUTO, RULES
+
+        if knob not in RULES:
+            raise UserError(f"{where}: prior: auto has no rule for {knob}; rules exist for "
+                            f"{', '.join(RULES)}; give a value instead")
+        dist.prior, dist.confidence, dist.auto = AUTO, conf, True
+        return dist
     if dist.kind == "choice":
         prior = _parse_group_value(knob, raw, where) if knob not in FIELD_TYPES else \
             check_knob(knob, raw, f"{where}: prior")

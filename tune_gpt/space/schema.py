@@ -36,6 +36,7 @@ class Dist:
     values: list[Any] = field(default_factory=list)  # choice values (for groups: dicts)
     prior: Any = None             # where good values probably are (None: no prior)
     confidence: str = "medium"    # low | medium | high: how tightly to sample around it
+    auto: bool = False            # `prior: auto`: set by a cited rule (space/auto_priors.py)
 
     def candidates(self) -> list[Any] | None:
         """Every value it can take, when that is a finite list (choice, int)."""
@@ -48,16 +49,17 @@ class Dist:
     def to_yaml(self) -> dict[str, Any]:
         if self.kind == "choice":
             out_c: dict[str, Any] = {"choice": list(self.values)}
-            if self.prior is not None:
-                out_c.update(prior=self.prior, confidence=self.confidence)
+            if self.prior is not None or self.auto:
+                out_c.update(prior="auto" if self.auto else self.prior,
+                             confidence=self.confidence)
             return out_c
         out: dict[str, Any] = {self.kind: [self.low, self.high]}
         if self.step:
             out["step"] = self.step
         if self.kind == "int" and self.log:
             out["log"] = True
-        if self.prior is not None:
-            out.update(prior=self.prior, confidence=self.confidence)
+        if self.prior is not None or self.auto:
+            out.update(prior="auto" if self.auto else self.prior, confidence=self.confidence)
         return out
 
 

@@ -82,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
                   f"{table.meta['data']['path']}, or record a table for {data} (benchmarks/"
                   f"record_curves.py --data {data} --grid quick --out DIR)", file=sys.stderr)
             return 2
+    from benchmarks.common.replay.methods import set_data
+
+    # the data the rule-based priors read (default_rules): the table's own, or tinyshakespeare
+    set_data(getattr(args, "data", None) if table.meta is not None else
+             getattr(args, "data", None) or str(Path(__file__).resolve().parents[4] /
+                                                "shared" / "data" / "shakespeare_char" /
+                                                "input.txt"))
     print(f"table {path}: plan {table.plan} (fidelity {table.factor:g}), {len(table.grid)} of "
           f"{table.grid_size} grid configs, {len(table.manual)} manual lines; budget "
           f"{table.manual_tokens / 1e6:.2f}M tokens (full-length), target "

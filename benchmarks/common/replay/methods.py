@@ -11,7 +11,8 @@ or from a module of your own, imported with `--methods-from MODULE`.
 Today's methods: `random`, `asha_random` and `asha_tpe` are Ray's plain `OptunaSearch`
 (stopped trials told COMPLETE, as tune-gpt did before fidelity.py); `default` and
 `default_wrong_prior` are tune-gpt's own searcher built from the real benchmark's space,
-priors included, with stopped trials told PRUNED at their token steps.
+priors included, with stopped trials told PRUNED at their token steps; `default_rules` is
+the same with every prior `auto`, set by the cited rules for the table's data.
 """
 
 from __future__ import annotations
@@ -109,5 +110,34 @@ def product_method(method: str) -> MethodFactory:
 register_method("random", lambda seed: (optuna_searcher(_random(seed)), None))
 register_method("asha_random", lambda seed: (optuna_searcher(_random(seed)), asha()))
 register_method("asha_tpe", lambda seed: (optuna_searcher(_tpe(seed)), asha()))
+_DATA: dict[str, Any] = {}
+
+
+def set_data(path: str | None) -> None:
+    """The data the replayed table was recorded on: `default_rules` sets its priors from it."""
+    from tune_gpt.space.auto_priors import train_tokens_here
+
+    _DATA["train_tokens"] = train_tokens_here(path) if path else None
+
+
+def rules_method(seed: int) -> tuple[Any, Any]:
+    """tune-gpt's default search with every prior `auto` (tune_gpt/space/auto_priors.py),
+    resolved for the table's data, the trials' 2M tokens and a CPU: the priors by cited
+    rule, not picked on any table."""
+    from tune_gpt.search.fidelity import MultiFidelityOptunaSearch
+    from tune_gpt.search.optuna import make_sampler
+    from tune_gpt.space import load_space
+    from tune_gpt.space.auto_priors import resolve
+
+    space = load_space("default_rules.yaml", profile="cpu",
+                       data=space_for("default_rules", seed, 1, 1.0, []))
+    resolve(space, _DATA.get("train_tokens"), "cpu")
+    searcher = MultiFidelityOptunaSearch(define_by_run, metric=METRIC, mode=MODE,
+                                         sampler=make_sampler(space, seed),
+                                         resource_attr=TIME_ATTR, recipe_bar=GRACE_PERIOD)
+    return searcher, asha()
+
+
 register_method("default", product_method("default"))
 register_method("default_wrong_prior", product_method("default_wrong_prior"))
+register_method("default_rules", rules_method)
