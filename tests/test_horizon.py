@@ -233,3 +233,19 @@ def test_the_final_plan_of_a_time_budget_is_what_is_left_at_the_measured_speed(
                      states=tmp_path)["plan"]
     assert kept["start_tokens"] == 2_000_000 // 768 * 768
     assert abs(kept["tokens"] - kept["start_tokens"] - new) <= 768
+
+
+def test_a_trial_stopped_by_the_budget_or_by_exploring_s_end_says_so() -> None:
+    from ray.tune.stopper import CombinedStopper
+
+    from tune_gpt.search.budget import ExploreSettled, TokenBudget, stop_reason
+
+    settle = ExploreSettled(1, [100], "tokens", "val_loss")
+    tokens = TokenBudget(1000, "/nonexistent", "tokens")
+    both = CombinedStopper(tokens, settle)
+    assert stop_reason(both) is None
+    settle("a", {"tokens": 100, "val_loss": 1.0})
+    settle("b", {"tokens": 100, "val_loss": 2.0})
+    assert stop_reason(both) == "exploring ended: the leading trial beat 1 challengers in a row"
+    tokens("c", {"tokens": 2000})
+    assert "budget" in stop_reason(tokens) and stop_reason(None) is None

@@ -76,3 +76,16 @@ class ExploreSettled(Stopper):
 
     def stop_all(self) -> bool:
         return self.rule.settled()
+
+
+def stop_reason(stopper: Any) -> str | None:
+    """Why `stopper` (one of these, or Ray's CombinedStopper of them) stopped the search's
+    trials, when it has: the words an MLflow run's stop_reason gets; None while it has not."""
+    parts = getattr(stopper, "_stoppers", None) or ([stopper] if stopper is not None else [])
+    for s in parts:
+        if isinstance(s, ExploreSettled) and s.stop_all():
+            return (f"exploring ended: the leading trial beat {s.rule.patience} challengers "
+                    f"in a row")
+        if isinstance(s, TokenBudget) and s.stop_all():
+            return f"the search's {s.attr} budget ({s.total_tokens:.3g}) was spent"
+    return None

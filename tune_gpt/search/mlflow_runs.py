@@ -20,10 +20,12 @@ from tune_gpt.trial import outcome_of
 class MLflowTrialCallback(Callback):
     """One nested MLflow run per trial: params, metric series, outcome tags."""
 
-    def __init__(self, tracking_uri: str, parent_run_id: str, time_budget_s: float | None):
+    def __init__(self, tracking_uri: str, parent_run_id: str, time_budget_s: float | None,
+                 stopper: Any = None):
         self.tracking_uri = tracking_uri
         self.parent_run_id = parent_run_id
         self.time_budget_s = time_budget_s
+        self.stopper = stopper  # the search's budget stopper: says when it stopped a trial
         self._logger: TrialRunLogger | None = None
         self._last: dict[str, dict[str, Any]] = {}
         self._start = time.time()
@@ -47,8 +49,10 @@ class MLflowTrialCallback(Callback):
         last = self._last.get(trial.trial_id) or trial.last_result or {}
         outcome = outcome_of(last)
         if outcome == outcomes.STOPPED_EARLY:
+            from tune_gpt.search.budget import stop_reason
+
             over = self.time_budget_s and time.time() - self._start >= self.time_budget_s * 0.98
-            why = "search time budget reached" if over else \
+            why = "search time budget reached" if over else stop_reason(self.stopper) or \
                 f"ASHA: below the rung cut-off at {int(last.get('tokens', 0)):,} tokens"
         elif outcome == outcomes.COMPLETED:
             why = "reached max_iters"

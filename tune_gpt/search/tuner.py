@@ -145,13 +145,14 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
     concurrency = trial_slots(space)
     rescue = [RescueOnOOM(str(folder), space.rescue)] if space.rescue else []
     # Ray's automatic loggers are off (TensorBoard's noise); keep the two the results need.
+    longest = longest_trial_iters(space, max_iters_cap)
+    sched = resolved_scheduler(space, longest, prepared.vocab_size)
+    stopper = _budget_stopper(space, str(tune_dir), budget, sched)
     callbacks = [*rescue, JsonLoggerCallback(), CSVLoggerCallback(),
-                 MLflowTrialCallback(uri, parent_run_id, budget.time_budget_s),
+                 MLflowTrialCallback(uri, parent_run_id, budget.time_budget_s, stopper),
                  LiveView(num, list(space.params), space.metric, concurrency,
                           budget.time_budget_s, quiet=quiet, total_tokens=budget.total_tokens),
                  CompactFinishedTrials([space.metric, space.scheduler.time_attr])]
-    longest = longest_trial_iters(space, max_iters_cap)
-    sched = resolved_scheduler(space, longest, prepared.vocab_size)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -166,7 +167,7 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
             trial_name_creator=trial_name, trial_dirname_creator=trial_name),
         run_config=tune.RunConfig(
             name="tune", storage_path=str(folder), verbose=0, log_to_file=True,
-            stop=_budget_stopper(space, str(tune_dir), budget, sched),
+            stop=stopper,
             failure_config=tune.FailureConfig(max_failures=2),
             callbacks=callbacks))
 
