@@ -249,3 +249,11 @@ def test_a_trial_stopped_by_the_budget_or_by_exploring_s_end_says_so() -> None:
     assert stop_reason(both) == "exploring ended: the leading trial beat 1 challengers in a row"
     tokens("c", {"tokens": 2000})
     assert "budget" in stop_reason(tokens) and stop_reason(None) is None
+
+
+def test_a_trial_s_speed_is_its_throughput_less_its_evaluations() -> None:
+    # the beginner search's recipe trial: 6,415 tokens/s training, 13.7 of 357 s evaluating
+    row = {"tokens_per_s": 6415.0, "tokens": 2_000_640, "wall_s": 357.3, "eval_s": 13.7}
+    assert horizon.trial_speed(row) == pytest.approx(6415 * (1 - 13.7 / 357.3))
+    assert horizon.trial_speed({"tokens": 1e6, "wall_s": 100.0}) == 10_000.0
+    assert horizon.trial_speed({"tokens_per_s": math.nan}) == 0.0

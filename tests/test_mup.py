@@ -75,6 +75,61 @@ def test_mup_scales_hidden_init_and_learning_rate_not_embeddings() -> None:
     assert mup.transformer.h[0].attn.scale == pytest.approx((64 / 4) ** 0.5 / 64)
 
 
+def test_mup_scales_adam_eps_and_hidden_weight_decay_as_the_reference() -> None:
+    # EleutherAI's nanoGPT-mup: eps / m in every group; completeP: the hidden matrices'
+    # weight decay x m, so that lr x wd (AdamW's decoupled decay) is the same at any width
+    from tune_gpt.model import ADAM_EPS
+
+    _, mup = _pair(256, 64)  # m = 4
+    opt = mup.configure_optimizers(0.1, 1e-2, (0.9, 0.99), "cpu")
+    assert all(g["eps"] == pytest.approx(ADAM_EPS / 4) for g in opt.param_groups)
+    hidden = next(g for g in opt.param_groups if g["lr_scale"] != 1.0)
+    assert hidden["weight_decay"] == pytest.approx(0.4)
+    assert hidden["weight_decay"] * hidden["lr_scale"] == pytest.approx(0.1)
+    sp, _ = _pair(256, 64)
+    assert {g["eps"] for g in sp.configure_optimizers(0.1, 1e-2, (0.9, 0.99),
+                                                      "cpu").param_groups} == {ADAM_EPS}
+
+
+def test_mup_input_and_output_multipliers() -> None:
+    x = torch.randint(65, (2, 16), generator=torch.Generator().manual_seed(3))
+    cfg = dict(block_size=16, vocab_size=65, n_layer=2, n_head=2, n_embd=128,
+               parametrization="mup", mup_base_width=64)
+
+    def logits(**mults: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        return GPT(GPTConfig(**cfg, **mults))(x, x)[0]
+
+    plain = logits()
+    # the readout: logits exactly times the multiplier (on top of µP's 1/m)
+    assert torch.allclose(logits(mup_output_mult=2.0), 2 * plain, atol=1e-6)
+    # the input: a different model, not a rescaled one (LayerNorm follows it)
+    assert not torch.allclose(logits(mup_input_mult=3.0), plain, atol=1e-4)
+    # ignored under SP, which has neither
+    torch.manual_seed(0)
+    sp = GPT(GPTConfig(**{**cfg, "parametrization": "sp"}, mup_output_mult=2.0))(x, x)[0]
+    torch.manual_seed(0)
+    assert torch.equal(sp, GPT(GPTConfig(**{**cfg, "parametrization": "sp"}))(x, x)[0])
+    with pytest.raises(UserError, match="'mup_output_mult' must be > 0"):
+        validate(TrainConfig(mup_output_mult=0.0))
+
+
+def test_the_multipliers_travel_with_the_checkpoint_and_the_transfer(tmp_path) -> None:
+    import yaml
+
+    from tune_gpt.checkpoint import MODEL_KEYS
+    from tune_gpt.transfer import transfer
+
+    assert {"mup_input_mult", "mup_output_mult"} <= set(MODEL_KEYS)
+    best = tmp_path / "best_config.yaml"
+    best.write_text(yaml.safe_dump({**TrainConfig(n_embd=128, n_head=4).to_dict(),
+                                    "parametrization": "mup", "mup_base_width": 128,
+                                    "mup_output_mult": 2.5, "mup_input_mult": 0.5}))
+    t = transfer(best, ["--n_embd=512", "--n_head=8"])
+    assert (t.config.mup_output_mult, t.config.mup_input_mult) == (2.5, 0.5)
+    assert t.config.mup_base_width == 128 and t.config.n_embd == 512
+
+
 def test_parametrization_is_validated() -> None:
     with pytest.raises(UserError, match="'parametrization' must be one of sp, mup"):
         validate(TrainConfig(parametrization="mu-p"))

@@ -69,6 +69,12 @@ class TrainConfig:
         0, "µP only: the head size of the base model; attention logits are scaled by "
         "sqrt(mup_base_head_size) / head size. 0: mup_base_width / n_head (the base model "
         "had this model's n_head). `tune-gpt transfer` writes the proxy's head size here.")
+    mup_input_mult: float = knob(
+        1.0, "µP only: multiplies the input embeddings (token + position); tunable on the "
+        "proxy, and it transfers across width.")
+    mup_output_mult: float = knob(
+        1.0, "µP only: multiplies the readout (logits = lm_head(x) * mup_output_mult * "
+        "mup_base_width / n_embd); tunable on the proxy, and it transfers across width.")
 
     # --- optimizer (AdamW) ---
     learning_rate: float = knob(1e-3, "Peak learning rate, reached after warmup.")
@@ -289,6 +295,9 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
     for key in ("warmup_iters", "lr_decay_iters", "mup_base_head_size"):
         if getattr(cfg, key) < 0:
             fail(f"'{key}' must be >= 0, got {getattr(cfg, key)}")
+    for key in ("mup_input_mult", "mup_output_mult"):
+        if not getattr(cfg, key) > 0:
+            fail(f"'{key}' must be > 0, got {getattr(cfg, key)}")
     if cfg.n_embd % cfg.n_head:
         fail(f"'n_embd' ({cfg.n_embd}) must be divisible by 'n_head' ({cfg.n_head}); "
              f"e.g. n_embd={cfg.n_head * max(1, round(cfg.n_embd / cfg.n_head))}")

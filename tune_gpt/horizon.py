@@ -41,10 +41,10 @@ LR_RULE = "Bjorck et al. 2024: the best lr scales as tokens^-0.32"
 MAX_EXTRAPOLATION = 10.0    # predict at most this many times the longest tokens measured
 MIN_POINTS = 3              # evaluations a curve needs before it is fitted
 # A final run on all of a search's trial slots (threads, or shares of one GPU) is not
-# `slots` times as fast as one trial: on 2 CPU cores nanoGPT's CPU recipe ran 1.91x as fast
-# with 2 threads as with 1 (benchmarks/results/train_throughput.md); this allows for a
-# busier machine. The final run's time limit catches a slower one.
-FINAL_EFFICIENCY = 0.85
+# quite `slots` times as fast as one trial: on 2 CPU cores nanoGPT's CPU recipe ran 1.91x
+# as fast with 2 threads as with 1 (benchmarks/results/train_throughput.md: 0.955 a slot);
+# 0.9 allows for a busier machine. The final run's time limit catches a slower one.
+FINAL_EFFICIENCY = 0.9
 STARTUP_S = 20.0            # a final run's start (Ray, data, model) before its first step
 
 
@@ -207,14 +207,7 @@ def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
         if not t:
             continue
         curve = fit_curve(t, v)
-        # its speed: tokens over wall time (start and evaluations included), but never more
-        # than its training throughput (a retried or resumed trial's wall time restarts
-        # while its tokens do not)
-        wall, tps, toks = r.get("wall_s"), r.get("tokens_per_s"), r.get("tokens")
-        rates = [float(toks) / float(wall)] if _finite(wall) and wall > 0 and _finite(toks) \
-            else []
-        rates += [float(tps)] if _finite(tps) and tps > 0 else []
-        rate = min(rates) if rates else 0.0
+        rate = trial_speed(r)
         tpi = int(r.get("tokens_per_iter") or 1)
         start = int(curve.last_tokens // tpi * tpi) if continues and continues(tid) else 0
         budget = tokens_for(r, rate)
@@ -231,6 +224,21 @@ def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
         out.append(Candidate(tid, n, pred, float(r[score]), int(curve.last_tokens), rate,
                              curve.fitted, note, start))
     return out
+
+
+def trial_speed(row: Mapping[str, Any]) -> float:
+    """A trial's tokens per second with its evaluations (their share of its time taken
+    off), not its start (a final run's start is STARTUP_S, counted apart): its training
+    throughput at its last evaluation, which a retried or resumed trial measures afresh;
+    tokens over wall time when that is missing. 0 when neither is known."""
+    tps, toks, wall, ev = (row.get(k) for k in ("tokens_per_s", "tokens", "wall_s", "eval_s"))
+    share = min(max(float(ev) / float(wall), 0.0), 0.5) \
+        if _finite(ev) and _finite(wall) and wall > 0 else 0.0
+    if _finite(tps) and tps > 0:
+        return float(tps) * (1 - share)
+    if _finite(toks) and _finite(wall) and wall > 0:
+        return float(toks) / float(wall)
+    return 0.0
 
 
 def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,

@@ -35,6 +35,8 @@ class GPTConfig:
     parametrization: str = "sp"   # "sp" (standard, nanoGPT's) or "mup" (see MuP below)
     mup_base_width: int = 128     # µP: the width at which µP and SP coincide
     mup_base_head_size: int = 0   # µP: the base model's head size (0: mup_base_width / n_head)
+    mup_input_mult: float = 1.0   # µP: multiplier of the input embeddings (tunable)
+    mup_output_mult: float = 1.0  # µP: multiplier of the readout, times 1/m (tunable)
 
     @property
     def width_mult(self) -> float:
@@ -59,8 +61,14 @@ class GPTConfig:
 #      written sqrt(hs_base) / hs so that it equals SP's 1/sqrt(hs) at the base width;
 #   3. the readout: logits multiplied by 1/m;
 #   4. input embeddings and LayerNorm gains: unchanged init and lr.
-# At m = 1 every factor is 1 (the attention one included), so µP at the base width is
-# exactly SP: a search at the base width and nanoGPT agree.
+# Besides, as EleutherAI's nanoGPT-mup (its mup and completep branches) does: two tunable
+# multipliers, of the input embeddings and of the readout (mup_input_mult,
+# mup_output_mult: tuned on the proxy, they transfer); Adam's eps divided by m in every
+# group (gradients shrink like 1/m, and an unscaled eps would come to dominate them); and
+# the hidden matrices' weight decay multiplied by m, so that AdamW's decoupled decay
+# (lr x wd per step) stays the same at every width (completeP's rule).
+# At m = 1 every factor is 1 (the attention one included) and the multipliers default to 1,
+# so µP at the base width is exactly SP: a search at the base width and nanoGPT agree.
 # Weight tying: the token table is both the input embedding and the readout. We keep it
 # tied (nanoGPT does, and small models need the parameters) and treat the matrix as an
 # input embedding (constant init and lr); the readout's µP scaling comes from the 1/m
@@ -140,6 +148,9 @@ class Block(nn.Module):
         return x
 
 
+ADAM_EPS = 1e-8  # torch's AdamW default (nanoGPT's too); divided by m under µP
+
+
 class GPT(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -196,11 +207,14 @@ class GPT(nn.Module):
         pos = torch.arange(0, T, dtype=torch.long, device=idx.device)  # (T,)
         tok = self.transformer.wte(idx)  # (B, T, C)
         x = self.transformer.drop(tok + self.transformer.wpe(pos))  # (T, C) broadcasts over B
+        mup = self.config.parametrization == "mup"
+        if mup and self.config.mup_input_mult != 1.0:
+            x = x * self.config.mup_input_mult
         for block in self.transformer.h:
             x = block(x)
         x = self.transformer.ln_f(x)
-        if self.config.parametrization == "mup":
-            x = x / self.config.width_mult  # µP readout multiplier 1/m (same as scaling logits)
+        if mup:  # µP readout multiplier (same as scaling the logits)
+            x = x * (self.config.mup_output_mult / self.config.width_mult)
         if targets is None:
             return self.lm_head(x[:, [-1], :]), None
         logits = self.lm_head(x)  # (B, T, V)
@@ -220,7 +234,8 @@ class GPT(nn.Module):
         two): fused saves ~3 ms of a ~60 ms iteration.
 
         Under µP the hidden matrices form a third group whose learning rate is
-        learning_rate / m (its `lr_scale`); `set_learning_rate` applies a scheduled
+        learning_rate / m (its `lr_scale`) and whose weight decay is weight_decay * m;
+        every group's Adam eps is EPS / m; `set_learning_rate` applies a scheduled
         learning rate to every group through its `lr_scale`."""
         named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
         m = self.config.width_mult
@@ -230,12 +245,15 @@ class GPT(nn.Module):
         hidden_ids = {id(p) for p in hidden}
         decay = [p for _, p in named if p.dim() >= 2 and id(p) not in hidden_ids]
         no_decay = [p for _, p in named if p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
-                  {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0}]
+        eps = ADAM_EPS / m
+        groups = [{"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0, "eps": eps},
+                  {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0, "eps": eps}]
         if hidden:
-            groups.append({"params": hidden, "weight_decay": weight_decay, "lr_scale": 1.0 / m})
+            groups.append({"params": hidden, "weight_decay": weight_decay * m,
+                           "lr_scale": 1.0 / m, "eps": eps})
         fused = device_type in ("cuda", "cpu")  # other backends: torch's default
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused or None)
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, eps=ADAM_EPS,
+                                 fused=fused or None)
 
     @staticmethod
     def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
