@@ -113,3 +113,25 @@ def test_the_next_step_names_an_importance_only_when_optuna_recorded_one() -> No
     assert "The knob that mattered most" not in without
     assert "The knob most related to val_loss: `" in without
     assert "of the summed |ρ|; Optuna recorded no importances" in without
+
+
+def test_the_report_opens_with_the_final_model_and_says_what_it_measured() -> None:
+    from tune_gpt.report.i18n import translator
+    from tune_gpt.report.render import _final
+
+    fin = {"best_val_loss": 1.573, "best_tokens": 5_610_240, "tokens": 5_610_240,
+           "start_tokens": 2_000_640, "of": "e0ca", "predicted": 1.455, "wall_s": 262.0,
+           "flops": 4.08e13, "flops_total": 8.97e13, "checkpoint": None,
+           "explore": {"wall_s": 431.0, "tokens": 4_004_608, "flops": 4.89e13, "trials": 4},
+           "prior": {"trial_id": "e0ca", "measured": 1.711, "measured_tokens": 2_000_640,
+                     "tokens_at_budget": 7_941_911, "predicted": 1.381, "why": ""},
+           "lines": ["config of trial e0ca: ..."]}
+    text = "\n".join(_final(fin, "val_loss", translator("en")))
+    assert "**Final model: 1.573 val_loss**" in text and "predicted 1.455" in text
+    assert "tune-gpt sample" not in text  # no model file: no command pointing at none
+    assert "3,609,600 tokens" in text      # what the final run trained, not the continued start
+    assert "measured 1.573: read the prior's prediction with that optimism" in text
+    with_model = "\n".join(_final({**fin, "checkpoint": "/r/model/ckpt.pt"}, "val_loss",
+                                  translator("zh")))
+    assert "tune-gpt eval /r/model/ckpt.pt" in with_model
+    assert _final(None, "val_loss", translator("en")) == []

@@ -83,6 +83,9 @@ def _final(fin: dict[str, Any] | None, metric: str, T: Tr) -> list[str]:
         if p.get("predicted") is not None:
             out.append(T("final.prior", pred=fmt.loss(p["predicted"]),
                          diff=fmt.signed(fin["best_val_loss"] - p["predicted"]), **args))
+            if pred is not None:  # how far this very fit missed, measured
+                out[-1] += " " + T("final.prior.bias", fpred=fmt.loss(pred),
+                                   floss=fmt.loss(fin["best_val_loss"]))
         else:
             out.append(T("final.prior.none", why=p.get("why") or "?", **args))
     if fin.get("lines"):
