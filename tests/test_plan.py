@@ -50,9 +50,10 @@ def test_a_plan_brings_the_best_config_to_the_horizon(tmp_path: Path) -> None:
     assert p.config["lr_decay_iters"] == p.config["max_iters"]
     # 8x the trial's planned tokens: lr x 8^-0.32
     assert p.learning_rate == pytest.approx(1e-3 * (p.tokens / (2604 * 768)) ** -0.32)
-    assert p.predicted == pytest.approx(_law(1.30, 30.0, 0.3, p.tokens), abs=0.005)
+    end = _law(1.30, 30.0, 0.3, 2_000_000)
+    assert p.predicted == pytest.approx(end * (2e6 / p.tokens) ** 0.10, rel=1e-3)
     lo, hi = p.interval
-    assert lo < p.predicted < hi and hi - lo < 0.1
+    assert lo < p.predicted < hi and hi - lo < 0.25
     assert any("Bjorck" in e for e in p.evidence) and "seed noise 0.0129" in p.noise
 
 

@@ -8,8 +8,8 @@ explored config's evaluations fitted by L(D) = E + A*D^-alpha and brought to N t
 lowest prediction chosen, its learning rate moved to N tokens by Bjorck et al. 2024's
 tokens^-0.32 rule (a cited rule, not fitted to this search: too few learning rates reach the
 same length in one search to fit one). The interval is Student's t times the root of the
-seed noise squared (the search's confirm runs, else the reference spread) plus the curve
-fit's squared residual; it does not count how far the extrapolation reaches. A plan beyond
+seed noise squared (the search's confirm runs, else the reference spread) plus the horizon
+rule's measured miss squared (horizon.LAW_SD). A plan beyond
 10x the longest curve's tokens is refused, with one line saying how far it can go.
 
 The command (tune_gpt.report.folder.plan_run / write_plan) writes plan-<N>.yaml (for
@@ -108,15 +108,17 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int) -> RunPlan:
         ref = judge.REFERENCE_SEED_NOISE
         sd, dof = ref.sd, ref.dof
         noise = f"seed noise {sd:.4f} measured on {ref.data} ({ref.source}), {dof} dof"
-    half = judge.t_quantile(dof) * math.sqrt(sd ** 2 + fit.rmse ** 2)
-    noise += f", curve fit residual {fit.rmse:.4f}; the extrapolation's own error is not counted"
+    half = judge.t_quantile(dof) * math.sqrt(sd ** 2 + horizon.LAW_SD ** 2)
+    noise += (f", and {horizon.LAW_SD:g} for how far the horizon rule has missed a measured "
+              f"run (tune_gpt/horizon.py)")
     cfg = plan.config
     iters = int(cfg["max_iters"])
     schedule = str(cfg.get("lr_schedule", "cosine")) if cfg.get("decay_lr", True) else "constant"
     cooldown = round(float(cfg.get("cooldown_frac", 0.2)) * iters) if schedule == "wsd" else 0
     evidence = plan.lines()[:1] + plan.lines()[2:] + [
-        f"{chosen.measured_tokens:,} tokens measured, {fit.points} evaluations: "
-        f"L(D) = {fit.E:.3f} + {fit.A:.3g} * D^-{fit.alpha:.3f}",
+        f"{chosen.measured_tokens:,} tokens measured, ending at {fit.last_loss:.4f}, brought "
+        f"to {plan.tokens:,} as L_end * (D_end / D)^{horizon.DATA_EXPONENT:g} (measured on "
+        f"tinyshakespeare; tune_gpt/horizon.py)",
         f"warmup_iters {int(cfg['warmup_iters'])}: the trial's, capped at a tenth of the run"]
     return RunPlan(search=meta.name, requested=tokens, tokens=int(plan.tokens), trial_id=plan.trial_id,
                    config=cfg, learning_rate=plan.lr, lr_from=plan.lr_from,

@@ -1,16 +1,16 @@
-# nanoGPT config exported by tune-gpt: best trial a21b92d5 of search 'beginner-cpu'
-# (best val_loss 1.6886).
+# nanoGPT config exported by tune-gpt: best trial e0ca16d4 of search 'bb-seed-0'
+# (best val_loss 1.7107).
 # Use it from a nanoGPT checkout:  python train.py config/<this file>.py
 
-out_dir = 'out-beginner-cpu'
+out_dir = 'out-bb-seed-0'
 eval_interval = 326
 eval_iters = 20
 log_interval = 100
 always_save_checkpoint = False  # save only when val_loss improves
 init_from = 'scratch'
 wandb_log = False
-wandb_project = 'beginner-cpu'
-wandb_run_name = 'a21b92d5'
+wandb_project = 'bb-seed-0'
+wandb_run_name = 'e0ca16d4'
 
 # tune-gpt trained on the text file /work/shared/data/shakespeare_char/input.txt; nanoGPT reads data/input/train.bin
 # and val.bin: prepare them like data/shakespeare_char/prepare.py does.
@@ -27,7 +27,7 @@ n_embd = 192
 dropout = 0.0
 bias = False
 
-learning_rate = 0.00174673665506
+learning_rate = 0.001
 max_iters = 2605
 weight_decay = 0.1
 beta1 = 0.9
@@ -36,9 +36,9 @@ grad_clip = 1.0
 decay_lr = True
 warmup_iters = 100
 lr_decay_iters = 2605
-min_lr = 0.000174673665506
+min_lr = 0.0001
 
 device = 'cpu'
 dtype = 'float32'
 compile = False
-# tune-gpt seed was 1337; nanoGPT always seeds 1337 (+ rank).
+# tune-gpt seed was 0; nanoGPT always seeds 1337 (+ rank).
