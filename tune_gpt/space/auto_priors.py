@@ -144,6 +144,8 @@ def device_of(space: Any) -> str:
     the trials would pick here."""
     if space.profile in ("gpu", "cpu"):
         return "cuda" if space.profile == "gpu" else "cpu"
+    if not any(d.auto for d in space.params.values()):
+        return "cpu"  # no rule will read it: no torch import (validate stays quick)
     from tune_gpt.config import resolve_device
 
     return resolve_device(str(space.fixed.get("device", "auto")))
