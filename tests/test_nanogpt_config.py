@@ -228,11 +228,12 @@ def test_the_exported_nanogpt_config_reads_back_to_the_same_knobs(tmp_path: Path
     assert "dataset = 'shakespeare_char'" in text and f"dataset = '{folder}" not in text
     path = write(tmp_path / "nanoGPT" / "config", text, "best_config_nanogpt.py")
     cfg = read(path)
-    # nanoGPT has no µP: parametrization and mup_base_* are tune-gpt's own (SP here);
+    # nanoGPT has no µP: parametrization and mup_* are tune-gpt's own (SP here);
     # nor WSD: lr_schedule and cooldown_frac are tune-gpt's (cosine here, nanoGPT's).
     expected = {k: v for k, v in knobs.items() if k not in (
         "out_dir", "seed", "tokenizer", "parametrization", "mup_base_width",
-        "mup_base_head_size", "lr_schedule", "cooldown_frac")}
+        "mup_base_head_size", "mup_input_mult", "mup_output_mult", "lr_schedule",
+        "cooldown_frac")}
     assert cfg.knobs.pop("out_dir") == f"out-{res.name}"
     assert set(cfg.knobs) == set(expected)
     for k, v in expected.items():
