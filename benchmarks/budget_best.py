@@ -259,14 +259,10 @@ def _finite(v: Any) -> bool:
 
 
 def json_safe(v: Any) -> Any:
-    """`v` with every non-finite float as None (JSON has no NaN)."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [json_safe(x) for x in v]
-    return v
+    """`v` with every non-finite float as None (JSON has no NaN): the search's own rule."""
+    from tune_gpt.search.final import json_safe as safe
+
+    return safe(v)
 
 
 def paired(cells: list[dict[str, Any]], other: str) -> dict[str, Any]:
