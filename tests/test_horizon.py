@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from tune_gpt import horizon
+from tune_gpt import explore, horizon
 from tune_gpt.settings import Budget
 
 
@@ -128,14 +128,14 @@ def test_no_usable_trial_no_plan() -> None:
 
 def test_exploring_gets_its_share_of_every_budget() -> None:
     b = Budget(time_budget_s=840, total_tokens=10_000_000, total_flops=None)
-    assert horizon.explore_budget(b, 0.5) == {"time_budget_s": 420, "total_tokens": 5e6,
+    assert explore.explore_budget(b, 0.5) == {"time_budget_s": 420, "total_tokens": 5e6,
                                               "total_flops": None}
-    assert horizon.default_patience(3, 5) == 5 and horizon.default_patience(3, 1) == 3
-    assert horizon.default_patience(1, 0) == 2
+    assert explore.default_patience(3, 5) == 5 and explore.default_patience(3, 1) == 3
+    assert explore.default_patience(1, 0) == 2
 
 
 def test_settled_counts_challengers_beaten_at_the_same_rung() -> None:
-    rule = horizon.Settled(patience=3, rungs=[100, 300, 900])
+    rule = explore.Settled(patience=3, rungs=[100, 300, 900])
     assert not rule.observe("lead", {"tokens": 100, "val_loss": 2.0})
     assert not rule.observe("lead", {"tokens": 300, "val_loss": 1.8})
     # a challenger worse at rung 100: one; a second report at the same rung is not counted
@@ -152,10 +152,10 @@ def test_settled_counts_challengers_beaten_at_the_same_rung() -> None:
         done = rule.observe(f"d{i}", {"tokens": 100, "val_loss": loss})
     assert done and rule.settled()
     # NaN or missing values never count
-    fresh = horizon.Settled(patience=1, rungs=[100])
+    fresh = explore.Settled(patience=1, rungs=[100])
     fresh.observe("a", {"tokens": 100, "val_loss": 1.0})
     assert not fresh.observe("b", {"tokens": 100, "val_loss": math.nan})
-    assert not horizon.Settled(patience=0, rungs=[100]).settled()
+    assert not explore.Settled(patience=0, rungs=[100]).settled()
 
 
 def test_a_continued_trial_counts_what_it_already_trained() -> None:
@@ -195,7 +195,7 @@ def test_a_trial_without_a_measured_speed_or_with_a_restarted_clock() -> None:
 
 
 def test_failed_trials_are_no_challengers_beaten() -> None:
-    rule = horizon.Settled(patience=1, rungs=[100])
+    rule = explore.Settled(patience=1, rungs=[100])
     rule.observe("lead", {"tokens": 100, "val_loss": 2.0})
     assert not rule.observe("x", {"tokens": 100, "val_loss": 5.2, "outcome": "diverged"})
     assert rule.observe("y", {"tokens": 100, "val_loss": 2.1, "outcome": "running"})
@@ -275,3 +275,119 @@ def test_a_trial_s_speed_is_its_throughput_less_its_evaluations() -> None:
     assert horizon.trial_speed(row) == pytest.approx(6415 * (1 - 13.7 / 357.3))
     assert horizon.trial_speed({"tokens": 1e6, "wall_s": 100.0}) == 10_000.0
     assert horizon.trial_speed({"tokens_per_s": math.nan}) == 0.0
+
+
+def test_auto_explore_share_wastes_at_most_one_seed_spread() -> None:
+    """The rule's worst case (nothing beats the first trial, which the final run continues)
+    raises the final loss, by the data exponent, by exactly the reference seed spread's share
+    of the loss; more slots waste more of exploring, so they get a smaller share."""
+    from tune_gpt.judge import REFERENCE_SEED_NOISE as ref
+
+    shares = {}
+    for slots in (2, 3, 4, 8):
+        share, why = explore.auto_explore_share(slots)
+        wasted = share * (1 - 1 / slots)
+        assert (1 - wasted) ** -horizon.DATA_EXPONENT - 1 == pytest.approx(ref.relative)
+        assert f"{slots - 1} of {slots} trial slots" in why and ref.source in why
+        shares[slots] = share
+    assert shares[2] > shares[3] > shares[4] > shares[8]
+    one, _ = explore.auto_explore_share(1)
+    unknown, why = explore.auto_explore_share(None)
+    restart, why_restart = explore.auto_explore_share(2, continues=False)
+    assert one == unknown == restart == pytest.approx(shares[2] / 2)
+    assert "max_concurrent_trials" in why and "starts again" in why_restart
+
+
+def test_auto_explore_share_never_exceeds_half(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from tune_gpt import judge
+
+    monkeypatch.setattr(judge, "REFERENCE_SEED_NOISE",
+                        replace(judge.REFERENCE_SEED_NOISE, sd=0.5))  # a very noisy corpus
+    assert explore.auto_explore_share(2)[0] == explore.MAX_EXPLORE_SHARE
+
+
+# ----------------------------------------------------------------------------- Retimer
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _final_cfg(**kw):
+    from tune_gpt.config import TrainConfig
+
+    base = dict(max_iters=1000, lr_decay_iters=1000, learning_rate=1e-3, min_lr=1e-4,
+                batch_size=4, block_size=8)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_the_retimer_fits_the_run_to_its_time_and_moves_the_lr_with_it() -> None:
+    clock = _Clock()
+    cfg = _final_cfg()
+    retime = horizon.Retimer(until=clock.t + 300, clock=clock)
+    assert retime(100, cfg) is None          # the first evaluation: only where it starts
+    clock.t += 50                            # 100 iterations in 50 s: 2 a second
+    new = retime(200, cfg)                   # 250 s left: 500 more iterations
+    assert new is not None and new.max_iters == 700 and new.lr_decay_iters == 700
+    assert new.learning_rate == pytest.approx(
+        horizon.lr_for_tokens(1e-3, 1000 * 32, 700 * 32))
+    assert new.learning_rate > 1e-3          # a shorter run: a higher lr (tokens^-0.32)
+    assert new.min_lr / new.learning_rate == pytest.approx(0.1)
+    assert retime.changes[-1]["max_iters"] == 700
+    clock.t += 1                             # the same pace: within tolerance, no change
+    assert retime(202, new) is None
+    clock.t = 1000 + 60                      # faster since: 200 iterations in 60 s
+    longer = retime(300, new)
+    assert longer is not None and longer.max_iters > 700 and longer.learning_rate < \
+        new.learning_rate
+
+
+def test_the_retimer_keeps_budgets_and_a_cool_down_under_way() -> None:
+    clock = _Clock()
+    capped = horizon.Retimer(until=clock.t + 10_000, max_iters=1200, clock=clock)
+    capped(100, _final_cfg())
+    clock.t += 10
+    assert capped(200, _final_cfg()).max_iters == 1200   # the token budget's end, not later
+    late = horizon.Retimer(until=clock.t + 10_000, clock=clock)
+    late(500, _final_cfg())
+    clock.t += 10
+    assert late(600, _final_cfg()) is None              # past half: its cool-down stands
+    decay = horizon.Retimer(until=clock.t + 200, clock=clock)
+    decay(10, _final_cfg(lr_decay_iters=800))
+    clock.t += 10                                        # 10 iterations a second, 190 s left
+    longer = decay(110, _final_cfg(lr_decay_iters=800))  # decay ends where it did, in share
+    assert longer.max_iters == 110 + 1900 and longer.lr_decay_iters == round(800 * 2010 / 1000)
+
+
+def test_a_final_run_keeps_its_length_beside_its_checkpoint_for_a_resume(tmp_path) -> None:
+    """The trainable side (trainables/gpt.py): a final run with a deadline gets a retimer and
+    writes its length beside its checkpoint at once; a resumed or retried final run reads
+    it back and is not retimed again (its deadline has passed); other trials get nothing."""
+    import json
+    import time
+    from dataclasses import replace
+
+    from trainables.gpt import final_retimer
+    from tune_gpt.trial import TrialPlan
+
+    ckpt = str(tmp_path / "final.pt")
+    plan = TrialPlan(final_of="abc", final_until=time.time() + 100, final_max_iters=5000)
+    cfg = _final_cfg()
+    retime, same = final_retimer(plan, cfg, ckpt, in_child=False)
+    assert retime is not None and same is cfg
+    assert retime.retimer.cap == 5000
+    assert json.loads((tmp_path / "final.pt.retimed.json").read_text())["max_iters"] == 1000
+    retime.write(replace(cfg, max_iters=1500, lr_decay_iters=1500, learning_rate=8e-4))
+    again, resumed = final_retimer(plan, cfg, ckpt, in_child=False)
+    assert again is None
+    assert (resumed.max_iters, resumed.lr_decay_iters, resumed.learning_rate) == \
+        (1500, 1500, 8e-4)
+    assert final_retimer(TrialPlan(), cfg, str(tmp_path / "t.pt"), in_child=False) == \
+        (None, cfg)
+    assert final_retimer(TrialPlan(final_of="abc"), cfg, str(tmp_path / "u.pt"),
+                         in_child=False) == (None, cfg)  # no time budget: its plan stands

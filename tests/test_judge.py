@@ -56,6 +56,7 @@ def test_the_reference_is_what_the_committed_benchmark_measured():
     summary = json.loads((ROOT / ref.source).read_text())
     final = summary["final_val_loss"]
     assert ref.sd == pytest.approx(final["sd"], abs=5e-4) and ref.dof == final["dof"]
+    assert ref.mean == pytest.approx(final["mean"], abs=5e-4)
     assert summary["iters"] == 2000 and summary["config"]["eval_iters"] == 20
 
 

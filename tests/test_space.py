@@ -251,3 +251,30 @@ def test_a_final_phase_is_described_with_its_rule() -> None:
     assert load_space(SMOKE).final is None
     cpu = load_space(Path(SMOKE).with_name("beginner.yaml"), profile="cpu")
     assert cpu.final is not None and cpu.budget.time_budget_s == 840
+
+
+def test_explore_share_auto_is_the_horizon_rule_for_the_space_slots() -> None:
+    """`auto` resolves from the space's own trial slots and says why; any other word is
+    refused in one line."""
+    from tune_gpt.explore import auto_explore_share
+    from tune_gpt.space.describe import describe
+
+    two = load_space(SMOKE, sets=["final.explore_share=auto", "budget.time_budget_s=600",
+                                  "budget.max_concurrent_trials=2"])
+    assert two.final is not None
+    assert two.final.explore_share == pytest.approx(auto_explore_share(2)[0])
+    assert "explore_share auto = 13.0%" in describe(two)
+    fresh = load_space(SMOKE, sets=["final.explore_share=auto", "budget.time_budget_s=600",
+                                    "budget.max_concurrent_trials=2",
+                                    "final.continue_trial=false"])
+    assert fresh.final.explore_share < two.final.explore_share  # nothing kept: less to spend
+    with pytest.raises(UserError, match="number .* or auto") as e:
+        load_space(SMOKE, sets=["final.explore_share=sometimes", "budget.time_budget_s=600"])
+    assert "\n" not in str(e.value)
+
+
+def test_beginner_cpu_profile_explores_by_the_auto_rule() -> None:
+    space = load_space(SMOKE.with_name("beginner.yaml"), profile="cpu")
+    assert space.final is not None and space.final.explore_reason.startswith(
+        "explore_share auto")
+    assert 0.1 < space.final.explore_share < 0.2  # 2 trial slots

@@ -176,3 +176,25 @@ def test_short_run_on_tinyshakespeare_lowers_the_loss(tiny_config) -> None:
     first, last = result.records[0], result.records[-1]
     assert math.log(65) - 0.2 > first.val_loss > last.val_loss  # started near uniform, improved
     assert last.val_loss < 2.6  # past unigram statistics (~3.3): it learned bigrams
+
+
+def test_a_retime_hook_changes_the_run_length_and_its_checkpoints_keep_it(tiny_config) -> None:
+    """train(retime=...): a config the hook returns after an evaluation is the run's from
+    the next step on: its length, its schedule, and the config its checkpoints save."""
+    cfg = tiny_config(max_iters=6, lr_decay_iters=6, warmup_iters=0, eval_interval=2)
+    saved: list[int] = []
+    lrs: dict[int, float] = {}
+
+    def on_eval(record: EvalRecord, ckpt) -> None:
+        saved.append(ckpt.cfg.max_iters)
+        lrs[record.iter] = record.lr
+
+    def retime(it: int, c: TrainConfig):
+        if it == 2:
+            return TrainConfig(**{**c.to_dict(), "max_iters": 10, "lr_decay_iters": 10})
+        return None
+
+    result = train(cfg, threads=1, on_eval=on_eval, retime=retime)
+    assert result.iters == 10 and saved == [6, 10, 10, 10, 10]
+    longer = TrainConfig(**{**cfg.to_dict(), "max_iters": 10, "lr_decay_iters": 10})
+    assert lrs[4] == pytest.approx(get_lr(3, longer))  # the new schedule from step 3 on

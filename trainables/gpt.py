@@ -15,6 +15,7 @@ makes Tuner.fit() raise, which would end the whole search.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -88,6 +89,8 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
     resume = read_checkpoint(ckpt_path) if ckpt_path and os.path.isfile(ckpt_path) else None
 
     last: dict[str, Any] = {}
+    retime, cfg = final_retimer(TrialPlan.of(config), cfg, ckpt_path,
+                                in_child=bool(limit and device == "cpu"))
 
     def report_eval(record: dict[str, Any]) -> bool:
         """Report one evaluation (its checkpoint already written); True = stop."""
@@ -103,7 +106,7 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
             _clean(row, penalty)
             ray.tune.report(row)
             return True
-        final = record["iter"] >= cfg.max_iters
+        final = record["iter"] >= (retime.cfg if retime else cfg).max_iters
         row["outcome"] = outcomes.COMPLETED if final else outcomes.RUNNING
         row["wall_s"] = time.time() - started
         _clean(row, penalty)
@@ -125,7 +128,7 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
             if limit:
                 set_cuda_limit(limit)
             train(cfg, on_eval=on_eval, resume=resume if resume is not None else False,
-                  threads=threads, data=data)
+                  threads=threads, data=data, retime=retime)
     except Exception as e:  # noqa: BLE001 — any error is this trial's failure, not the search's
         oom = is_oom(e)
         if oom:
@@ -141,6 +144,52 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
         if limit and device == "cuda":
             set_cuda_limit(None)
             _free_memory()
+
+
+class _FinalRetime:
+    """The final run's tune_gpt.horizon.Retimer, whose every new length is also written
+    beside the run's checkpoint (RETIMED), so a resumed final run keeps it."""
+
+    def __init__(self, retimer: Any, cfg: Any, sidecar: str):
+        self.retimer, self.cfg, self.sidecar = retimer, cfg, sidecar
+
+    def __call__(self, it: int, cfg: Any) -> Any:
+        new = self.retimer(it, cfg)
+        if new is not None:
+            self.cfg = new
+            self.write(new)
+        return new
+
+    def write(self, cfg: Any) -> None:
+        tmp = self.sidecar + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({k: getattr(cfg, k) for k in RETIMED_KEYS}, f)
+        os.replace(tmp, self.sidecar)
+
+
+RETIMED_KEYS = ("max_iters", "lr_decay_iters", "learning_rate", "min_lr")
+
+
+def final_retimer(plan: TrialPlan, cfg: Any, ckpt_path: str | None,
+                  in_child: bool) -> tuple[_FinalRetime | None, Any]:
+    """(retime, cfg) for a trial: the search's final run with a time budget fits its
+    length to the time left (not in a memory-capped child process: it keeps its plan). Its
+    first start writes RETIMED beside its checkpoint; a resumed or retried final run finds
+    it and keeps the length it had been given (its deadline has passed)."""
+    from dataclasses import replace
+
+    from tune_gpt.horizon import Retimer
+
+    if not (plan.final_of and plan.final_until and ckpt_path):
+        return None, cfg
+    sidecar = ckpt_path + ".retimed.json"
+    if os.path.isfile(sidecar):
+        with open(sidecar) as f:
+            return None, replace(cfg, **{k: v for k, v in json.load(f).items()
+                                         if k in RETIMED_KEYS})
+    retime = _FinalRetime(Retimer(plan.final_until, plan.final_max_iters), cfg, sidecar)
+    retime.write(cfg)
+    return (None if in_child else retime), cfg
 
 
 def trial_checkpoint_path(folder: str | None, name: str | None = None) -> str | None:

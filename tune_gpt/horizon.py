@@ -15,13 +15,8 @@ caller uses these, not copies:
   lr* proportional to D**-0.32 (Bjorck et al. 2024, "Scaling Optimal LR Across Token
   Horizons", arXiv:2409.19913, fit over 50M-7B models). `lr_for_tokens` moves a trial's lr
   from the tokens its schedule was planned for to the new horizon.
-- **Explore, then exploit.** Exploring may take at most `explore_share` of the budget
-  (0.5 by default: the final run always gets at least what exploring took, so whatever the
-  search finds, the budget buys at least half of the longest run it could have had: the
-  2-competitive split of the ski-rental problem). Exploring stops earlier once the leader
-  has beaten `patience` challengers in a row at rungs they both reached (`Settled`; by
-  default as many as the sampler's start-up trials, at least reduction_factor): when the
-  prior keeps winning, exploring longer buys nothing.
+- **Explore, then exploit.** How much of a budget the search explores before the final
+  run, and when it stops exploring early: tune_gpt.explore.
 
 The final config is the candidate whose fitted curve predicts the lowest loss at the tokens
 it can train in the time (or compute) left, at its own measured speed: a small, fast model
@@ -300,69 +295,52 @@ def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,
                      seconds, cands, best.start)
 
 
-def explore_budget(budget: Any, share: float) -> dict[str, float | None]:
-    """What exploring may spend of a budget: `share` of its time, tokens and FLOPs."""
-    return {k: (v * share if v else v) for k, v in (
-        ("time_budget_s", budget.time_budget_s), ("total_tokens", budget.total_tokens),
-        ("total_flops", budget.total_flops))}
+class Retimer:
+    """Fits a final run's length to the time it has: the plan sets its tokens from a speed
+    measured while exploring, when other trials shared the machine, and a machine's speed
+    moves (on budget_best's 2 shared cores the final runs went 1.2-1.5x faster than
+    planned and left 1.5-2 minutes of a 14-minute budget unused). After each evaluation in
+    the first half of the run, its own speed since the first one (evaluations included)
+    sets the iterations it can still train before `until` (a time.time()), capped at
+    `max_iters` (a token or FLOP budget, 0: none); when that moves the end by more than
+    `tolerance`, the run gets the new length, with its learning rate moved by the same rule
+    as the plan's (lr_for_tokens) and min_lr with it. Later on it keeps its schedule, whose
+    cool-down is under way."""
 
+    def __init__(self, until: float, max_iters: int = 0, tolerance: float = 0.02,
+                 clock: Callable[[], float] | None = None):
+        import time
 
-def default_patience(reduction_factor: float, n_startup: int) -> int:
-    """Challengers in a row the leader must beat before exploring stops: every start-up
-    trial's worth (the sampler's broad first look, before it models anything) and at least
-    reduction_factor (a rung's worth: ASHA would promote the leader over all of them)."""
-    return max(2, int(round(reduction_factor)), int(n_startup))
+        self.until, self.cap, self.tolerance = until, max_iters, tolerance
+        self.clock = clock or time.time
+        self.anchor: tuple[int, float] | None = None
+        self.changes: list[dict[str, float]] = []
 
+    def __call__(self, it: int, cfg: Any) -> Any:
+        from dataclasses import replace
 
-class Settled:
-    """Exploring is settled when the leader (the trial with the lowest loss at the highest
-    rung it reached first) has beaten `patience` challengers in a row: each time another
-    trial reports at a rung the leader has reported at, it is worse there, or it becomes the
-    leader (the count starts again). Rungs are compared at equal time_attr (tokens), so a
-    short trial is never compared with a long one. Only evaluations count (outcome running
-    or completed): a trial that diverged or failed reports a penalty, not a loss, and is no
-    challenger beaten. Ray keeps the stopper with the experiment, so a resumed search
-    carries on counting."""
-
-    def __init__(self, patience: int, rungs: Sequence[float], attr: str = "tokens",
-                 metric: str = "val_loss"):
-        self.patience = patience
-        self.rungs = sorted(float(r) for r in rungs)
-        self.attr, self.metric = attr, metric
-        self.at: dict[str, dict[float, float]] = {}  # trial -> rung -> loss there
-        self.leader: str | None = None
-        self.beaten = 0
-
-    def _rung(self, t: float) -> float | None:
-        hit = [r for r in self.rungs if abs(t - r) <= 1e-6 * max(r, 1) or t >= r]
-        return hit[-1] if hit else None
-
-    def observe(self, trial_id: str, result: Mapping[str, Any]) -> bool:
-        """One report; True once exploring is settled."""
-        t, loss = result.get(self.attr), result.get(self.metric)
-        if not _finite(t) or not _finite(loss) or \
-                result.get("outcome", "running") not in ("running", "completed"):
-            return self.settled()
-        rung = self._rung(float(t))
-        if rung is None:
-            return self.settled()
-        mine = self.at.setdefault(trial_id, {})
-        if rung in mine:
-            return self.settled()  # one verdict per trial and rung: its first report there
-        mine[rung] = float(loss)
-        if self.leader is None:
-            self.leader = trial_id
-        elif trial_id != self.leader:
-            theirs = self.at.get(self.leader, {})
-            if rung in theirs:
-                if float(loss) < theirs[rung]:
-                    self.leader, self.beaten = trial_id, 0
-                else:
-                    self.beaten += 1
-        return self.settled()
-
-    def settled(self) -> bool:
-        return self.patience > 0 and self.beaten >= self.patience
+        now = self.clock()
+        if self.anchor is None:
+            self.anchor = (it, now)
+            return None
+        it0, t0 = self.anchor
+        if it <= it0 or now <= t0 or it >= cfg.max_iters / 2:
+            return None
+        rate = (it - it0) / (now - t0)
+        end = it + max(0, int((self.until - now) * rate))
+        if self.cap:
+            end = min(end, self.cap)
+        end = max(end, it + 1)
+        if abs(end - cfg.max_iters) <= self.tolerance * cfg.max_iters:
+            return None
+        tpi = cfg.tokens_per_iter()
+        lr = lr_for_tokens(cfg.learning_rate, cfg.max_iters * tpi, end * tpi)
+        decay = end if cfg.lr_decay_iters >= cfg.max_iters else \
+            max(1, round(cfg.lr_decay_iters * end / cfg.max_iters))
+        self.changes.append({"iter": it, "max_iters": end, "learning_rate": lr,
+                             "iters_per_s": rate})
+        return replace(cfg, max_iters=end, lr_decay_iters=decay, learning_rate=lr,
+                       min_lr=cfg.min_lr * lr / cfg.learning_rate)
 
 
 def _finite(v: Any) -> bool:

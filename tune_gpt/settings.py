@@ -142,8 +142,13 @@ class FinalSettings:
     for part of its budget, then trains the best config it found for the rest, to the
     budget's horizon, and hands back that model (tune_gpt.horizon holds the rules)."""
 
-    explore_share: float = knob(0.5, "The most of the budget exploring may take; the final "
-                                     "run gets the rest (0.5: never more than the final run).")
+    explore_share: float | str = knob(
+        "auto", "The most of the budget exploring may take; the final run gets the rest. "
+                "auto: the largest share whose waste, if exploring finds nothing better than "
+                "the first trial, costs the final model at most one seed's noise "
+                "(tune_gpt.explore.auto_explore_share); a number (0 < x <= 0.9) sets it.")
+    # set when the space is read: why explore_share is what it is (auto's rule, with figures)
+    explore_reason: str = field(default="", init=False, compare=False)
     patience: int = knob(0, "Stop exploring early once this many challengers in a row did "
                             "worse than the leader at a rung they both reached (0: the "
                             "sampler's start-up trials, at least reduction_factor).")

@@ -294,7 +294,9 @@ def train(cfg: TrainConfig, *,
           on_eval: Callable[[EvalRecord, Checkpointer], bool | None] | None = None,
           resume: bool | str | Path | dict = False, threads: int | None = None,
           log: Callable[[str], None] | None = None, save: bool = False,
-          data: PreparedData | None = None) -> TrainResult:
+          data: PreparedData | None = None,
+          retime: Callable[[int, TrainConfig], TrainConfig | None] | None = None,
+          ) -> TrainResult:
     """Train one GPT as `cfg` says and return what happened.
 
     on_eval   called after every evaluation (every eval_interval steps and at the last);
@@ -305,6 +307,10 @@ def train(cfg: TrainConfig, *,
     save      write OUT_DIR/ckpt.pt (the model) when val loss improves and OUT_DIR/last.pt
               (the state to resume from) at every evaluation (the CLI).
     data      an already prepared dataset (else cfg.dataset is prepared).
+    retime    called after every evaluation with (iteration, config); a config it returns
+              replaces the run's from the next step on (a new length and schedule: the
+              search's final run fits its length to the time left, tune_gpt.horizon.Retimer)
+              and is the one its checkpoints keep.
 
     A NaN/inf training loss stops the run with diverged=True (no exception).
     torch.OutOfMemoryError propagates, after the failed run's tensors are released."""
@@ -312,7 +318,7 @@ def train(cfg: TrainConfig, *,
 
     try:
         return _train(cfg, on_eval=on_eval, resume=resume, threads=threads, log=log,
-                      save=save, data=data)
+                      save=save, data=data, retime=retime)
     except torch.OutOfMemoryError as e:
         # The traceback keeps every frame of the failed run alive, and with them the model,
         # optimizer state and activations. Clearing the frames' locals frees them now,
@@ -324,7 +330,8 @@ def train(cfg: TrainConfig, *,
         raise
 
 
-def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data) -> TrainResult:
+def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data,
+           retime) -> TrainResult:
     clock = _Clock()  # elapsed_s counts the set-up too
     say = log or (lambda line: None)
     run = set_up(cfg, resume=resume, threads=threads, data=data)
@@ -342,13 +349,20 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data) -> Tr
         best = run.ckpt.after_eval(record.val_loss, diverged=diverged, out_dir=out_dir)
         if best is not None:
             say(f"saving checkpoint to {best}")
-        return bool(on_eval is not None and on_eval(record, run.ckpt))
+        stop = bool(on_eval is not None and on_eval(record, run.ckpt))
+        new = retime(it, run.cfg) if retime is not None and not stop else None
+        if new is not None:
+            say(f"step {it}: the run's length is now {new.max_iters} iterations "
+                f"(learning rate {new.learning_rate:.3g})")
+            run.cfg = run.ckpt.cfg = new
+        return stop
 
     it = run.ckpt.iter
     lr = get_lr(max(it - 1, 0), cfg)  # that of the last step taken
     diverged = stopped = False
     clock.new_span()
-    while it < cfg.max_iters:
+    while it < run.cfg.max_iters:
+        cfg = run.cfg  # a retimed run's from the step after the evaluation that retimed it
         lr = get_lr(it, cfg)
         loss = optimization_step(run, lr)
         it += 1

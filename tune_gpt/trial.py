@@ -184,6 +184,8 @@ class TrialPlan:
     rescue_depth: int = 0
     confirm_of: str = ""  # a confirm run: the search trial whose config it trains again
     final_of: str = ""    # the final run: the search trial whose config it trains for longer
+    final_until: float = 0.0  # the final run: fit its length to end by then (a time.time())
+    final_max_iters: int = 0  # ... but train no more than this (a token or FLOP budget)
 
     def to_config(self) -> dict[str, Any]:
         return {TRIAL_PLAN_KEY: asdict(self)}

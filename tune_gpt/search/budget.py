@@ -63,11 +63,11 @@ class TokenBudget(Stopper):
 
 class ExploreSettled(Stopper):
     """`final:`: stop exploring once the leader has beaten `patience` challengers in a row
-    at rungs they both reached (tune_gpt.horizon.Settled; the rule is written there). The
+    at rungs they both reached (tune_gpt.explore.Settled; the rule is written there). The
     trials still running stop at their next report, and the final phase begins."""
 
     def __init__(self, patience: int, rungs: list[float], attr: str, metric: str):
-        from tune_gpt.horizon import Settled
+        from tune_gpt.explore import Settled
 
         self.rule = Settled(patience, rungs, attr, metric)
 

@@ -130,7 +130,16 @@ def make_plan(space: Any, trials: Any, curves: Any, configs: Mapping[str, Mappin
     if plan is None:
         return None
     prior = first_trial(rows)
+    # A time budget: the run fits its length to the time left as it measures its own speed
+    # (horizon.Retimer), up to what a token or FLOP budget leaves, if there is one.
+    cap = [left["tokens"]] if left["tokens"] is not None else []
+    if left["flops"] is not None:
+        cap.append(left["flops"] / max(flops_of(plan.config, 1, vocab), 1.0))
+    tpi = max(1, plan.tokens // max(int(plan.config["max_iters"]), 1))
+    retime = {"until": time.time() + left["seconds"] if left["seconds"] else 0.0,
+              "max_iters": int((plan.start_tokens + max(0.0, min(cap))) // tpi) if cap else 0}
     return {"plan": plan.to_dict(), "lines": plan.lines(), "left": left, "slots": slots,
+            "retime": retime,
             "resources": resources, "speedup": speedup, "first_trial": prior,
             "prior_trial": prior if has_prior(space) else None,
             "prior_config": knobs.get(prior or "", {})}
@@ -179,7 +188,10 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
     for line in saved["lines"]:
         say(f"  {line}")
 
-    point = {**plan["config"], **contract.TrialPlan(final_of=plan["trial_id"]).to_config()}
+    retime = saved.get("retime") or {}
+    point = {**plan["config"], **contract.TrialPlan(
+        final_of=plan["trial_id"], final_until=float(retime.get("until") or 0.0),
+        final_max_iters=int(retime.get("max_iters") or 0)).to_config()}
     trainable = make_trainable(space, folder, prepared, checkpoints=CHECKPOINTS,
                                resources=saved["resources"])
     seconds = saved["left"]["seconds"]
@@ -226,6 +238,8 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         shutil.copyfile(best_file, model)
         kept = read_checkpoint(model)  # what it holds: maybe the continued trial's own best
     explore = saved["left"]["explore"]
+    retimed_file = folder / CHECKPOINTS / "final.pt.retimed.json"  # trainables/gpt.py's
+    retimed = json.loads(retimed_file.read_text()) if retimed_file.is_file() else {}
     tokens = float(row.get("tokens") or 0)
     start = float(plan.get("start_tokens") or 0)
     final_flops = flops_of(plan["config"], max(0.0, tokens - start), vocab)
@@ -240,7 +254,10 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         "final_val_loss": _num(row.get("final_val_loss")),
         "tokens": tokens, "start_tokens": start, "wall_s": wall, "flops": final_flops,
         "predicted": plan["predicted"], "planned_tokens": plan["tokens"],
-        "learning_rate": plan["lr"], "lr_from": plan["lr_from"], "lines": saved["lines"],
+        "learning_rate": retimed.get("learning_rate", plan["lr"]), "lr_from": plan["lr_from"],
+        "planned_lr": plan["lr"], "lines": saved["lines"],
+        # the length and schedule the run fitted to its time (horizon.Retimer), if it did
+        "retimed": retimed if retimed.get("max_iters") != plan["config"]["max_iters"] else None,
         "candidates": plan["candidates"], "config": plan["config"],
         "checkpoint": str(model.resolve()) if model.is_file() else None,
         "explore": explore,

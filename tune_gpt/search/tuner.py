@@ -174,13 +174,13 @@ def build_tuner(space: SearchSpace, folder: Path, dataset: str, prepared: Any, u
 
 def exploring_budget(space: SearchSpace) -> Any:
     """The budget the search explores with: the space's, or with `final:` the share of its
-    time, tokens and FLOPs that exploring may take (tune_gpt.horizon.explore_budget); the
+    time, tokens and FLOPs that exploring may take (tune_gpt.explore.explore_budget); the
     final phase gets the rest."""
     from dataclasses import replace
 
     if space.final is None:
         return space.budget
-    from tune_gpt.horizon import explore_budget
+    from tune_gpt.explore import explore_budget
 
     return replace(space.budget, **explore_budget(space.budget, space.final.explore_share))
 
@@ -200,7 +200,7 @@ def _budget_stopper(space: SearchSpace, tune_dir: str, budget: Any = None,
     stoppers = [TokenBudget(total, tune_dir, attr) for total, attr in
                 ((budget.total_tokens, "tokens"), (budget.total_flops, "flops")) if total]
     if space.final is not None and sched.type == "asha" and sched.rungs():
-        from tune_gpt.horizon import default_patience
+        from tune_gpt.explore import default_patience
 
         patience = space.final.patience or default_patience(sched.reduction_factor, space.sampler.startup_trials())
         stoppers.append(ExploreSettled(patience, [*sched.rungs(), *([sched.max_t] if

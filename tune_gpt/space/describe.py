@@ -47,18 +47,21 @@ def describe(space: SearchSpace) -> str:
 
 
 def final_lines(space: SearchSpace) -> list[str]:
-    """The explore-then-exploit split, with its rule (tune_gpt.horizon)."""
-    from tune_gpt.horizon import LR_RULE, default_patience, explore_budget
+    """The explore-then-exploit split, with its rule (tune_gpt.explore, tune_gpt.horizon)."""
+    from tune_gpt.explore import default_patience, explore_budget
+    from tune_gpt.horizon import LR_RULE
 
     f, s = space.final, space.scheduler
     assert f is not None
     cap = explore_budget(space.budget, f.explore_share)
     spent = ", ".join(x for x in (
-        f"{cap['time_budget_s']:g} s" if cap["time_budget_s"] else "",
+        f"{cap['time_budget_s']:.0f} s" if cap["time_budget_s"] else "",
         f"{cap['total_tokens']:,.0f} tokens" if cap["total_tokens"] else "",
         f"{cap['total_flops']:.3g} FLOPs" if cap["total_flops"] else "") if x)
     out = [f"  final phase: exploring takes at most {f.explore_share:.0%} of the budget "
            f"({spent}), so the final run gets at least {1 - f.explore_share:.0%} of it"]
+    if f.explore_reason:
+        out.append(f"    {f.explore_reason}")
     if s.type == "asha":
         patience = f.patience or default_patience(s.reduction_factor, space.sampler.startup_trials())
         out.append(f"    exploring stops earlier once the leading trial has beaten {patience} "

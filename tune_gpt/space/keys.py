@@ -23,6 +23,6 @@ def check_keys(mapping: Mapping[str, Any], allowed: tuple[str, ...], where: str)
 
 
 def dataclass_from(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
-    allowed = tuple(cls.__dataclass_fields__)
+    allowed = tuple(n for n, f in cls.__dataclass_fields__.items() if f.init)
     check_keys(mapping, allowed, where)
     return cls(**mapping)

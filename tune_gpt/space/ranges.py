@@ -177,8 +177,18 @@ def parse_final(f: dict[str, Any], source: str, space: SearchSpace) -> FinalSett
     """`final:` needs a budget with an end (time, tokens or FLOPs in all): the final run is
     what is left of it once exploring stops."""
     final = dataclass_from(FinalSettings, f, f"{source}: final")
-    final.explore_share = number(final.explore_share, f"{source}: final.explore_share",
-                                 above=0, at_most=0.9, suffix=False)
+    if final.explore_share == "auto":
+        from tune_gpt.explore import auto_explore_share
+
+        final.explore_share, final.explore_reason = auto_explore_share(
+            space.budget.max_concurrent_trials, final.continue_trial is not False)
+    else:
+        if isinstance(final.explore_share, str):
+            raise UserError(f"{source}: final.explore_share must be a number (0 < x <= 0.9) "
+                            f"or auto, got {final.explore_share!r}")
+        final.explore_share = number(final.explore_share, f"{source}: final.explore_share",
+                                     above=0, at_most=0.9, suffix=False)
+        final.explore_reason = f"explore_share {final.explore_share:g}: set in the space"
     final.patience = number(final.patience, f"{source}: final.patience", whole=True,
                             at_least=0, at_most=1000, suffix=False)
     if not isinstance(final.continue_trial, bool):
