@@ -144,13 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
                                     "predicts the lowest loss there, its learning rate moved "
                                     "to that horizon, a predicted val_loss with an interval, "
                                     "and the evidence; refuses to extrapolate past what the "
-                                    "search measured.")
+                                    "search measured. With --n_embd/--n_layer: that config "
+                                    "brought by µP to a wider or deeper model (no predicted "
+                                    "loss there: the search measured its own sizes only).")
     pl.add_argument("search", help="search name, its folder, or its report folder")
     pl.add_argument("--tokens", required=True, help="the run's length in tokens (e.g. 20M)")
     pl.add_argument("--storage-path", default=None, help="where searches are kept (default ./runs)")
     pl.add_argument("--out", default=None,
-                    help="where to write plan-<N>.yaml and plan-<N>_nanogpt.py (default "
-                         "reports/<name>)")
+                    help="where to write plan-<N>.yaml and plan-<N>_nanogpt.py (plan-<N>-"
+                         "<n_layer>x<n_embd>.* for another size; default reports/<name>)")
+    pl.add_argument("--n_embd", type=int, default=None,
+                    help="plan a wider model: the config brought there by µP (default: the "
+                         "searched width)")
+    pl.add_argument("--n_layer", type=int, default=None,
+                    help="plan a deeper model (default: the searched depth)")
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     pl.set_defaults(func=_cmd_plan)
 
@@ -303,11 +310,14 @@ def _cmd_plan(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.space.amounts import parse_amount
 
     tokens = int(parse_amount(args.tokens, "--tokens"))
-    plan = plan_run(args.search, tokens, args.storage_path)
+    plan = plan_run(args.search, tokens, args.storage_path, n_embd=args.n_embd,
+                    n_layer=args.n_layer)
     out = Path(args.out) if args.out else Path("reports") / plan.search
     plan.files = [str(p) for p in write_plan(plan, out, results_of(args.search,
                                                                     args.storage_path))]
     print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.text())
+    for w in plan.warnings if args.json else []:  # the text says them; JSON is for programs
+        print(f"tune-gpt plan: warning: {w}", file=sys.stderr)
     return 0
 
 

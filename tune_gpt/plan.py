@@ -12,19 +12,31 @@ seed noise squared (the search's confirm runs, else the reference spread) plus t
 rule's measured miss squared (horizon.LAW_SD). A plan beyond
 10x the longest curve's tokens is refused, with one line saying how far it can go.
 
+With --n_embd and/or --n_layer the plan is for a wider or deeper model: the chosen config is
+brought to that size by tune_gpt.transfer (µP with the searched width as base width, the head
+size kept by scaling n_head, so µP keeps the searched learning rate; the horizon rule has
+already moved it to N tokens). The search measured loss at its own sizes only, so such a plan
+predicts no val_loss, and says so. Narrower or shallower than the searched model is refused:
+µP transfers up in width here, and depth carries over only empirically.
+
+    tune-gpt plan reports/beginner-cpu --tokens 20M --n_embd 384 --n_layer 6
+
 The command (tune_gpt.report.folder.plan_run / write_plan) writes plan-<N>.yaml (for
-`tune-gpt train`) and plan-<N>_nanogpt.py (nanoGPT's config format) and prints each number
-with its reason; the report's "For your full run" calls plan_from on its own tables.
+`tune-gpt train`) and plan-<N>_nanogpt.py (nanoGPT's config format; plan-<N>-<L>x<W>.* for
+another size) and prints each number with its reason; the report's "For your full run"
+calls plan_from on its own tables.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tune_gpt import horizon
 from tune_gpt.errors import UserError
+
+SHAPE = ("n_layer", "n_embd", "n_head")  # a model's size: what `plan --n_embd/--n_layer` moves
 
 
 @dataclass
@@ -33,33 +45,59 @@ class RunPlan:
     requested: int   # --tokens
     tokens: int      # what the config trains: whole iterations
     trial_id: str
-    config: dict[str, Any]
+    config: dict[str, Any]   # the knobs to train: at the searched size, or transferred
     learning_rate: float
     lr_from: float
-    predicted: float
-    interval: tuple[float, float]
+    predicted: float | None  # None: another size than the search measured (prediction_note)
+    interval: tuple[float, float] | None
     noise: str
     schedule: str
     warmup_iters: int
     cooldown_iters: int
     evidence: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    searched: dict[str, Any] = field(default_factory=dict)  # n_layer, n_embd, n_head trained
+    transfer: list[str] = field(default_factory=list)  # µP's statement, for another size
+    prediction_note: str = ""  # why nothing is predicted
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def tag(self) -> str:
+        """The files' name: plan-<tag>.yaml (20M, or 20M-6x384 for another size)."""
+        c, s = self.config, self.searched
+        other = (c.get("n_layer"), c.get("n_embd")) != (s.get("n_layer"), s.get("n_embd"))
+        return _amount(self.requested) + (f"-{c['n_layer']}x{c['n_embd']}" if other else "")
+
+    def model(self) -> str:
+        """The model's size, and where it comes from."""
+        c, s = self.config, self.searched
+        size = f"{c.get('n_layer')} layers x {c.get('n_embd')} wide, {c.get('n_head')} heads"
+        if not self.transfer:
+            return size + " (the searched size)"
+        return (f"{size}: brought by µP from the searched {s.get('n_layer')} x "
+                f"{s.get('n_embd')}, {s.get('n_head')} heads (mup_base_width "
+                f"{c.get('mup_base_width')}, head size {c['n_embd'] // c['n_head']} kept)")
 
     def text(self) -> str:
         c = self.config
-        lo, hi = self.interval
         tail = (f", then a cool-down over the last {self.cooldown_iters:,} iterations"
                 if self.schedule == "wsd" else " to min_lr at the last iteration")
+        if self.predicted is not None and self.interval is not None:
+            lo, hi = self.interval
+            pred = (f"  predicted val_loss {self.predicted:.3f} (95% interval {lo:.3f}-"
+                    f"{hi:.3f}; {self.noise})")
+        else:
+            pred = f"  {self.prediction_note}"
         lines = [f"plan for {self.tokens:,} tokens from search '{self.search}' (trial "
                  f"{self.trial_id}'s config):",
+                 f"  model: {self.model()}",
                  f"  learning_rate {self.learning_rate:.3g} (min_lr {c['min_lr']:.3g}), batch_size "
                  f"{c['batch_size']} x block_size {c['block_size']} x accumulation "
                  f"{c.get('gradient_accumulation_steps', 1)}, {c['max_iters']:,} iterations",
                  f"  schedule: {self.warmup_iters} warmup iterations, {self.schedule}{tail}",
-                 f"  predicted val_loss {self.predicted:.3f} (95% interval {lo:.3f}-{hi:.3f}; "
-                 f"{self.noise})",
-                 "  evidence:"]
-        lines += [f"    {e}" for e in self.evidence]
+                 pred, "  evidence:"]
+        lines += [f"    {e}" for e in self.evidence + self.transfer]
+        lines += [f"  warning: {w}" for w in self.warnings]
         lines += [f"  written: {f}" for f in self.files]
         return "\n".join(lines)
 
@@ -67,8 +105,10 @@ class RunPlan:
         return asdict(self)
 
 
-def plan_from(trials: Any, curves: Any, meta: Any, tokens: int) -> RunPlan:
-    """The plan from a search's tables (trials, curves, SearchMeta)."""
+def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int | None = None,
+              n_layer: int | None = None) -> RunPlan:
+    """The plan from a search's tables (trials, curves, SearchMeta); with n_embd and/or
+    n_layer, for a model of that width and depth (`to_size`)."""
     import pandas as pd
 
     from tune_gpt import judge
@@ -120,12 +160,102 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int) -> RunPlan:
         f"to {plan.tokens:,} as L_end * (D_end / D)^{horizon.DATA_EXPONENT:g} (measured on "
         f"tinyshakespeare; tune_gpt/horizon.py)",
         f"warmup_iters {int(cfg['warmup_iters'])}: the trial's, capped at a tenth of the run"]
-    return RunPlan(search=meta.name, requested=tokens, tokens=int(plan.tokens), trial_id=plan.trial_id,
-                   config=cfg, learning_rate=plan.lr, lr_from=plan.lr_from,
-                   predicted=float(chosen.predicted),
-                   interval=(chosen.predicted - half, chosen.predicted + half), noise=noise,
-                   schedule=schedule, warmup_iters=int(cfg["warmup_iters"]),
-                   cooldown_iters=cooldown, evidence=evidence)
+    p = RunPlan(search=meta.name, requested=tokens, tokens=int(plan.tokens),
+                trial_id=plan.trial_id, config=cfg, learning_rate=plan.lr, lr_from=plan.lr_from,
+                predicted=float(chosen.predicted),
+                interval=(chosen.predicted - half, chosen.predicted + half), noise=noise,
+                schedule=schedule, warmup_iters=int(cfg["warmup_iters"]),
+                cooldown_iters=cooldown, evidence=evidence,
+                searched={k: cfg.get(k) for k in SHAPE})
+    if n_embd is not None or n_layer is not None:
+        p = to_size(p, n_embd, n_layer, measured=_sizes(rows, contract.USABLE))
+    p.warnings = _nanogpt_warning(p.config)
+    return p
+
+
+def to_size(p: RunPlan, n_embd: int | None, n_layer: int | None,
+            measured: list[tuple[int, int]] | None = None) -> RunPlan:
+    """The plan for a model n_embd wide and n_layer deep (None: the searched one's), by µP
+    (tune_gpt.transfer.to_target): the searched width is the base width, n_head grows so the
+    head size stays the searched one (µP's attention scale then equals the searched
+    model's), and the learning rate (already at the horizon) is kept, as µP keeps it for
+    every width. `measured`: the (n_layer, n_embd) sizes the search trained, for the line
+    saying why nothing is predicted. UserError for a size that does not fit."""
+    from tune_gpt.transfer import to_target
+
+    s = p.searched
+    if any(s.get(k) is None for k in SHAPE):
+        raise UserError(f"search '{p.search}': its table does not record trial {p.trial_id}'s "
+                        f"{'/'.join(k for k in SHAPE if s.get(k) is None)}, so its size "
+                        f"cannot be transferred; plan without --n_embd/--n_layer")
+    emb, layers, heads = (int(s[k]) for k in ("n_embd", "n_layer", "n_head"))
+    hs = emb // heads
+    width = emb if n_embd is None else int(n_embd)
+    depth = layers if n_layer is None else int(n_layer)
+    if depth < 1:
+        raise UserError(f"--n_layer {depth}: a model needs at least one layer; pass --n_layer "
+                        f"{layers} (the searched depth) or more")
+    if depth < layers:
+        raise UserError(f"--n_layer {depth} is shallower than the searched model ({layers} "
+                        f"layers): µP here transfers across width, not depth "
+                        f"(tune_gpt/transfer.py); pass --n_layer {layers} or more")
+    if width < emb:
+        raise UserError(f"--n_embd {width} is narrower than the searched model ({emb}): µP "
+                        f"brings a search to a wider model, not a narrower one; pass --n_embd "
+                        f"{emb} or a larger multiple of its head size {hs}")
+    if width % hs:
+        lo = width // hs * hs
+        raise UserError(f"--n_embd {width} is not a multiple of the searched head size {hs} "
+                        f"({emb} / {heads} heads), which the transfer keeps; pass --n_embd "
+                        f"{lo} or {lo + hs}")
+    if (width, depth) == (emb, layers):
+        return p
+    cfg, _, notes = to_target(dict(p.config),
+                              {"n_embd": width, "n_layer": depth, "n_head": width // hs},
+                              where=f"plan of search '{p.search}': ")
+    keep = set(p.config) | {*SHAPE, "parametrization", "mup_base_width", "mup_base_head_size"}
+    config = {k: v for k, v in cfg.to_dict().items() if k in keep}
+    base = cfg.mup_base_width
+    was_sp = p.config.get("parametrization", "sp") != "mup"
+    lead = ([f"the search trained SP; this plan assumes µP-parametrized training (tune-gpt "
+             f"train): the config has parametrization: mup with mup_base_width {base}, the "
+             f"searched width, where µP is exactly SP (tune_gpt/model.py)"] if was_sp else [])
+    lead.append(f"learning_rate {p.learning_rate:.3g}: the searched model's, moved to "
+                f"{p.tokens:,} tokens by the horizon rule above; µP keeps it at width {width}")
+    widths = sorted({w for _, w in measured or [(layers, emb)]})
+    depths = sorted({d for d, _ in measured or [(layers, emb)]})
+    note = (f"no prediction: the search measured {_which('width', widths)} and "
+            f"{_which('depth', depths)}, and nothing it measured relates loss to model size "
+            f"(at the searched {layers} x {emb} the horizon predicts {p.predicted:.3f})")
+    return replace(p, config=config, predicted=None, interval=None, transfer=lead + notes,
+                   prediction_note=note)
+
+
+def _which(what: str, values: list[int]) -> str:
+    if len(values) == 1:
+        return f"one {what} ({values[0]})"
+    return f"{what}s {', '.join(str(v) for v in values)}"
+
+
+def _sizes(rows: list[dict[str, Any]], usable: Any) -> list[tuple[int, int]]:
+    """The (n_layer, n_embd) of every usable trial."""
+    return [(int(r["n_layer"]), int(r["n_embd"])) for r in rows
+            if r.get("outcome") in usable and _finite(r.get("n_layer"))
+            and _finite(r.get("n_embd"))]
+
+
+def _nanogpt_warning(c: dict[str, Any]) -> list[str]:
+    """nanoGPT has no µP: a µP config other than the plain model (another width than its
+    base width, or multipliers) cannot be trained there as it is meant."""
+    if c.get("parametrization") != "mup":
+        return []
+    mults = any(float(c.get(k, 1.0)) != 1.0 for k in ("mup_input_mult", "mup_output_mult"))
+    if int(c.get("n_embd", 0)) == int(c.get("mup_base_width", 0)) and not mults:
+        return []
+    return [f"the nanoGPT file is for reference only: nanoGPT's model.py has no µP, so it "
+            f"would train this µP config (width {c.get('n_embd')}, mup_base_width "
+            f"{c.get('mup_base_width')}) as a standard model, for which this learning rate "
+            f"was not chosen; train the YAML with `tune-gpt train`"]
 
 
 def _amount(n: int) -> str:
@@ -133,6 +263,13 @@ def _amount(n: int) -> str:
         if n >= div:
             return f"{n / div:g}{unit}"
     return str(n)
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def _plain(v: Any) -> Any:

@@ -89,6 +89,15 @@ def transfer(path: str | Path, overrides: Iterable[str]) -> Transfer:
         if key in wanted:
             raise UserError(f"--{key} is set by transfer itself (the proxy's width is the base "
                             f"width); leave it out")
+    cfg, changed, notes = to_target(proxy, wanted)
+    return Transfer(source=source, proxy=proxy, config=cfg, changed=changed, notes=notes)
+
+
+def to_target(proxy: dict[str, Any], wanted: dict[str, Any], where: str = "target: "
+              ) -> tuple[TrainConfig, dict[str, tuple[Any, Any]], list[str]]:
+    """The rule itself, for `tune-gpt transfer` and `tune-gpt plan` alike: the proxy's knobs
+    with `wanted` (the target's shape, length ...) as a validated µP config whose base width
+    is the proxy's; the knobs that changed; what carries over (statement)."""
     mup = proxy.get("parametrization", "sp") == "mup"
     base = int(proxy.get("mup_base_width", 128)) if mup else int(proxy.get("n_embd", 128))
     # the base model's head size, kept when the target has other heads: µP scales the
@@ -102,11 +111,10 @@ def transfer(path: str | Path, overrides: Iterable[str]) -> Transfer:
         target["lr_decay_iters"] = wanted["max_iters"]  # the decay ends where training does
     if "out_dir" not in wanted:
         target["out_dir"] = f"out-transfer-{target.get('n_layer')}x{target.get('n_embd')}"
-    cfg = from_mapping(target, "target: ")
+    cfg = from_mapping(target, where)
     changed = {k: (proxy.get(k), v) for k, v in cfg.to_dict().items()
                if k in wanted and proxy.get(k) != v}
-    return Transfer(source=source, proxy=proxy, config=cfg, changed=changed,
-                    notes=statement(proxy, cfg, changed, mup, base))
+    return cfg, changed, statement(proxy, cfg, changed, mup, base)
 
 
 def statement(proxy: dict[str, Any], cfg: TrainConfig, changed: dict[str, tuple[Any, Any]],
@@ -132,9 +140,12 @@ def statement(proxy: dict[str, Any], cfg: TrainConfig, changed: dict[str, tuple[
                    "a short run): " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in
                                                 ((k, changed[k]) for k in empirical)) + ".")
     if "n_head" in changed:
-        out.append(f"n_head {changed['n_head'][0]} -> {changed['n_head'][1]}: the head size "
-                   f"changes with it; µP's attention scale follows, but a head-count change is "
-                   f"outside what the proxy measured.")
+        (a, b), emb = changed["n_head"], int(proxy.get("n_embd", TrainConfig.n_embd))
+        out.append(f"n_head {a} -> {b}: " + (
+            f"the head size stays the proxy's {emb // a}, so µP's attention scale is the "
+            f"proxy's; more heads than the proxy measured." if emb // a == cfg.n_embd // b else
+            f"the head size changes with it ({emb // a} -> {cfg.n_embd // b}); µP's attention "
+            f"scale follows, but a head-count change is outside what the proxy measured."))
     out.append("Does not transfer: dropout and weight_decay (kept as the proxy's "
                f"{cfg.dropout:g} and {cfg.weight_decay:g}); a larger model on the same data "
                "usually needs more of both: re-tune them at the target size.")

@@ -157,35 +157,53 @@ def results_of(search: str, storage_path: str | None) -> Path:
         raise
 
 
-def plan_run(search: str, tokens: int, storage_path: str | None = None) -> Any:
-    """The plan for a run of `tokens` tokens of the search `search` (a name or folder;
-    UserError when nothing supports one)."""
+def plan_run(search: str, tokens: int, storage_path: str | None = None, *,
+             n_embd: int | None = None, n_layer: int | None = None) -> Any:
+    """The plan for a run of `tokens` tokens of the search `search` (a name or folder), for
+    the searched model or one n_embd wide and n_layer deep (µP; UserError when nothing
+    supports one or the size does not fit)."""
     from tune_gpt.plan import plan_from
 
     if tokens < 1:
         raise UserError("--tokens must be at least 1 (e.g. --tokens 20M)")
-    return plan_from(*load_results(results_of(search, storage_path)), tokens)
+    return plan_from(*load_results(results_of(search, storage_path)), tokens, n_embd=n_embd,
+                     n_layer=n_layer)
 
 
 def write_plan(p: Any, out: Path, folder: Path) -> list[Path]:
-    """plan-<N>.yaml and plan-<N>_nanogpt.py in `out`."""
+    """plan-<tag>.yaml and plan-<tag>_nanogpt.py in `out` (tag: RunPlan.tag). A config that
+    nanoGPT cannot train as meant (µP) says so at the top of its nanoGPT file."""
+    import textwrap
+
     import yaml
 
-    from tune_gpt.plan import _amount
     from tune_gpt.report.export import nanogpt_config
     from tune_gpt.report.results import prepare
 
-    tag = _amount(p.requested)
+    tag = p.tag
     res = prepare(*load_results(folder))
     knobs = {**p.config, "out_dir": f"out-{p.search}-{tag}"}
+    s, c = p.searched, p.config
+    src = f"trial {p.trial_id}'s config"
+    if p.transfer:
+        src += (f" ({s['n_layer']} x {s['n_embd']}, searched) brought by µP to "
+                f"{c['n_layer']} x {c['n_embd']} (mup_base_width {c['mup_base_width']})")
+    pred = (f"predicted val_loss {p.predicted:.3f} ({p.interval[0]:.3f}-{p.interval[1]:.3f})."
+            if p.predicted is not None else p.prediction_note + ".")
     head = [f"# Planned by `tune-gpt plan` from search '{p.search}' for {p.tokens:,} tokens:",
-            f"# trial {p.trial_id}'s config, learning rate {p.lr_from:.3g} -> "
-            f"{p.learning_rate:.3g}; predicted val_loss {p.predicted:.3f} "
-            f"({p.interval[0]:.3f}-{p.interval[1]:.3f}).", "#   tune-gpt train <this file>"]
+            f"# {src}, learning rate {p.lr_from:.3g} -> {p.learning_rate:.3g};"]
+    head += ["# " + line for line in textwrap.wrap(pred, 96)]
+    head += ["# " + line for n in p.transfer for line in textwrap.wrap(n, 96)]
+    head.append("#   tune-gpt train <this file>")
+    nano = nanogpt_config(res, p.trial_id, knobs).replace(
+        "best trial", f"planned for {p.tokens:,} tokens from trial", 1).replace(
+        "This trial trained under µP", "This config is µP", 1)
+    if p.warnings:  # said first, where it cannot be missed
+        nano = "\n".join("# WARNING: " + line if i == 0 else "#          " + line
+                         for w in p.warnings for i, line in enumerate(textwrap.wrap(w, 86))
+                         ) + "\n\n" + nano
     paths = [out / f"plan-{tag}.yaml", out / f"plan-{tag}_nanogpt.py"]
-    texts = ["\n".join(head) + "\n" + yaml.safe_dump(knobs, sort_keys=False),
-             nanogpt_config(res, p.trial_id, knobs).replace(
-                 "best trial", f"planned for {p.tokens:,} tokens from trial", 1)]
+    texts = ["\n".join(head) + "\n" + yaml.safe_dump(knobs, sort_keys=False), nano]
     try:
         out.mkdir(parents=True, exist_ok=True)
         for path, text in zip(paths, texts):
