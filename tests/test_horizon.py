@@ -391,3 +391,13 @@ def test_a_final_run_keeps_its_length_beside_its_checkpoint_for_a_resume(tmp_pat
         (None, cfg)
     assert final_retimer(TrialPlan(final_of="abc"), cfg, str(tmp_path / "u.pt"),
                          in_child=False) == (None, cfg)  # no time budget: its plan stands
+
+
+def test_a_retimed_final_run_says_so_in_its_reasons() -> None:
+    from tune_gpt.search.final import _retimed_lines
+
+    plan = {"config": {"max_iters": 1000}, "tokens": 768_000}
+    assert _retimed_lines({}, plan, 768) == []
+    assert _retimed_lines({"max_iters": 1000, "learning_rate": 1e-3}, plan, 768) == []
+    [line] = _retimed_lines({"max_iters": 1300, "learning_rate": 9.2e-4}, plan, 768)
+    assert "998,400 tokens in all instead of the planned 768,000" in line and "0.00092" in line

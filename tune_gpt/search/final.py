@@ -255,7 +255,7 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         "tokens": tokens, "start_tokens": start, "wall_s": wall, "flops": final_flops,
         "predicted": plan["predicted"], "planned_tokens": plan["tokens"],
         "learning_rate": retimed.get("learning_rate", plan["lr"]), "lr_from": plan["lr_from"],
-        "planned_lr": plan["lr"], "lines": saved["lines"],
+        "planned_lr": plan["lr"], "lines": saved["lines"] + _retimed_lines(retimed, plan, tpi),
         # the length and schedule the run fitted to its time (horizon.Retimer), if it did
         "retimed": retimed if retimed.get("max_iters") != plan["config"]["max_iters"] else None,
         "candidates": plan["candidates"], "config": plan["config"],
@@ -269,6 +269,17 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
     }
     shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)
     return json_safe(summary)
+
+
+def _retimed_lines(retimed: Mapping[str, Any], plan: Mapping[str, Any], tpi: int) -> list[str]:
+    """The plan's reason line for a run that refitted its length to its time."""
+    if not retimed or retimed.get("max_iters") == plan["config"]["max_iters"]:
+        return []
+    return [f"the run measured its own speed and refitted its length to the time left "
+            f"(tune_gpt.horizon.Retimer): {int(retimed['max_iters']) * tpi:,} tokens in all "
+            f"instead of the planned {int(plan['tokens']):,}, at learning_rate "
+            f"{float(retimed['learning_rate']):.3g} by the same tokens^-"
+            f"{horizon.LR_TOKENS_EXPONENT:g} rule"]
 
 
 def json_safe(v: Any) -> Any:
