@@ -401,3 +401,34 @@ def test_a_retimed_final_run_says_so_in_its_reasons() -> None:
     assert _retimed_lines({"max_iters": 1000, "learning_rate": 1e-3}, plan, 768) == []
     [line] = _retimed_lines({"max_iters": 1300, "learning_rate": 9.2e-4}, plan, 768)
     assert "998,400 tokens in all instead of the planned 768,000" in line and "0.00092" in line
+
+
+def test_a_wsd_final_run_is_retimed_until_its_cool_down_and_never_into_it() -> None:
+    from tune_gpt.schedule import cooldown_start
+
+    clock = _Clock()
+    cfg = _final_cfg(lr_schedule="wsd", cooldown_frac=0.2)   # cool-down from step 800
+    retime = horizon.Retimer(until=clock.t + 1000, clock=clock)
+    retime(600, cfg)
+    clock.t += 100                                   # 1 iteration a second, 900 s left
+    longer = retime(700, cfg)                        # past half, still held: retimed
+    assert longer is not None and longer.max_iters == 1600
+    clock.t += 1
+    assert retime(801, cfg) is None                  # in the cool-down: its schedule stands
+    short = horizon.Retimer(until=clock.t + 10, clock=clock)
+    short(600, cfg)
+    clock.t += 100                                   # far too slow for the planned end
+    cut = short(700, cfg)
+    assert cut is not None and cooldown_start(cut) >= 700 and cut.max_iters == 875
+
+
+def test_the_search_final_plan_sets_wsd_and_says_why() -> None:
+    laws = {"a": (1.3, 30.0, 0.3)}
+    rows = [_row("a", 5000, 1.6)]
+    curves, configs = _search(rows, laws), {"a": _knobs(1e-3)}
+    plan = horizon.plan_final(rows, curves, configs, tokens_for=lambda r, rate: 8e6,
+                              continues=lambda tid: True, schedule=horizon.FINAL_SCHEDULE)
+    assert plan.config["lr_schedule"] == "wsd" and plan.schedule == "wsd"
+    assert any("wsd_vs_cosine" in line for line in plan.lines())
+    mine = horizon.plan_final(rows, curves, configs, tokens_for=lambda r, rate: 8e6)
+    assert "lr_schedule" not in mine.config and mine.schedule == ""  # the user's own run

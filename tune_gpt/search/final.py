@@ -126,7 +126,8 @@ def make_plan(space: Any, trials: Any, curves: Any, configs: Mapping[str, Mappin
 
     plan = horizon.plan_final(rows, curves, knobs, tokens_for=tokens_for,
                               seconds=left["seconds"], usable=contract.USABLE,
-                              score=contract.score_column(space.metric), continues=continues)
+                              score=contract.score_column(space.metric), continues=continues,
+                              schedule=horizon.FINAL_SCHEDULE)
     if plan is None:
         return None
     prior = first_trial(rows)
