@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -131,61 +129,6 @@ def test_search_efficiency_curves() -> None:
     assert points == [[1250.0, 2.0], [2000.0, 2.0], [2500.0, 1.8]]
     assert se.reach(points, 1.9) == 2500 and se.reach(points, 1.0) == float("inf")
     assert se.best_at(points, 2100) == 2.0
-
-
-@pytest.mark.e2e
-def test_mup_transfer_quick(tmp_path: Path, shakespeare_path: Path) -> None:
-    result = _run("mup_transfer", tmp_path, "--data", str(shakespeare_path), "--out",
-                  str(tmp_path / "mup"))
-    cells = [json.loads(f.read_text()) for f in (tmp_path / "mup" / "cells").glob("*.json")]
-    for param in ("sp", "mup"):
-        r = result[param]
-        assert set(r["best_lr"]) == {"32", "64"}
-        _check_against_cells(r, param, cells)
-    # At the base width (the smallest) µP is SP: the same runs, the same losses.
-    assert result["sp"]["curves"]["32"] == result["mup"]["curves"]["32"]
-    assert (tmp_path / "mup" / "mup_transfer.png").stat().st_size > 10_000
-
-
-def _vertex(xs: list[float], ys: list[float]) -> float:
-    """The vertex of the parabola through three points (Lagrange form, any spacing)."""
-    (x0, x1, x2), (y0, y1, y2) = xs, ys
-    num = (x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)
-    den = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
-    return x1 - 0.5 * num / den
-
-
-def _check_against_cells(r: dict[str, Any], param: str, cells: list[dict[str, Any]]) -> None:
-    """mup_transfer's figures for one parametrization, recomputed from the runs it saved
-    (one seed, so a curve point is that run's loss; µP at the base width is SP's run)."""
-    base = min(c["width"] for c in cells)
-    loss: dict[int, dict[float, float]] = {}
-    for c in cells:
-        if c["param"] == param or (param == "mup" and c["param"] == "sp" and c["width"] == base):
-            v = c["val_loss"] if c["val_loss"] is not None else math.log(65)
-            loss.setdefault(c["width"], {})[c["lr"]] = v
-    assert r["widths"] == sorted(loss) == [32, 64]
-    best = {}
-    for w, by_lr in loss.items():
-        assert r["curves"][str(w)] == pytest.approx({f"{lr:.6g}": v
-                                                     for lr, v in sorted(by_lr.items())})
-        lrs = sorted(by_lr)
-        i = min(range(len(lrs)), key=lambda j: by_lr[lrs[j]])
-        assert r["best_lr_grid"][str(w)] == lrs[i]
-        assert r["best_loss"][str(w)] == pytest.approx(by_lr[lrs[i]])
-        best[w] = lrs[i]
-        if 0 < i < len(lrs) - 1:
-            # refined between its neighbours by a parabola in log2(lr), at most a step away
-            xs = [math.log2(lrs[i + d]) for d in (-1, 0, 1)]
-            ys = [by_lr[lrs[i + d]] for d in (-1, 0, 1)]
-            if ys[0] - 2 * ys[1] + ys[2] > 0:
-                best[w] = 2 ** min(xs[2], max(xs[0], _vertex(xs, ys)))
-        assert r["best_lr"][str(w)] == pytest.approx(best[w])
-    assert r["lr_drift"] == pytest.approx(max(best.values()) / min(best.values()))
-    transferred = r["best_lr_grid"][str(base)]
-    widest = loss[max(loss)]
-    assert r["transferred_lr"] == transferred
-    assert r["transfer_loss_gap"] == pytest.approx(widest[transferred] - min(widest.values()))
 
 
 # ----------------------------------------------------------------------------- the shared shape
