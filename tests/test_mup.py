@@ -157,3 +157,41 @@ def test_a_mup_run_trains_resumes_only_as_mup_and_samples(tiny_config, shakespea
                           generator=torch.Generator().manual_seed(7))
     got = generate(result.checkpoint_path, start="\n", max_new_tokens=20, seed=7, device="cpu")
     assert got[0] == shakespeare.decode(want[0].tolist())
+
+
+def test_the_init_and_attention_multipliers_are_mup_base_hyperparameters(tmp_path) -> None:
+    """mup_init_mult scales the hidden matrices' init std, mup_attn_mult the attention
+    logits; both 1 by default (µP = SP at the base width), ignored under SP, validated,
+    kept by checkpoints and carried by the transfer; the nanoGPT export warns for them."""
+    import yaml
+
+    from tune_gpt.checkpoint import MODEL_KEYS
+    from tune_gpt.config import MUP_MULTS
+    from tune_gpt.transfer import transfer
+
+    cfg = dict(block_size=16, vocab_size=65, n_layer=2, n_head=2, n_embd=128,
+               parametrization="mup", mup_base_width=64)
+
+    def model(**kw: float) -> GPT:
+        torch.manual_seed(0)
+        return GPT(GPTConfig(**{**cfg, **kw}))
+
+    base, wide = model(), model(mup_init_mult=2.0)
+    w0 = base.transformer.h[0].mlp.c_fc.weight.std().item()
+    assert wide.transformer.h[0].mlp.c_fc.weight.std().item() == pytest.approx(2 * w0, rel=0.05)
+    assert model(mup_attn_mult=3.0).transformer.h[0].attn.scale == \
+        pytest.approx(3 * base.transformer.h[0].attn.scale)
+    sp = dict(parametrization="sp")
+    assert model(**sp, mup_init_mult=2.0).transformer.h[0].mlp.c_fc.weight.std().item() == \
+        pytest.approx(model(**sp).transformer.h[0].mlp.c_fc.weight.std().item())
+    assert model(**sp, mup_attn_mult=3.0).transformer.h[0].attn.scale is None
+    assert set(MUP_MULTS) <= set(MODEL_KEYS)
+    for key in ("mup_init_mult", "mup_attn_mult"):
+        with pytest.raises(UserError, match=f"'{key}' must be > 0"):
+            validate(TrainConfig(**{key: 0.0}))
+    best = tmp_path / "best_config.yaml"
+    best.write_text(yaml.safe_dump({**TrainConfig(n_embd=128, n_head=4).to_dict(),
+                                    "parametrization": "mup", "mup_base_width": 128,
+                                    "mup_init_mult": 2.83, "mup_attn_mult": 2.0}))
+    t = transfer(best, ["--n_embd=512", "--n_head=16"])
+    assert (t.config.mup_init_mult, t.config.mup_attn_mult) == (2.83, 2.0)

@@ -232,7 +232,8 @@ def test_the_exported_nanogpt_config_reads_back_to_the_same_knobs(tmp_path: Path
     # nor WSD: lr_schedule and cooldown_frac are tune-gpt's (cosine here, nanoGPT's).
     expected = {k: v for k, v in knobs.items() if k not in (
         "out_dir", "seed", "tokenizer", "parametrization", "mup_base_width",
-        "mup_base_head_size", "mup_input_mult", "mup_output_mult", "lr_schedule",
+        "mup_base_head_size", "mup_input_mult", "mup_output_mult", "mup_init_mult",
+        "mup_attn_mult", "lr_schedule",
         "cooldown_frac")}
     assert cfg.knobs.pop("out_dir") == f"out-{res.name}"
     assert set(cfg.knobs) == set(expected)

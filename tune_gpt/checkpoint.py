@@ -39,7 +39,8 @@ LAST_NAME = "last.pt"    # the latest full state: what a resume continues from
 CHECKPOINT_NAME = BEST_NAME  # the name users and older callers know
 # What must match between a checkpoint and the config that resumes it.
 MODEL_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "bias", "parametrization",
-              "mup_base_width", "mup_base_head_size", "mup_input_mult", "mup_output_mult")
+              "mup_base_width", "mup_base_head_size", "mup_input_mult", "mup_output_mult",
+              "mup_init_mult", "mup_attn_mult")
 _WRITTEN_BY = (f"`tune-gpt train` writes OUT_DIR/{BEST_NAME} (the best model) and "
                f"OUT_DIR/{LAST_NAME} (to resume from); out_dir defaults to ./out")
 

@@ -31,6 +31,9 @@ def knob(default: Any, doc: str) -> Any:
     return field(default=default, metadata={"doc": doc})
 
 
+# µP's tunable multipliers: model keys, they transfer across width, 1 = none
+MUP_MULTS = ("mup_input_mult", "mup_output_mult", "mup_init_mult", "mup_attn_mult")
+
 @dataclass
 class TrainConfig:
     """Every knob of one GPT training run. Defaults: nanoGPT's CPU recipe for shakespeare_char."""
@@ -75,6 +78,12 @@ class TrainConfig:
     mup_output_mult: float = knob(
         1.0, "µP only: multiplies the readout (logits = lm_head(x) * mup_output_mult * "
         "mup_base_width / n_embd); tunable on the proxy, and it transfers across width.")
+    mup_init_mult: float = knob(
+        1.0, "µP only: multiplies the hidden matrices' init std (0.02 / sqrt(n_embd / "
+        "mup_base_width)); tunable on the proxy, and it transfers across width.")
+    mup_attn_mult: float = knob(
+        1.0, "µP only: multiplies the attention logits (on top of sqrt(mup_base_head_size) / "
+        "head size); tunable on the proxy, and it transfers across width.")
 
     # --- optimizer (AdamW) ---
     learning_rate: float = knob(1e-3, "Peak learning rate, reached after warmup.")
@@ -295,7 +304,7 @@ def validate(cfg: TrainConfig, where: str = "") -> None:
     for key in ("warmup_iters", "lr_decay_iters", "mup_base_head_size"):
         if getattr(cfg, key) < 0:
             fail(f"'{key}' must be >= 0, got {getattr(cfg, key)}")
-    for key in ("mup_input_mult", "mup_output_mult"):
+    for key in MUP_MULTS:
         if not getattr(cfg, key) > 0:
             fail(f"'{key}' must be > 0, got {getattr(cfg, key)}")
     if cfg.n_embd % cfg.n_head:

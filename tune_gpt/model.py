@@ -37,6 +37,8 @@ class GPTConfig:
     mup_base_head_size: int = 0   # µP: the base model's head size (0: mup_base_width / n_head)
     mup_input_mult: float = 1.0   # µP: multiplier of the input embeddings (tunable)
     mup_output_mult: float = 1.0  # µP: multiplier of the readout, times 1/m (tunable)
+    mup_init_mult: float = 1.0    # µP: hidden matrices' init std 0.02 x this / sqrt(m) (tunable)
+    mup_attn_mult: float = 1.0    # µP: multiplier of the attention logits (tunable)
 
     @property
     def width_mult(self) -> float:
@@ -61,9 +63,14 @@ class GPTConfig:
 #      written sqrt(hs_base) / hs so that it equals SP's 1/sqrt(hs) at the base width;
 #   3. the readout: logits multiplied by 1/m;
 #   4. input embeddings and LayerNorm gains: unchanged init and lr.
-# Besides, as EleutherAI's nanoGPT-mup (its mup and completep branches) does: two tunable
+# Besides, as EleutherAI's nanoGPT-mup (its mup and completep branches) does: tunable
 # multipliers, of the input embeddings and of the readout (mup_input_mult,
-# mup_output_mult: tuned on the proxy, they transfer); Adam's eps divided by m in every
+# mup_output_mult: tuned on the proxy, they transfer), and of the hidden init (mup_init_mult:
+# the reference's init_std / 0.02) and of the attention logits (mup_attn_mult). Tuned at 1
+# on a narrow proxy, µP holds every width to the proxy's dynamics and wider is not better:
+# at 200 steps on tinyshakespeare, widths 64-512 all ended near the bigram loss (2.48);
+# with out 8, init 2.83, attention 2.83 (SP-512's implied values, one seed) widths 64 /
+# 128 / 256 / 512 reached 2.384 / 2.280 / 2.223 / 2.198; Adam's eps divided by m in every
 # group (gradients shrink like 1/m, and an unscaled eps would come to dominate them); and
 # the hidden matrices' weight decay multiplied by m, so that AdamW's decoupled decay
 # (lr x wd per step) stays the same at every width (completeP's rule).
@@ -98,7 +105,7 @@ class CausalSelfAttention(nn.Module):
         # hs_base the base model's head size (config.base_head_size), so the logits are the
         # base model's at the base width whatever n_head the wider model has.
         self.scale = None if config.parametrization != "mup" else \
-            math.sqrt(config.base_head_size) / hs
+            config.mup_attn_mult * math.sqrt(config.base_head_size) / hs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.size()
@@ -171,7 +178,9 @@ class GPT(nn.Module):
         # Each block adds two projections into the residual stream; shrinking their init
         # by 1/sqrt(2 * n_layer) keeps the stream's variance from growing with depth.
         # µP: hidden matrices (every Linear inside a block) also get std / sqrt(m).
-        hidden_std = 0.02 / math.sqrt(config.width_mult)
+        # µP's mup_init_mult scales it (the reference's init_std, a base hyperparameter).
+        init_mult = config.mup_init_mult if config.parametrization == "mup" else 1.0
+        hidden_std = 0.02 * init_mult / math.sqrt(config.width_mult)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=hidden_std / math.sqrt(2 * config.n_layer))

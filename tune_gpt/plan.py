@@ -249,7 +249,9 @@ def _nanogpt_warning(c: dict[str, Any]) -> list[str]:
     base width, or multipliers) cannot be trained there as it is meant."""
     if c.get("parametrization") != "mup":
         return []
-    mults = any(float(c.get(k, 1.0)) != 1.0 for k in ("mup_input_mult", "mup_output_mult"))
+    from tune_gpt.config import MUP_MULTS
+
+    mults = any(float(c.get(k, 1.0)) != 1.0 for k in MUP_MULTS)
     if int(c.get("n_embd", 0)) == int(c.get("mup_base_width", 0)) and not mults:
         return []
     return [f"the nanoGPT file is for reference only: nanoGPT's model.py has no µP, so it "

@@ -175,7 +175,9 @@ def set_up(cfg: TrainConfig, *, resume: bool | str | Path | dict = False,
                           mup_base_width=cfg.mup_base_width,
                           mup_base_head_size=cfg.mup_base_head_size,
                           mup_input_mult=cfg.mup_input_mult,
-                          mup_output_mult=cfg.mup_output_mult)).to(device)
+                          mup_output_mult=cfg.mup_output_mult,
+                          mup_init_mult=cfg.mup_init_mult,
+                          mup_attn_mult=cfg.mup_attn_mult)).to(device)
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate,
                                            (cfg.beta1, cfg.beta2), device)
     scaler = torch.amp.GradScaler(device, enabled=cfg.dtype == "float16")

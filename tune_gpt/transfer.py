@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from tune_gpt.config import TrainConfig, coerce, from_mapping, parse_overrides, read_yaml_mapping
+from tune_gpt.config import (MUP_MULTS, TrainConfig, coerce, from_mapping, parse_overrides,
+                             read_yaml_mapping)
 from tune_gpt.errors import UserError
 
 BEST = "best_config.yaml"
 
 # What transfers, from µP's theory and from what was measured (Tensor Programs V, §§6-7).
 ACROSS_WIDTH = ("learning_rate", "min_lr", "warmup_iters", "beta1", "beta2", "grad_clip",
-                "mup_input_mult", "mup_output_mult")
+                *MUP_MULTS)
 EMPIRICAL = ("n_layer", "batch_size", "block_size", "gradient_accumulation_steps", "max_iters")
 NOT_TRANSFERRED = ("dropout", "weight_decay")
 

@@ -106,9 +106,13 @@ def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) ->
     out.append("")
     for key in ("n_layer", "n_head", "n_embd", "dropout", "bias"):
         put(key, k[key])
-    if k.get("parametrization") == "mup" and k["n_embd"] != k.get("mup_base_width"):
-        out += [f"# This trial trained under µP (base width {k['mup_base_width']}), which "
-                f"nanoGPT's model.py does not have:",
+    from tune_gpt.config import MUP_MULTS
+
+    mults = [m for m in MUP_MULTS if float(k.get(m, 1.0)) != 1.0]
+    if k.get("parametrization") == "mup" and (k["n_embd"] != k.get("mup_base_width") or mults):
+        out += [f"# This config is µP (base width {k['mup_base_width']}"
+                + (f"; {', '.join(f'{m} {k[m]:g}' for m in mults)}" if mults else "")
+                + "), which nanoGPT's model.py does not have:",
                 "# its learning rate is µP's and will not suit nanoGPT's standard model at "
                 "this width; use tune-gpt train."]
     out.append("")

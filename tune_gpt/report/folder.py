@@ -196,8 +196,7 @@ def write_plan(p: Any, out: Path, folder: Path) -> list[Path]:
     head += ["# " + line for n in p.transfer for line in textwrap.wrap(n, 96)]
     head.append("#   tune-gpt train <this file>")
     nano = nanogpt_config(res, p.trial_id, knobs).replace(
-        "best trial", f"planned for {p.tokens:,} tokens from trial", 1).replace(
-        "This trial trained under µP", "This config is µP", 1)
+        "best trial", f"planned for {p.tokens:,} tokens from trial", 1)
     if p.warnings:  # said first, where it cannot be missed
         nano = "\n".join("# WARNING: " + line if i == 0 else "#          " + line
                          for w in p.warnings for i, line in enumerate(textwrap.wrap(w, 86))
