@@ -1,16 +1,16 @@
-# nanoGPT config exported by tune-gpt: best trial e0ca16d4 of search 'bb-seed-0'
-# (best val_loss 1.7107).
+# nanoGPT config exported by tune-gpt: best trial 22c7581c of search 'bb-seed-1'
+# (best val_loss 1.9891).
 # Use it from a nanoGPT checkout:  python train.py config/<this file>.py
 
-out_dir = 'out-bb-seed-0'
+out_dir = 'out-bb-seed-1'
 eval_interval = 326
 eval_iters = 20
 log_interval = 100
 always_save_checkpoint = False  # save only when val_loss improves
 init_from = 'scratch'
 wandb_log = False
-wandb_project = 'bb-seed-0'
-wandb_run_name = 'e0ca16d4'
+wandb_project = 'bb-seed-1'
+wandb_run_name = '22c7581c'
 
 # tune-gpt trained on the text file /work/shared/data/shakespeare_char/input.txt; nanoGPT reads data/input/train.bin
 # and val.bin: prepare them like data/shakespeare_char/prepare.py does.
@@ -41,4 +41,4 @@ min_lr = 0.0001
 device = 'cpu'
 dtype = 'float32'
 compile = False
-# tune-gpt seed was 0; nanoGPT always seeds 1337 (+ rank).
+# tune-gpt seed was 1; nanoGPT always seeds 1337 (+ rank).
