@@ -310,9 +310,8 @@ def train(cfg: TrainConfig, *,
               (the state to resume from) at every evaluation (the CLI).
     data      an already prepared dataset (else cfg.dataset is prepared).
     retime    called after every evaluation with (iteration, config); a config it returns
-              replaces the run's from the next step on (a new length and schedule: the
-              search's final run fits its length to the time left, tune_gpt.horizon.Retimer)
-              and is the one its checkpoints keep.
+              is the run's (and its checkpoints') from the next step on: horizon.Retimer
+              fits the search's final run to the time it has.
 
     A NaN/inf training loss stops the run with diverged=True (no exception).
     torch.OutOfMemoryError propagates, after the failed run's tensors are released."""
