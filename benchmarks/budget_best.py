@@ -48,8 +48,8 @@ from benchmarks.common.arms import (ArmFailed, flags_of, run_logged,  # noqa: E4
                                     score, timed, tune_gpt)
 from benchmarks.common.cli import (add_data, add_out, benchmark_parser,  # noqa: E402
                                    have_data, out_folder)
-from benchmarks.common.output import (load_cells, saved_cell, write_json,  # noqa: E402
-                                      write_summary, write_text)
+from benchmarks.common.output import (load_cells, publish, saved_cell,  # noqa: E402
+                                      write_json, write_text)
 
 NAME = "budget_best"
 ARMS = ("search", "recipe", "prior")
@@ -354,12 +354,8 @@ def main(argv: list[str] | None = None) -> int:
               f"prior {_f(cell['prior'])} ({cell['flops']:.3g} FLOPs)", flush=True)
     cells = load_cells(sorted((out / "cells").glob(f"{prefix}*.json")), CELL_KEYS)
     summary = summarize(cells, args.data)
-    md = markdown(summary, quick=args.quick)
-    written = [*write_summary(out / "summary.json", summary, md, indent=1, allow_nan=False)]
-    if args.json:
-        written += write_summary(args.json, summary, md, indent=1, allow_nan=False)
-    print(md)
-    print(f"written: {', '.join(map(str, written))}")
+    publish(out / "summary.json", args.json, summary, markdown(summary, quick=args.quick),
+            indent=1, allow_nan=False)
     return rc
 
 

@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common.arms import ArmFailed, run_logged, score, timed, tune_gpt  # noqa: E402
 from benchmarks.common.cli import (add_data, add_out, benchmark_parser,  # noqa: E402
                                    have_data, out_folder)
-from benchmarks.common.output import (saved_cell, write_json, write_summary,  # noqa: E402
+from benchmarks.common.output import (publish, saved_cell, write_json,  # noqa: E402
                                       write_text)
 from tune_gpt import judge  # noqa: E402  (light: scipy only inside t_quantile)
 
@@ -387,12 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     except ArmFailed as e:
         print(f"error: {corpus}: {e}", file=sys.stderr, flush=True)
         rc = 1
-    md = markdown(summary := summarize(out))
-    written = [*write_summary(out / "summary.json", summary, md, indent=1, allow_nan=False)]
-    if args.json:
-        written += write_summary(args.json, summary, md, indent=1, allow_nan=False)
-    print(md)
-    print(f"written: {', '.join(map(str, written))}")
+    summary = summarize(out)
+    publish(out / "summary.json", args.json, summary, markdown(summary), indent=1,
+            allow_nan=False)
     return rc
 
 

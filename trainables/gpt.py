@@ -178,11 +178,11 @@ def final_retimer(plan: TrialPlan, cfg: Any, ckpt_path: str | None,
     it and keeps the length it had been given (its deadline has passed)."""
     from dataclasses import replace
 
-    from tune_gpt.horizon import Retimer
+    from tune_gpt.horizon import Retimer, retimed_file
 
     if not (plan.final_of and plan.final_until and ckpt_path):
         return None, cfg
-    sidecar = ckpt_path + ".retimed.json"
+    sidecar = retimed_file(ckpt_path)
     if os.path.isfile(sidecar):
         with open(sidecar) as f:
             return None, replace(cfg, **{k: v for k, v in json.load(f).items()

@@ -23,10 +23,9 @@ The final run's plan (which config, how long, which learning rate) is tune_gpt.h
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
-from tune_gpt.horizon import DATA_EXPONENT
+from tune_gpt.horizon import DATA_EXPONENT, _finite
 
 
 def explore_budget(budget: Any, share: float) -> dict[str, float | None]:
@@ -120,7 +119,3 @@ class Settled:
 
     def settled(self) -> bool:
         return self.patience > 0 and self.beaten >= self.patience
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -315,6 +315,12 @@ def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,
                      seconds, cands, best.start, schedule)
 
 
+def retimed_file(checkpoint: str) -> str:
+    """Where a final run keeps the length and schedule a Retimer gave it: beside its
+    checkpoint (trainables/gpt.py writes it, the search's final phase reads it)."""
+    return checkpoint + ".retimed.json"
+
+
 class Retimer:
     """Fits a final run's length to the time it has: the plan sets its tokens from a speed
     measured while exploring, when other trials shared the machine, and a machine's speed

@@ -64,6 +64,18 @@ def write_summary(path: str | Path, data: Any, markdown: str, **dumps: Any) -> t
     return path, md
 
 
+def publish(summary_path: str | Path, json_path: str | Path | None, data: Any,
+            markdown: str, **dumps: Any) -> list[Path]:
+    """A cells script's ending: the summary (and its markdown) at summary_path and at
+    --json when given, the table printed, and where they went. Returns the paths."""
+    written = [*write_summary(summary_path, data, markdown, **dumps)]
+    if json_path:
+        written += write_summary(json_path, data, markdown, **dumps)
+    print(markdown)
+    print(f"written: {', '.join(map(str, written))}")
+    return written
+
+
 def write_figure(fig: Any, path: str | Path, **savefig: Any) -> None:
     """A matplotlib figure saved atomically (its format from the file's suffix)."""
     path = Path(path)

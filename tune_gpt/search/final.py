@@ -239,8 +239,8 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         shutil.copyfile(best_file, model)
         kept = read_checkpoint(model)  # what it holds: maybe the continued trial's own best
     explore = saved["left"]["explore"]
-    retimed_file = folder / CHECKPOINTS / "final.pt.retimed.json"  # trainables/gpt.py's
-    retimed = json.loads(retimed_file.read_text()) if retimed_file.is_file() else {}
+    retimed_at = Path(horizon.retimed_file(str(folder / CHECKPOINTS / "final.pt")))
+    retimed = json.loads(retimed_at.read_text()) if retimed_at.is_file() else {}
     tokens = float(row.get("tokens") or 0)
     start = float(plan.get("start_tokens") or 0)
     final_flops = flops_of(plan["config"], max(0.0, tokens - start), vocab)
