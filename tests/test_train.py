@@ -189,12 +189,16 @@ def test_a_retime_hook_changes_the_run_length_and_its_checkpoints_keep_it(tiny_c
         saved.append(ckpt.cfg.max_iters)
         lrs[record.iter] = record.lr
 
-    def retime(it: int, c: TrainConfig):
+    losses: list[float] = []
+
+    def retime(it: int, c: TrainConfig, val_loss: float):
+        losses.append(val_loss)
         if it == 2:
             return TrainConfig(**{**c.to_dict(), "max_iters": 10, "lr_decay_iters": 10})
         return None
 
     result = train(cfg, threads=1, on_eval=on_eval, retime=retime)
     assert result.iters == 10 and saved == [6, 10, 10, 10, 10]
+    assert losses == [r.val_loss for r in result.records]  # each evaluation's val loss
     longer = TrainConfig(**{**cfg.to_dict(), "max_iters": 10, "lr_decay_iters": 10})
     assert lrs[4] == pytest.approx(get_lr(3, longer))  # the new schedule from step 3 on

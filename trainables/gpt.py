@@ -147,23 +147,27 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
 
 
 class _FinalRetime:
-    """The final run's tune_gpt.horizon.Retimer, whose every new length is also written
-    beside the run's checkpoint (RETIMED), so a resumed final run keeps it."""
+    """The final run's tune_gpt.retime.Retimer, whose every new length is also written
+    beside the run's checkpoint (RETIMED), so a resumed final run keeps it; a cool-down
+    started by overfitting is written there with its rise (the summary says why)."""
 
     def __init__(self, retimer: Any, cfg: Any, sidecar: str):
         self.retimer, self.cfg, self.sidecar = retimer, cfg, sidecar
 
-    def __call__(self, it: int, cfg: Any) -> Any:
-        new = self.retimer(it, cfg)
+    def __call__(self, it: int, cfg: Any, val_loss: float | None = None) -> Any:
+        new = self.retimer(it, cfg, val_loss)
         if new is not None:
             self.cfg = new
-            self.write(new)
+            self.write(new, self.retimer.changes[-1])
         return new
 
-    def write(self, cfg: Any) -> None:
+    def write(self, cfg: Any, change: dict[str, Any] | None = None) -> None:
         tmp = self.sidecar + ".tmp"
+        saved = {k: getattr(cfg, k) for k in RETIMED_KEYS}
+        if change and change.get("reason") == "overfitting":
+            saved["overfit"] = {k: change[k] for k in ("iter", "rise", "margin", "lowest")}
         with open(tmp, "w") as f:
-            json.dump({k: getattr(cfg, k) for k in RETIMED_KEYS}, f)
+            json.dump(saved, f)
         os.replace(tmp, self.sidecar)
 
 
@@ -178,7 +182,7 @@ def final_retimer(plan: TrialPlan, cfg: Any, ckpt_path: str | None,
     it and keeps the length it had been given (its deadline has passed)."""
     from dataclasses import replace
 
-    from tune_gpt.horizon import Retimer, retimed_file
+    from tune_gpt.retime import Retimer, retimed_file
 
     if not (plan.final_of and plan.final_until and ckpt_path):
         return None, cfg

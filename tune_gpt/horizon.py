@@ -270,7 +270,7 @@ FINAL_SCHEDULE_WHY = (
     "cooldown_frac of the run (Hägele et al. 2024); on tinyshakespeare WSD ended 0.053 +- "
     "0.003 nats below cosine at 2,000 iterations over 3 seeds "
     "(benchmarks/results/wsd_vs_cosine), and while the rate is held the run's length can "
-    "move with no jump in it (Retimer)")
+    "move with no jump in it (tune_gpt.retime)")
 
 
 def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,
@@ -313,67 +313,6 @@ def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,
         knobs["lr_schedule"] = schedule
     return FinalPlan(best.trial_id, knobs, iters * tpi, predicted, lr_from, lr, planned,
                      seconds, cands, best.start, schedule)
-
-
-def retimed_file(checkpoint: str) -> str:
-    """Where a final run keeps the length and schedule a Retimer gave it: beside its
-    checkpoint (trainables/gpt.py writes it, the search's final phase reads it)."""
-    return checkpoint + ".retimed.json"
-
-
-class Retimer:
-    """Fits a final run's length to the time it has: the plan sets its tokens from a speed
-    measured while exploring, when other trials shared the machine, and a machine's speed
-    moves (on budget_best's 2 shared cores the final runs went 1.2-1.5x faster than
-    planned and left 1.5-2 minutes of a 14-minute budget unused). After each evaluation
-    before its cool-down (WSD's: the learning rate is still held; any other schedule: the
-    first half of the run), its own speed since the first one (evaluations included)
-    sets the iterations it can still train before `until` (a time.time()), capped at
-    `max_iters` (a token or FLOP budget, 0: none); when that moves the end by more than
-    `tolerance`, the run gets the new length, with its learning rate moved by the same rule
-    as the plan's (lr_for_tokens) and min_lr with it; a WSD run never gets an end whose
-    cool-down would have begun already. Later on it keeps its schedule, whose cool-down is
-    under way."""
-
-    def __init__(self, until: float, max_iters: int = 0, tolerance: float = 0.02,
-                 clock: Callable[[], float] | None = None):
-        import time
-
-        self.until, self.cap, self.tolerance = until, max_iters, tolerance
-        self.clock = clock or time.time
-        self.anchor: tuple[int, float] | None = None
-        self.changes: list[dict[str, float]] = []
-
-    def __call__(self, it: int, cfg: Any) -> Any:
-        from dataclasses import replace
-
-        now = self.clock()
-        if self.anchor is None:
-            self.anchor = (it, now)
-            return None
-        from tune_gpt.schedule import cooldown_start
-
-        it0, t0 = self.anchor
-        wsd = cfg.decay_lr and cfg.lr_schedule == "wsd"
-        if it <= it0 or now <= t0 or it >= (cooldown_start(cfg) if wsd else cfg.max_iters / 2):
-            return None
-        rate = (it - it0) / (now - t0)
-        end = it + max(0, int((self.until - now) * rate))
-        if self.cap:
-            end = min(end, self.cap)
-        end = max(end, it + 1)
-        if wsd:  # the cool-down starts here at the earliest
-            end = max(end, math.ceil(it / max(1e-9, 1.0 - cfg.cooldown_frac)))
-        if abs(end - cfg.max_iters) <= self.tolerance * cfg.max_iters:
-            return None
-        tpi = cfg.tokens_per_iter()
-        lr = lr_for_tokens(cfg.learning_rate, cfg.max_iters * tpi, end * tpi)
-        decay = end if cfg.lr_decay_iters >= cfg.max_iters else \
-            max(1, round(cfg.lr_decay_iters * end / cfg.max_iters))
-        self.changes.append({"iter": it, "max_iters": end, "learning_rate": lr,
-                             "iters_per_s": rate})
-        return replace(cfg, max_iters=end, lr_decay_iters=decay, learning_rate=lr,
-                       min_lr=cfg.min_lr * lr / cfg.learning_rate)
 
 
 def _finite(v: Any) -> bool:

@@ -297,7 +297,7 @@ def train(cfg: TrainConfig, *,
           resume: bool | str | Path | dict = False, threads: int | None = None,
           log: Callable[[str], None] | None = None, save: bool = False,
           data: PreparedData | None = None,
-          retime: Callable[[int, TrainConfig], TrainConfig | None] | None = None,
+          retime: Callable[[int, TrainConfig, float], TrainConfig | None] | None = None,
           ) -> TrainResult:
     """Train one GPT as `cfg` says and return what happened.
 
@@ -309,9 +309,9 @@ def train(cfg: TrainConfig, *,
     save      write OUT_DIR/ckpt.pt (the model) when val loss improves and OUT_DIR/last.pt
               (the state to resume from) at every evaluation (the CLI).
     data      an already prepared dataset (else cfg.dataset is prepared).
-    retime    called after every evaluation with (iteration, config); a config it returns
-              is the run's (and its checkpoints') from the next step on: horizon.Retimer
-              fits the search's final run to the time it has.
+    retime    called after every evaluation with (iteration, config, val loss); a config
+              it returns is the run's (and its checkpoints') from the next step on: the
+              search's final run refits its length (tune_gpt.retime.Retimer).
 
     A NaN/inf training loss stops the run with diverged=True (no exception).
     torch.OutOfMemoryError propagates, after the failed run's tensors are released."""
@@ -351,7 +351,7 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data,
         if best is not None:
             say(f"saving checkpoint to {best}")
         stop = bool(on_eval is not None and on_eval(record, run.ckpt))
-        new = retime(it, run.cfg) if retime is not None and not stop else None
+        new = retime(it, run.cfg, record.val_loss) if retime is not None and not stop else None
         if new is not None:
             say(f"step {it}: the run's length is now {new.max_iters} iterations "
                 f"(learning rate {new.learning_rate:.3g})")

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from tune_gpt import horizon
+from tune_gpt import horizon, retime
 from tune_gpt import trial as contract
 
 PLAN_FILE = "final_plan.json"
@@ -132,15 +132,15 @@ def make_plan(space: Any, trials: Any, curves: Any, configs: Mapping[str, Mappin
         return None
     prior = first_trial(rows)
     # A time budget: the run fits its length to the time left as it measures its own speed
-    # (horizon.Retimer), up to what a token or FLOP budget leaves, if there is one.
+    # (retime.Retimer), up to what a token or FLOP budget leaves, if there is one.
     cap = [left["tokens"]] if left["tokens"] is not None else []
     if left["flops"] is not None:
         cap.append(left["flops"] / max(flops_of(plan.config, 1, vocab), 1.0))
     tpi = max(1, plan.tokens // max(int(plan.config["max_iters"]), 1))
-    retime = {"until": time.time() + left["seconds"] if left["seconds"] else 0.0,
+    timing = {"until": time.time() + left["seconds"] if left["seconds"] else 0.0,
               "max_iters": int((plan.start_tokens + max(0.0, min(cap))) // tpi) if cap else 0}
     return {"plan": plan.to_dict(), "lines": plan.lines(), "left": left, "slots": slots,
-            "retime": retime,
+            "retime": timing,
             "resources": resources, "speedup": speedup, "first_trial": prior,
             "prior_trial": prior if has_prior(space) else None,
             "prior_config": knobs.get(prior or "", {})}
@@ -189,10 +189,10 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
     for line in saved["lines"]:
         say(f"  {line}")
 
-    retime = saved.get("retime") or {}
+    timing = saved.get("retime") or {}
     point = {**plan["config"], **contract.TrialPlan(
-        final_of=plan["trial_id"], final_until=float(retime.get("until") or 0.0),
-        final_max_iters=int(retime.get("max_iters") or 0)).to_config()}
+        final_of=plan["trial_id"], final_until=float(timing.get("until") or 0.0),
+        final_max_iters=int(timing.get("max_iters") or 0)).to_config()}
     trainable = make_trainable(space, folder, prepared, checkpoints=CHECKPOINTS,
                                resources=saved["resources"])
     seconds = saved["left"]["seconds"]
@@ -239,7 +239,7 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         shutil.copyfile(best_file, model)
         kept = read_checkpoint(model)  # what it holds: maybe the continued trial's own best
     explore = saved["left"]["explore"]
-    retimed_at = Path(horizon.retimed_file(str(folder / CHECKPOINTS / "final.pt")))
+    retimed_at = Path(retime.retimed_file(str(folder / CHECKPOINTS / "final.pt")))
     retimed = json.loads(retimed_at.read_text()) if retimed_at.is_file() else {}
     tokens = float(row.get("tokens") or 0)
     start = float(plan.get("start_tokens") or 0)
@@ -257,7 +257,7 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         "predicted": plan["predicted"], "planned_tokens": plan["tokens"],
         "learning_rate": retimed.get("learning_rate", plan["lr"]), "lr_from": plan["lr_from"],
         "planned_lr": plan["lr"], "lines": saved["lines"] + _retimed_lines(retimed, plan, tpi),
-        # the length and schedule the run fitted to its time (horizon.Retimer), if it did
+        # the length and schedule the run fitted to its time (retime.Retimer), if it did
         "retimed": retimed if retimed.get("max_iters") != plan["config"]["max_iters"] else None,
         "candidates": plan["candidates"], "config": plan["config"],
         "checkpoint": str(model.resolve()) if model.is_file() else None,
@@ -276,8 +276,18 @@ def _retimed_lines(retimed: Mapping[str, Any], plan: Mapping[str, Any], tpi: int
     """The plan's reason line for a run that refitted its length to its time."""
     if not retimed or retimed.get("max_iters") == plan["config"]["max_iters"]:
         return []
+    if over := retimed.get("overfit"):
+        return [f"the run began to overfit: at {int(over['iter']) * tpi:,} tokens the mean of "
+                f"its last {retime.OVERFIT_WINDOW} validation losses lay {over['rise']:.3f} "
+                f"above its lowest (more than {over.get('margin', retime.OVERFIT_MARGIN):.3f}: "
+                f"{retime.OVERFIT_MARGIN:g}, or 3 se of its own evaluation noise), so it "
+                f"cooled down from there (tune_gpt.retime) and ended at "
+                f"{int(retimed['max_iters']) * tpi:,} tokens instead of the planned "
+                f"{int(plan['tokens']):,}, leaving the rest of its time unused: more data, or "
+                f"the guide's overfitting remedies (dropout 0.1-0.2, a smaller model), would "
+                f"let a longer run pay"]
     return [f"the run measured its own speed and refitted its length to the time left "
-            f"(tune_gpt.horizon.Retimer): {int(retimed['max_iters']) * tpi:,} tokens in all "
+            f"(tune_gpt.retime.Retimer): {int(retimed['max_iters']) * tpi:,} tokens in all "
             f"instead of the planned {int(plan['tokens']):,}, at learning_rate "
             f"{float(retimed['learning_rate']):.3g} by the same tokens^-"
             f"{horizon.LR_TOKENS_EXPONENT:g} rule"]
