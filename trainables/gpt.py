@@ -164,7 +164,9 @@ class _FinalRetime:
     def write(self, cfg: Any, change: dict[str, Any] | None = None) -> None:
         tmp = self.sidecar + ".tmp"
         saved = {k: getattr(cfg, k) for k in RETIMED_KEYS}
-        if change and change.get("reason") == "overfitting":
+        from tune_gpt.retime import OVERFITTING
+
+        if change and change.get("reason") == OVERFITTING:
             saved["overfit"] = {k: change[k] for k in ("iter", "rise", "margin", "lowest")}
         with open(tmp, "w") as f:
             json.dump(saved, f)

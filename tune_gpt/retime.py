@@ -103,8 +103,8 @@ class Retimer:
         wsd = cfg.decay_lr and cfg.lr_schedule == "wsd"
         if it >= (cooldown_start(cfg) if wsd else cfg.max_iters / 2):
             return None
-        if wsd and (rise := overfit_rise(self.vals)) > overfit_margin(self.vals):
-            return self._cool_down_now(it, cfg, rise)
+        if wsd and (rise := overfit_rise(self.vals)) > (margin := overfit_margin(self.vals)):
+            return self._cool_down_now(it, cfg, rise, margin)
         if it <= it0 or now <= t0:
             return None
         rate = (it - it0) / (now - t0)
@@ -122,14 +122,14 @@ class Retimer:
                              "iters_per_s": rate, "reason": "time"})
         return _with_end(cfg, end, lr)
 
-    def _cool_down_now(self, it: int, cfg: Any, rise: float) -> Any:
+    def _cool_down_now(self, it: int, cfg: Any, rise: float, margin: float) -> Any:
         """The run's end moved so that its cool-down starts at `it`, its lr kept."""
         end = max(it + 1, math.ceil(it / max(1e-9, 1.0 - cfg.cooldown_frac)))
         if end >= cfg.max_iters:
             return None
         self.changes.append({"iter": it, "max_iters": end, "learning_rate": cfg.learning_rate,
                              "reason": OVERFITTING, "rise": rise,
-                             "margin": overfit_margin(self.vals),
+                             "margin": margin,
                              "lowest": min(self.vals)})
         return _with_end(cfg, end, cfg.learning_rate)
 
