@@ -30,28 +30,49 @@ def _space(tokens_per_trial: str = "2M", **params: str) -> object:
 
 def test_rules_set_every_auto_prior_with_its_reason() -> None:
     space = _space()
-    lines = resolve(space, train_tokens=1_000_000, device="cpu")  # 2 epochs a trial
+    lines = resolve(space, train_tokens=1_000_000, device="cpu")
     p = {k: d.prior for k, d in space.params.items()}
     assert p["learning_rate"] == pytest.approx(GUIDE_LR * (2e6 / GUIDE_TOKENS) ** -0.32)
     assert p["learning_rate"] == pytest.approx(3.28e-3, rel=0.01)
-    assert p["dropout"] == 0.1          # 2 epochs: from 2 to 10
-    assert (p["n_layer"], p["n_embd"]) == (6, 384)  # the guide's values, in range
+    # 6 x 384 has 10.6M parameters: 0.09 tokens each; 6 x 192 has 2.65M: 0.38, the widest
+    # with at least 0.25; and at 0.38, dropout 0.1
+    assert (p["n_layer"], p["n_embd"]) == (6, 192)
+    assert p["dropout"] == 0.1
     assert p["batch_size"] == 12        # a CPU: nanoGPT's CPU recipe
     assert len(lines) == 5 and any("Bjorck" in x for x in lines)
     assert all(":" in x for x in lines)
+    assert any(x.startswith("n_embd 192: 1M training tokens give 0.38 tokens per parameter "
+                            "at 6x192: the widest with at least 0.25") for x in lines)
+    # a corpus 15 times larger: the guide's 6 x 384 (1.4 tokens a parameter), no dropout
+    big = _space()
+    resolve(big, train_tokens=15_000_000, device="cpu")
+    assert (big.params["n_embd"].prior, big.params["dropout"].prior) == (384, 0.0)
+
+
+def test_the_cpu_profile_keeps_its_recipe_on_shakespeare_and_narrows_on_a_small_corpus(
+        ) -> None:
+    """beginner.yaml's CPU profile on the two development corpora's training splits: the
+    4x192 that trained 13 epochs of tinyshakespeare without overfitting, and on licenses
+    (226k tokens) the 4x128 that beat it by 0.09 nats, with dropout."""
+    got = {}
+    for name, tokens in (("shakespeare", 1_115_394 * 0.9), ("licenses", 251_458 * 0.9)):
+        space = load_space(str(ROOT / "search_spaces" / "beginner.yaml"), profile="cpu")
+        resolve(space, train_tokens=tokens, device="cpu")
+        got[name] = (space.params["n_embd"].prior, space.params["dropout"].prior)
+    assert got == {"shakespeare": (192, 0.0), "licenses": (128, 0.1)}
 
 
 def test_a_small_corpus_gets_dropout_and_the_smallest_model_and_a_gpu_its_batch() -> None:
     space = _space()
-    resolve(space, train_tokens=150_000, device="cuda")  # 13 epochs a trial
+    resolve(space, train_tokens=20_000, device="cuda")  # 0.07 tokens a parameter at 6x64
     p = {k: d.prior for k, d in space.params.items()}
     assert p["dropout"] == pytest.approx(0.2)
-    assert (p["n_layer"], p["n_embd"]) == (2, 64)
+    assert p["n_embd"] == 64
     assert p["batch_size"] == 64
-    # one trial seeing the corpus under twice: no dropout
-    once = _space()
-    resolve(once, train_tokens=5_000_000, device="cpu")
-    assert once.params["dropout"].prior == 0.0
+    # the smallest width already has enough tokens a parameter: it keeps no dropout
+    small = _space()
+    resolve(small, train_tokens=150_000, device="cpu")  # 6x64: 0.51
+    assert (small.params["n_embd"].prior, small.params["dropout"].prior) == (64, 0.0)
 
 
 def test_an_explicit_prior_wins_and_a_rule_without_its_numbers_sets_none() -> None:

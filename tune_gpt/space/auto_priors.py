@@ -9,12 +9,18 @@ The rules (each clamped into the knob's own range or snapped to its nearest choi
   trains for 5,000 x 64 x 256 = 81.9M tokens, moved to one trial's tokens by Bjorck et al.
   2024's lr* ~ tokens^-0.32 (tune_gpt.horizon.lr_for_tokens, the rule the final phase and
   `tune-gpt plan` use).
-- dropout: by the epochs one trial makes of the training split. Under 2: 0.0 (nanoGPT's
-  CPU recipe, 1.5 epochs, has none); 2 to 10: 0.1; 10 or more: 0.2 (nanoGPT's
-  shakespeare_char config, ~80 epochs; the guide's overfitting remedy: dropout 0.1-0.2).
-- n_layer, n_embd: a corpus one trial sees 10 times or more gets the smallest model of the
-  range (the guide's overfitting remedy: a smaller model); otherwise the guide's beginner
-  values (n_layer 6, n_embd 384), brought into the range.
+- n_layer: the guide's beginner value (6), brought into the range.
+- n_embd: by the training split's tokens per non-embedding parameter (D/N, with Kaplan et
+  al. 2020's N = 12 * n_layer * n_embd^2 at the n_layer prior): the guide's 384 brought
+  into the range, narrowed (the guide's overfitting remedy: a smaller model) until D/N is
+  at least 0.25; the smallest width when none reaches it. 0.25 was chosen on the two
+  development corpora: tinyshakespeare's 4x192 (D/N 0.57) trained 13 epochs with no
+  overfitting; the licenses corpus's 4x192 (D/N 0.13) overfitted from 7.7 epochs and lost
+  by 0.09 nats to 4x128 (D/N 0.29) at equal compute (benchmarks/results/budget_best/).
+- dropout: by the same D/N of the model the other priors give: 0.5 or more: 0.0 (nanoGPT's
+  CPU recipe, 4x128 on tinyshakespeare, D/N 1.3, and the 4x192 above have none); 0.15 to
+  0.5: 0.1; under 0.15: 0.2 (nanoGPT's shakespeare_char config, 6x384, D/N 0.09; the
+  guide's overfitting remedy: dropout 0.1-0.2).
 - batch_size: the hardware: the guide's 64 on a GPU, nanoGPT's CPU recipe's 12 on a CPU.
 
 A space's explicit `prior:` wins; `auto` is resolved when the search reads its data
@@ -32,8 +38,8 @@ GUIDE_LR = 1e-3
 GUIDE_TOKENS = 5000 * 64 * 256   # nanoGPT's train_shakespeare_char.py: iters x batch x block
 GUIDE_MODEL = {"n_layer": 6, "n_embd": 384}
 BATCH = {"cuda": 64, "cpu": 12}
-DROPOUT = ((2.0, 0.0), (10.0, 0.1), (math.inf, 0.2))  # (epochs below, dropout)
-SMALL_CORPUS_EPOCHS = 10.0
+MIN_TOKENS_PER_PARAM = 0.25     # D/N below which the width narrows (chosen on dev corpora)
+DROPOUT = ((0.15, 0.2), (0.5, 0.1), (math.inf, 0.0))  # (D/N below, dropout)
 
 
 @dataclass
@@ -43,15 +49,27 @@ class Context:
     tokens_per_trial: float | None
     train_tokens: float | None
     device: str
+    n_layer: int | None = None   # the model's depth as the space sets it (prior or fixed)
+    n_embd: int | None = None    # its width, likewise (after the n_embd rule, if auto)
 
-    @property
-    def epochs(self) -> float | None:
-        if not self.tokens_per_trial or not self.train_tokens:
+    def tokens_per_param(self, n_embd: int | None = None) -> float | None:
+        """D/N: the training split's tokens per non-embedding parameter (12 L C^2)."""
+        width = n_embd or self.n_embd
+        if not self.train_tokens or not self.n_layer or not width:
             return None
-        return self.tokens_per_trial / self.train_tokens
+        return self.train_tokens / non_embedding_params(self.n_layer, width)
 
 
-def _lr(c: Context) -> tuple[float | None, str]:
+def non_embedding_params(n_layer: int, n_embd: int) -> int:
+    """Kaplan et al. 2020's N: 12 * n_layer * n_embd^2 (attention 4C^2, MLP 8C^2)."""
+    return 12 * n_layer * n_embd * n_embd
+
+
+def _params(n: float) -> str:
+    return f"{n / 1e6:.2g}M" if n >= 1e5 else f"{n / 1e3:.3g}k"
+
+
+def _lr(c: Context, dist: Any) -> tuple[float | None, str]:
     from tune_gpt.horizon import LR_RULE, lr_for_tokens
 
     if not c.tokens_per_trial:
@@ -62,36 +80,55 @@ def _lr(c: Context) -> tuple[float | None, str]:
                f"({LR_RULE})")
 
 
-def _dropout(c: Context) -> tuple[float | None, str]:
-    e = c.epochs
-    if e is None:
-        return None, "needs the training split's size and budget.tokens_per_trial"
-    v = next(d for below, d in DROPOUT if e < below)
-    return v, (f"{e:.2g} epochs of the training split a trial: none under 2 (nanoGPT's CPU "
-               f"recipe), 0.1 to 10, 0.2 beyond (nanoGPT's shakespeare_char config; the "
-               f"guide's overfitting remedy)")
+def _dropout(c: Context, dist: Any) -> tuple[float | None, str]:
+    dn = c.tokens_per_param()
+    if dn is None:
+        return None, "needs the training split's size and the model's n_layer and n_embd"
+    v = next(d for below, d in DROPOUT if dn < below)
+    return v, (f"{_params(c.train_tokens or 0)} training tokens for "
+               f"{_params(non_embedding_params(c.n_layer or 0, c.n_embd or 0))} parameters "
+               f"(D/N {dn:.2g}): none at 0.5 or more (nanoGPT's CPU recipe), 0.1 from 0.15, "
+               f"0.2 below (nanoGPT's shakespeare_char config; the guide's overfitting "
+               f"remedy)")
 
 
-def _model(knob: str) -> Callable[[Context], tuple[Any, str]]:
-    def rule(c: Context) -> tuple[Any, str]:
-        e = c.epochs
-        if e is not None and e >= SMALL_CORPUS_EPOCHS:
-            return -math.inf, (f"{e:.2g} epochs a trial: a small corpus gets the smallest "
-                               f"model (the guide's overfitting remedy)")
-        return GUIDE_MODEL[knob], (f"the guide's beginner value {GUIDE_MODEL[knob]}"
-                                   + (f" ({e:.2g} epochs a trial)" if e is not None else ""))
-    return rule
+def _n_layer(c: Context, dist: Any) -> tuple[int, str]:
+    return GUIDE_MODEL["n_layer"], f"the guide's beginner value {GUIDE_MODEL['n_layer']}"
 
 
-def _batch(c: Context) -> tuple[int, str]:
+def _n_embd(c: Context, dist: Any) -> tuple[Any, str]:
+    guide = GUIDE_MODEL["n_embd"]
+    widths = sorted(v for v in (dist.candidates() or []) if isinstance(v, int)) \
+        if dist is not None and dist.kind != "uniform" else []
+    if not widths or c.tokens_per_param(widths[0]) is None:
+        return guide, (f"the guide's beginner value {guide} (the training split's size and "
+                       f"n_layer decide when it narrows; unknown here)")
+    start = place(dist, guide)
+    fits = [w for w in widths if w <= start and (c.tokens_per_param(w) or 0)
+            >= MIN_TOKENS_PER_PARAM]
+    value = max(fits) if fits else widths[0]
+    dn = c.tokens_per_param(value) or 0.0
+    why = (f"{_params(c.train_tokens or 0)} training tokens give {dn:.2g} tokens per "
+           f"parameter at {c.n_layer}x{value}")
+    if value == start:
+        return value, f"the guide's {guide} brought into the range; {why}"
+    return value, (f"{why}: the widest with at least {MIN_TOKENS_PER_PARAM:g} (a smaller "
+                   f"model, the guide's overfitting remedy; the threshold was chosen on "
+                   f"tinyshakespeare and licenses)" if fits else
+                   f"{why}: none reaches {MIN_TOKENS_PER_PARAM:g}, so the smallest (the "
+                   f"guide's overfitting remedy; add dropout or more text)")
+
+
+def _batch(c: Context, dist: Any) -> tuple[int, str]:
     dev = "cuda" if c.device == "cuda" else "cpu"
     return BATCH[dev], ("the guide's beginner batch on a GPU" if dev == "cuda" else
                         "nanoGPT's CPU recipe (batch 12 of 64-token blocks)")
 
 
-RULES: dict[str, Callable[[Context], tuple[Any, str]]] = {
-    "learning_rate": _lr, "dropout": _dropout, "n_layer": _model("n_layer"),
-    "n_embd": _model("n_embd"), "batch_size": _batch}
+# in this order: n_embd reads n_layer's value, dropout reads both
+RULES: dict[str, Callable[[Context, Any], tuple[Any, str]]] = {
+    "learning_rate": _lr, "n_layer": _n_layer, "n_embd": _n_embd, "dropout": _dropout,
+    "batch_size": _batch}
 
 
 def place(dist: Any, value: Any) -> Any:
@@ -109,14 +146,23 @@ def place(dist: Any, value: Any) -> Any:
 
 
 def resolve(space: Any, train_tokens: float | None, device: str) -> list[str]:
-    """Every `prior: auto` of the space set by its rule (a rule that cannot decide, for want
-    of a number, leaves the knob without a prior); returns each prior with its reason."""
-    ctx = Context(space.budget.tokens_per_trial, train_tokens, device)
-    for knob, dist in space.params.items():
-        if dist.prior == AUTO:
-            value, _ = RULES[knob](ctx)
+    """Every `prior: auto` of the space set by its rule, in RULES' order (a rule that cannot
+    decide, for want of a number, leaves the knob without a prior); returns each prior with
+    its reason."""
+    ctx = context(space, train_tokens, device)
+    for knob in RULES:
+        dist = space.params.get(knob)
+        if dist is not None and dist.prior == AUTO:
+            value, _ = RULES[knob](ctx, dist)
             dist.prior = None if value is None else place(dist, value)
+            _learn(ctx, knob, dist.prior)
     return reasons(space, ctx)
+
+
+def _learn(ctx: Context, knob: str, value: Any) -> None:
+    """The model's shape as far as it is known, for the rules that read it."""
+    if knob in ("n_layer", "n_embd") and isinstance(value, int) and value > 0:
+        setattr(ctx, knob, value)
 
 
 def reasons(space: Any, ctx: Context | None = None) -> list[str]:
@@ -126,8 +172,8 @@ def reasons(space: Any, ctx: Context | None = None) -> list[str]:
         if dist.prior is None and not dist.auto:
             continue
         if dist.auto:
-            raw, why = RULES[knob](ctx) if ctx else (None, "computed when the search reads "
-                                                           "its data")
+            raw, why = RULES[knob](ctx, dist) if ctx else (None, "computed when the search "
+                                                                 "reads its data")
             shown = "auto" if dist.prior in (None, AUTO) else f"{dist.prior:.3g}" if \
                 isinstance(dist.prior, float) else str(dist.prior)
             if raw is not None and raw != -math.inf and dist.prior not in (None, AUTO) \
@@ -170,5 +216,14 @@ def train_tokens_here(data: str) -> float | None:
     return None
 
 
-def context(space: Any, train_tokens: float | None) -> Context:
-    return Context(space.budget.tokens_per_trial, train_tokens, device_of(space))
+def context(space: Any, train_tokens: float | None, device: str | None = None) -> Context:
+    """What the rules read, from the space: the budget, the device, and the model's depth
+    and width where the space fixes them or gives them a prior of its own."""
+    ctx = Context(space.budget.tokens_per_trial, train_tokens,
+                  device if device is not None else device_of(space))
+    for knob in ("n_layer", "n_embd"):
+        dist = space.params.get(knob)
+        value = space.fixed.get(knob) if dist is None else \
+            None if dist.prior == AUTO else dist.prior
+        _learn(ctx, knob, value)
+    return ctx
