@@ -3,6 +3,8 @@ to a cool-down when it overfits; the trainable's side of it, and the reasons it 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tune_gpt import horizon
@@ -84,9 +86,11 @@ def test_a_final_run_keeps_its_length_beside_its_checkpoint_for_a_resume(tmp_pat
     assert json.loads((tmp_path / "final.pt.retimed.json").read_text())["max_iters"] == 1000
     retime.write(replace(cfg, max_iters=1500, lr_decay_iters=1500, learning_rate=8e-4))
     again, resumed = final_retimer(plan, cfg, ckpt, in_child=False)
-    assert again is None
     assert (resumed.max_iters, resumed.lr_decay_iters, resumed.learning_rate) == \
         (1500, 1500, 8e-4)
+    # resumed: the time rule is off (its deadline has passed), the overfit watch is on
+    assert again is not None and again.retimer.until is None
+    assert final_retimer(plan, cfg, ckpt, in_child=True)[0] is None
     assert final_retimer(TrialPlan(), cfg, str(tmp_path / "t.pt"), in_child=False) == \
         (None, cfg)
     assert final_retimer(TrialPlan(final_of="abc"), cfg, str(tmp_path / "u.pt"),
@@ -209,11 +213,38 @@ def test_an_overfit_cool_down_is_kept_for_a_resume_and_said_in_the_reasons(tmp_p
     assert new is not None and new.max_iters < 10_000
     saved = json.loads((tmp_path / "final.pt.retimed.json").read_text())
     assert saved["max_iters"] == new.max_iters and saved["overfit"]["iter"] == 800
-    _, resumed = final_retimer(plan, cfg, str(tmp_path / "final.pt"), in_child=False)
+    watch, resumed = final_retimer(plan, cfg, str(tmp_path / "final.pt"), in_child=False)
     assert resumed.max_iters == new.max_iters                      # a resume keeps it
+    assert watch is None                             # its cool-down has begun: no watch
     [line] = _retimed_lines(saved, {"config": {"max_iters": 10_000}, "tokens": 320_000}, 32)
     assert "began to overfit" in line and f"{new.max_iters * 32:,} tokens" in line
     assert f"last {OVERFIT_WINDOW} validation losses" in line
+
+
+def test_a_resumed_final_run_is_still_cut_when_it_overfits_but_never_refitted(tmp_path
+                                                                              ) -> None:
+    """A final run interrupted before it overfitted resumes with its saved length, and
+    the watch (fresh, without the time rule) still starts its cool-down when it turns up."""
+    import time
+
+    from trainables.gpt import final_retimer
+    from tune_gpt.trial import TrialPlan
+
+    cfg = _final_cfg(lr_schedule="wsd", max_iters=10_000, lr_decay_iters=10_000)
+    ckpt = str(tmp_path / "final.pt")
+    plan = TrialPlan(final_of="abc", final_until=time.time() + 1e6, final_max_iters=10_000)
+    first, _ = final_retimer(plan, cfg, ckpt, in_child=False)
+    assert first(100, cfg, 1.6) is None                         # interrupted here
+    plan = TrialPlan(final_of="abc", final_until=time.time() - 10, final_max_iters=10_000)
+    watch, resumed = final_retimer(plan, cfg, ckpt, in_child=False)
+    assert resumed.max_iters == 10_000
+    got = None
+    for k, v in enumerate([1.5, 1.45, 1.44, 1.44, 1.44, 1.44], start=2):
+        assert watch(k * 100, resumed, v) is None   # learning, then flat: no time refit
+    for k, v in enumerate([1.47, 1.5, 1.55, 1.6], start=8):
+        got = watch(k * 100, resumed, v) or got
+    assert got is not None and got.max_iters < 10_000
+    assert json.loads((tmp_path / "final.pt.retimed.json").read_text())["overfit"]
 
 
 def test_a_small_corpus_run_cools_down_when_it_overfits(shakespeare_path, tmp_path) -> None:

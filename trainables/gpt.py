@@ -181,7 +181,8 @@ def final_retimer(plan: TrialPlan, cfg: Any, ckpt_path: str | None,
     """(retime, cfg) for a trial: the search's final run with a time budget fits its
     length to the time left (not in a memory-capped child process: it keeps its plan). Its
     first start writes RETIMED beside its checkpoint; a resumed or retried final run finds
-    it and keeps the length it had been given (its deadline has passed)."""
+    it and keeps the length it had been given (its deadline has passed), watched for
+    overfitting only (none once an overfit cool-down has begun)."""
     from dataclasses import replace
 
     from tune_gpt.retime import Retimer, retimed_file
@@ -191,8 +192,12 @@ def final_retimer(plan: TrialPlan, cfg: Any, ckpt_path: str | None,
     sidecar = retimed_file(ckpt_path)
     if os.path.isfile(sidecar):
         with open(sidecar) as f:
-            return None, replace(cfg, **{k: v for k, v in json.load(f).items()
-                                         if k in RETIMED_KEYS})
+            saved = json.load(f)
+        cfg = replace(cfg, **{k: v for k, v in saved.items() if k in RETIMED_KEYS})
+        # resumed: its length stands; a run not yet cut keeps its watch for overfitting
+        watch = None if in_child or "overfit" in saved else \
+            _FinalRetime(Retimer(None), cfg, sidecar)
+        return watch, cfg
     retime = _FinalRetime(Retimer(plan.final_until, plan.final_max_iters), cfg, sidecar)
     retime.write(cfg)
     return (None if in_child else retime), cfg

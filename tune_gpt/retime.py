@@ -30,7 +30,9 @@ calls it. Two rules, each with its evidence:
   than 0.006 above its running lowest (benchmarks/results/budget_best/shakespeare_char),
   so 0.02 is over 3x that, and a run that is still learning is not cut.
 
-Later on a run keeps its schedule, whose cool-down is under way.
+Later on a run keeps its schedule, whose cool-down is under way. A resumed final run
+(`until` None: its deadline has passed, its length stands) keeps only the overfitting
+rule, with a fresh window: the evaluations before the interruption are not in it.
 """
 
 from __future__ import annotations
@@ -76,11 +78,11 @@ def overfit_rise(vals: list[float], window: int = OVERFIT_WINDOW) -> float:
 
 class Retimer:
     """Refits a final run's length after each evaluation: to the time left before `until`
-    (a time.time()), capped at `max_iters` (0: none), and, under WSD, cut to a cool-down
+    (a time.time(); None: the length stands, only overfitting can cut it), capped at `max_iters` (0: none), and, under WSD, cut to a cool-down
     from the current step once the validation loss has risen OVERFIT_MARGIN (the module's
     doc). `changes` lists every change, each with its reason ("time" or "overfitting")."""
 
-    def __init__(self, until: float, max_iters: int = 0, tolerance: float = 0.02,
+    def __init__(self, until: float | None, max_iters: int = 0, tolerance: float = 0.02,
                  clock: Callable[[], float] | None = None):
         import time
 
@@ -105,7 +107,7 @@ class Retimer:
             return None
         if wsd and (rise := overfit_rise(self.vals)) > (margin := overfit_margin(self.vals)):
             return self._cool_down_now(it, cfg, rise, margin)
-        if it <= it0 or now <= t0:
+        if self.until is None or it <= it0 or now <= t0:
             return None
         rate = (it - it0) / (now - t0)
         end = it + max(0, int((self.until - now) * rate))
