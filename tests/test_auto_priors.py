@@ -34,15 +34,22 @@ def test_rules_set_every_auto_prior_with_its_reason() -> None:
     p = {k: d.prior for k, d in space.params.items()}
     assert p["learning_rate"] == pytest.approx(GUIDE_LR * (2e6 / GUIDE_TOKENS) ** -0.32)
     assert p["learning_rate"] == pytest.approx(3.28e-3, rel=0.01)
-    # 6 x 384 has 10.6M parameters: 0.09 tokens each; 6 x 192 has 2.65M: 0.38, the widest
-    # with at least 0.25; and at 0.38, dropout 0.1
-    assert (p["n_layer"], p["n_embd"]) == (6, 192)
-    assert p["dropout"] == 0.1
+    # a trial sees the split twice; 6 x 384 (10.6M parameters, 0.094 tokens each) would
+    # start to overfit after ~60 x 0.094 = 5.7 epochs: it lasts the trial, so the guide's
+    # width stays; with so few tokens a parameter, dropout 0.2
+    assert (p["n_layer"], p["n_embd"]) == (6, 384)
+    assert p["dropout"] == 0.2
     assert p["batch_size"] == 12        # a CPU: nanoGPT's CPU recipe
     assert len(lines) == 5 and any("Bjorck" in x for x in lines)
     assert all(":" in x for x in lines)
-    assert any(x.startswith("n_embd 192: 1M training tokens give 0.38 tokens per parameter "
-                            "at 6x192: the widest with at least 0.25") for x in lines)
+    assert any(x.startswith("n_embd 384: the guide's 384 brought into the range; a trial "
+                            "sees the training split 2 times; 6x384") for x in lines)
+    # trials of 20M tokens see it 20 times: 6x384 would overfit after 5.7, 6x192 (D/N
+    # 0.38) after 23: the widest that lasts the trial
+    long = _space("20M")
+    lines = resolve(long, train_tokens=1_000_000, device="cpu")
+    assert (long.params["n_embd"].prior, long.params["dropout"].prior) == (192, 0.1)
+    assert any("6x192" in x and "the widest that lasts the trial" in x for x in lines)
     # a corpus 15 times larger: the guide's 6 x 384 (1.4 tokens a parameter), no dropout
     big = _space()
     resolve(big, train_tokens=15_000_000, device="cpu")
@@ -64,14 +71,15 @@ def test_the_cpu_profile_keeps_its_recipe_on_shakespeare_and_narrows_on_a_small_
 
 def test_a_small_corpus_gets_dropout_and_the_smallest_model_and_a_gpu_its_batch() -> None:
     space = _space()
-    resolve(space, train_tokens=20_000, device="cuda")  # 0.07 tokens a parameter at 6x64
+    resolve(space, train_tokens=20_000, device="cuda")  # 100 epochs; 6x64 lasts ~4
     p = {k: d.prior for k, d in space.params.items()}
     assert p["dropout"] == pytest.approx(0.2)
     assert p["n_embd"] == 64
     assert p["batch_size"] == 64
-    # the smallest width already has enough tokens a parameter: it keeps no dropout
+    # 13 epochs a trial: 6x128 would overfit after 7.6, 6x64 (D/N 0.51) after 30: it lasts,
+    # and with 0.51 tokens a parameter it needs no dropout
     small = _space()
-    resolve(small, train_tokens=150_000, device="cpu")  # 6x64: 0.51
+    resolve(small, train_tokens=150_000, device="cpu")
     assert (small.params["n_embd"].prior, small.params["dropout"].prior) == (64, 0.0)
 
 

@@ -10,13 +10,17 @@ The rules (each clamped into the knob's own range or snapped to its nearest choi
   2024's lr* ~ tokens^-0.32 (tune_gpt.horizon.lr_for_tokens, the rule the final phase and
   `tune-gpt plan` use).
 - n_layer: the guide's beginner value (6), brought into the range.
-- n_embd: by the training split's tokens per non-embedding parameter (D/N, with Kaplan et
-  al. 2020's N = 12 * n_layer * n_embd^2 at the n_layer prior): the guide's 384 brought
-  into the range, narrowed (the guide's overfitting remedy: a smaller model) until D/N is
-  at least 0.25; the smallest width when none reaches it. 0.25 was chosen on the two
-  development corpora: tinyshakespeare's 4x192 (D/N 0.57) trained 13 epochs with no
-  overfitting; the licenses corpus's 4x192 (D/N 0.13) overfitted from 7.7 epochs and lost
-  by 0.09 nats to 4x128 (D/N 0.29) at equal compute (benchmarks/results/budget_best/).
+- n_embd: the guide's 384 brought into the range, narrowed (the guide's overfitting
+  remedy: a smaller model) until the model would not start to overfit within one trial;
+  the smallest width when none qualifies. Where a model starts to overfit was measured on
+  the licenses corpus (benchmarks/results/budget_best/): with no dropout, the validation
+  loss turned up after ~60 x D/N epochs, D/N being the training split's tokens per
+  non-embedding parameter (Kaplan et al. 2020's N = 12 * n_layer * n_embd^2, at the
+  n_layer prior): 7.7 epochs for 4x192 (D/N 0.13), 17 for 4x128 (D/N 0.29). So a width
+  qualifies when a trial's epochs stay under ONSET_EPOCHS_PER_DN x D/N. On tinyshakespeare
+  (a trial: 2 epochs; 4x192: D/N 0.57) that keeps 4x192, which trained 13 epochs there with
+  no overfitting; on licenses (8.8 epochs a trial) it gives 4x128, which beat 4x192 by
+  0.09 nats at equal compute.
 - dropout: by the same D/N of the model the other priors give: 0.5 or more: 0.0 (nanoGPT's
   CPU recipe, 4x128 on tinyshakespeare, D/N 1.3, and the 4x192 above have none); 0.15 to
   0.5: 0.1; under 0.15: 0.2 (nanoGPT's shakespeare_char config, 6x384, D/N 0.09; the
@@ -38,7 +42,7 @@ GUIDE_LR = 1e-3
 GUIDE_TOKENS = 5000 * 64 * 256   # nanoGPT's train_shakespeare_char.py: iters x batch x block
 GUIDE_MODEL = {"n_layer": 6, "n_embd": 384}
 BATCH = {"cuda": 64, "cpu": 12}
-MIN_TOKENS_PER_PARAM = 0.25     # D/N below which the width narrows (chosen on dev corpora)
+ONSET_EPOCHS_PER_DN = 60.0      # epochs to overfitting onset per unit of D/N (measured)
 DROPOUT = ((0.15, 0.2), (0.5, 0.1), (math.inf, 0.0))  # (D/N below, dropout)
 
 
@@ -51,6 +55,13 @@ class Context:
     device: str
     n_layer: int | None = None   # the model's depth as the space sets it (prior or fixed)
     n_embd: int | None = None    # its width, likewise (after the n_embd rule, if auto)
+
+    @property
+    def epochs(self) -> float | None:
+        """How many times one trial sees the training split."""
+        if not self.tokens_per_trial or not self.train_tokens:
+            return None
+        return self.tokens_per_trial / self.train_tokens
 
     def tokens_per_param(self, n_embd: int | None = None) -> float | None:
         """D/N: the training split's tokens per non-embedding parameter (12 L C^2)."""
@@ -100,23 +111,28 @@ def _n_embd(c: Context, dist: Any) -> tuple[Any, str]:
     guide = GUIDE_MODEL["n_embd"]
     widths = sorted(v for v in (dist.candidates() or []) if isinstance(v, int)) \
         if dist is not None and dist.kind != "uniform" else []
-    if not widths or c.tokens_per_param(widths[0]) is None:
-        return guide, (f"the guide's beginner value {guide} (the training split's size and "
-                       f"n_layer decide when it narrows; unknown here)")
+    e = c.epochs
+    if not widths or e is None or c.tokens_per_param(widths[0]) is None:
+        return guide, (f"the guide's beginner value {guide} (the training split's size, "
+                       f"budget.tokens_per_trial and n_layer decide when it narrows)")
     start = place(dist, guide)
-    fits = [w for w in widths if w <= start and (c.tokens_per_param(w) or 0)
-            >= MIN_TOKENS_PER_PARAM]
+
+    def onset(w: int) -> float:  # epochs before a w-wide model starts to overfit
+        return ONSET_EPOCHS_PER_DN * (c.tokens_per_param(w) or 0.0)
+
+    fits = [w for w in widths if w <= start and onset(w) > e]
     value = max(fits) if fits else widths[0]
-    dn = c.tokens_per_param(value) or 0.0
-    why = (f"{_params(c.train_tokens or 0)} training tokens give {dn:.2g} tokens per "
-           f"parameter at {c.n_layer}x{value}")
+    why = (f"a trial sees the training split {e:.2g} times; {c.n_layer}x{value} "
+           f"({_params(non_embedding_params(c.n_layer or 0, value))} parameters, "
+           f"{_params(c.train_tokens or 0)} tokens) would start to overfit after "
+           f"~{onset(value):.2g} epochs (~{ONSET_EPOCHS_PER_DN:g} x its tokens per parameter, measured "
+           f"on licenses)")
     if value == start:
         return value, f"the guide's {guide} brought into the range; {why}"
-    return value, (f"{why}: the widest with at least {MIN_TOKENS_PER_PARAM:g} (a smaller "
-                   f"model, the guide's overfitting remedy; the threshold was chosen on "
-                   f"tinyshakespeare and licenses)" if fits else
-                   f"{why}: none reaches {MIN_TOKENS_PER_PARAM:g}, so the smallest (the "
-                   f"guide's overfitting remedy; add dropout or more text)")
+    return value, (f"{why}: the widest that lasts the trial (a smaller model, the guide's "
+                   f"overfitting remedy)" if fits else
+                   f"{why}: none lasts the trial, so the smallest (the guide's overfitting "
+                   f"remedy; add dropout, more text or fewer tokens per trial)")
 
 
 def _batch(c: Context, dist: Any) -> tuple[int, str]:

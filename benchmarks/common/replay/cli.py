@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     set_data(getattr(args, "data", None) if table.meta is not None else
              getattr(args, "data", None) or str(Path(__file__).resolve().parents[4] /
                                                 "shared" / "data" / "shakespeare_char" /
-                                                "input.txt"))
+                                                "input.txt"), table.factor)
     print(f"table {path}: plan {table.plan} (fidelity {table.factor:g}), {len(table.grid)} of "
           f"{table.grid_size} grid configs, {len(table.manual)} manual lines; budget "
           f"{table.manual_tokens / 1e6:.2f}M tokens (full-length), target "

@@ -113,17 +113,19 @@ register_method("asha_tpe", lambda seed: (optuna_searcher(_tpe(seed)), asha()))
 _DATA: dict[str, Any] = {}
 
 
-def set_data(path: str | None) -> None:
-    """The data the replayed table was recorded on: `default_rules` sets its priors from it."""
+def set_data(path: str | None, factor: float = 1.0) -> None:
+    """The data the replayed table was recorded on and the length its runs were recorded
+    at (the quick grid's fidelity factor): `default_rules` sets its priors from them."""
     from tune_gpt.space.auto_priors import train_tokens_here
 
     _DATA["train_tokens"] = train_tokens_here(path) if path else None
+    _DATA["factor"] = factor
 
 
 def rules_method(seed: int) -> tuple[Any, Any]:
     """tune-gpt's default search with every prior `auto` (tune_gpt/space/auto_priors.py),
-    resolved for the table's data, the trials' 2M tokens and a CPU: the priors by cited
-    rule, not picked on any table."""
+    resolved for the table's data, the tokens its trials trained (2M times the table's
+    fidelity factor) and a CPU: the priors by cited rule, not picked on any table."""
     from tune_gpt.search.fidelity import MultiFidelityOptunaSearch
     from tune_gpt.search.optuna import make_sampler
     from tune_gpt.space import load_space
@@ -131,6 +133,8 @@ def rules_method(seed: int) -> tuple[Any, Any]:
 
     space = load_space("default_rules.yaml", profile="cpu",
                        data=space_for("default_rules", seed, 1, 1.0, []))
+    # the rules see the tokens the table's trials trained (a quick table: a fifth of 2M)
+    space.budget.tokens_per_trial = int(space.budget.tokens_per_trial * _DATA.get("factor", 1.0))
     resolve(space, _DATA.get("train_tokens"), "cpu")
     searcher = MultiFidelityOptunaSearch(define_by_run, metric=METRIC, mode=MODE,
                                          sampler=make_sampler(space, seed),
