@@ -250,7 +250,8 @@ def test_a_resumed_final_run_is_still_cut_when_it_overfits_but_never_refitted(tm
 def test_a_small_corpus_run_cools_down_when_it_overfits(shakespeare_path, tmp_path) -> None:
     """A real run on a corpus of 4,500 training characters, which a 2-layer model learns by
     heart within a few hundred steps: its validation loss turns up, the retimer starts the
-    cool-down there, and the run ends long before its planned length, its best model kept."""
+    cool-down there, from the state of the best evaluation (not the overfitted one), and the
+    run ends long before its planned length with a model better than any before the cut."""
     from tune_gpt.config import TrainConfig
     from tune_gpt.train import train
 
@@ -268,5 +269,10 @@ def test_a_small_corpus_run_cools_down_when_it_overfits(shakespeare_path, tmp_pa
     assert result.iters == change["max_iters"] < 1500
     vals = [r.val_loss for r in result.records]
     cut = [r.iter for r in result.records].index(change["iter"])
-    assert vals.index(min(vals)) < cut - 1 and vals[-1] > min(vals)  # it had turned up
-    assert result.best_val_loss == pytest.approx(min(vals))
+    before = vals[:cut + 1]
+    assert before.index(min(before)) < cut - 1 and vals[cut] > min(before)  # it turned up
+    # the next evaluation scores the best state again (not the overfitted model), and its
+    # cool-down takes it below anything the run reached before
+    assert abs(vals[cut + 1] - min(before)) < abs(vals[cut] - min(before))
+    assert vals[-1] < min(before) - 0.02
+    assert result.best_val_loss == pytest.approx(min(vals)) == pytest.approx(vals[-1])

@@ -154,6 +154,10 @@ class _FinalRetime:
     def __init__(self, retimer: Any, cfg: Any, sidecar: str):
         self.retimer, self.cfg, self.sidecar = retimer, cfg, sidecar
 
+    @property
+    def back_to_best(self) -> bool:
+        return self.retimer.back_to_best
+
     def __call__(self, it: int, cfg: Any, val_loss: float | None = None) -> Any:
         new = self.retimer(it, cfg, val_loss)
         if new is not None:

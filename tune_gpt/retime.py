@@ -24,15 +24,17 @@ calls it. Two rules, each with its evidence:
   lies more than OVERFIT_MARGIN above the lowest such mean so far (or 3 standard errors
   of the run's own evaluation noise, when that is larger: overfit_margin), the run starts
   its cool-down at once (its end moves to it / (1 - cooldown_frac)) at the learning rate
-  it has, and ends early: a cooled-down model near the best point instead of a run that
-  spends its time getting worse. The margin is measured: on tinyshakespeare's budget_best
+  it has, from the model and optimizer state of its best evaluation (BestState: the
+  overfitted steps since are dropped, their compute still counted), and ends early: a
+  cooled-down best model instead of a run that spends its time getting worse. The margin is measured: on tinyshakespeare's budget_best
   final runs (13-15M tokens, none overfitting) the mean of 3 evaluations never rose more
   than 0.006 above its running lowest (benchmarks/results/budget_best/shakespeare_char),
   so 0.02 is over 3x that, and a run that is still learning is not cut.
 
 Later on a run keeps its schedule, whose cool-down is under way. A resumed final run
 (`until` None: its deadline has passed, its length stands) keeps only the overfitting
-rule, with a fresh window: the evaluations before the interruption are not in it.
+rule, with a fresh window: the evaluations before the interruption are not in it, and a
+best state from before it is not kept (the cut then cools down from where the run is).
 """
 
 from __future__ import annotations
@@ -91,11 +93,13 @@ class Retimer:
         self.anchor: tuple[int, float] | None = None
         self.changes: list[dict[str, Any]] = []
         self.vals: list[float] = []
+        self.back_to_best = False  # the last change cools down from the best state (train)
 
     def __call__(self, it: int, cfg: Any, val_loss: float | None = None) -> Any:
         from tune_gpt.schedule import cooldown_start
 
         now = self.clock()
+        self.back_to_best = False
         if val_loss is not None and math.isfinite(val_loss):
             self.vals.append(float(val_loss))
         if self.anchor is None:
@@ -133,7 +137,65 @@ class Retimer:
                              "reason": OVERFITTING, "rise": rise,
                              "margin": margin,
                              "lowest": min(self.vals)})
+        self.back_to_best = True
         return _with_end(cfg, end, cfg.learning_rate)
+
+
+class Follow:
+    """What the training loop does with its retime hook after each evaluation: asks it for
+    a new config, makes that the run's (and its checkpoints'), and when the hook cut the
+    run for overfitting (its back_to_best), loads the best state kept since (BestState)."""
+
+    def __init__(self, hook: Callable[[int, Any, float], Any]):
+        self.hook, self.best = hook, BestState()
+
+    def __call__(self, run: Any, it: int, val_loss: float, say: Callable[[str], None]
+                 ) -> None:
+        new = self.hook(it, run.cfg, val_loss)
+        self.best.note(run.ckpt, it, val_loss == run.ckpt.best_val_loss)
+        if new is None:
+            return
+        say(f"step {it}: the run's length is now {new.max_iters} iterations (learning rate "
+            f"{new.learning_rate:.3g})")
+        run.cfg = run.ckpt.cfg = new
+        if getattr(self.hook, "back_to_best", False) and self.best.restore(run.ckpt, it):
+            say(f"step {it}: it cools down from its best state (step {self.best.iter}); the "
+                f"steps since are dropped")
+
+
+class BestState:
+    """A run's whole state (model, optimizer, RNG) at its best evaluation so far, copied to
+    host memory, for a Retimer whose overfitting cut sends the run back to it
+    (tune_gpt.train keeps one while a retimer watches the run)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] | None = None
+        self.iter = -1
+
+    def note(self, ckpt: Any, it: int, improved: bool) -> None:
+        if improved:
+            self.state, self.iter = _host_copy(ckpt.state_dict()), it
+
+    def restore(self, ckpt: Any, it: int) -> bool:
+        """Load the best state into the run, which keeps its step count `it` (the steps
+        since were trained and are counted; their model is dropped); False when none."""
+        if self.state is None:
+            return False
+        ckpt.load_state_dict(self.state)
+        ckpt.iter = it
+        return True
+
+
+def _host_copy(obj: Any) -> Any:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _host_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_host_copy(v) for v in obj)
+    return obj
 
 
 def _with_end(cfg: Any, end: int, lr: float) -> Any:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from tune_gpt.checkpoint import BEST_NAME, Checkpointer, check_resumable, resume_state
 from tune_gpt.evaluate import estimate_loss
+from tune_gpt.retime import Follow
 from tune_gpt.schedule import lr_at as get_lr
 
 if TYPE_CHECKING:
@@ -339,6 +340,7 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data,
     say(run.describe())
     out_dir = Path(cfg.out_dir) if save else None
     records: list[EvalRecord] = []
+    follow = Follow(retime) if retime is not None else None  # tune_gpt.retime
 
     def evaluation(it: int, lr: float, diverged: bool) -> bool:
         """Measure, report, checkpoint; True when on_eval asks to stop."""
@@ -351,11 +353,8 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data,
         if best is not None:
             say(f"saving checkpoint to {best}")
         stop = bool(on_eval is not None and on_eval(record, run.ckpt))
-        new = retime(it, run.cfg, record.val_loss) if retime is not None and not stop else None
-        if new is not None:
-            say(f"step {it}: the run's length is now {new.max_iters} iterations "
-                f"(learning rate {new.learning_rate:.3g})")
-            run.cfg = run.ckpt.cfg = new
+        if follow is not None and not stop:
+            follow(run, it, record.val_loss, say)  # a new length; a cut from the best state
         return stop
 
     it = run.ckpt.iter
