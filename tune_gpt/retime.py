@@ -152,7 +152,8 @@ class Follow:
     def __call__(self, run: Any, it: int, val_loss: float, say: Callable[[str], None]
                  ) -> None:
         new = self.hook(it, run.cfg, val_loss)
-        self.best.note(run.ckpt, it, val_loss == run.ckpt.best_val_loss)
+        if run.cfg.decay_lr and run.cfg.lr_schedule == "wsd":  # only WSD runs are cut
+            self.best.note(run.ckpt, it, val_loss == run.ckpt.best_val_loss)
         if new is None:
             return
         say(f"step {it}: the run's length is now {new.max_iters} iterations (learning rate "

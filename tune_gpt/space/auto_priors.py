@@ -109,8 +109,7 @@ def _n_layer(c: Context, dist: Any) -> tuple[int, str]:
 
 def _n_embd(c: Context, dist: Any) -> tuple[Any, str]:
     guide = GUIDE_MODEL["n_embd"]
-    widths = sorted(v for v in (dist.candidates() or []) if isinstance(v, int)) \
-        if dist is not None and dist.kind != "uniform" else []
+    widths = sorted(v for v in (dist.candidates() or []) if isinstance(v, int))
     e = c.epochs
     if not widths or e is None or c.tokens_per_param(widths[0]) is None:
         return guide, (f"the guide's beginner value {guide} (the training split's size, "
