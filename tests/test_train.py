@@ -106,7 +106,9 @@ def test_records_and_progress_lines(tiny_config) -> None:
         assert r.lr == pytest.approx(get_lr(r.iter - 1, cfg))
         assert set(r.to_dict()) == {"iter", "tokens", "train_loss", "val_loss", "lr",
                                     "tokens_per_s", "ms_per_iter", "mfu", "peak_mem_bytes",
-                                    "elapsed_s", "eval_s", "diverged"}
+                                    "elapsed_s", "eval_s", "diverged", "stable_val_loss",
+                                    "read_after", "read_tokens"}
+        assert r.stable_val_loss is None and r.read_after == r.read_tokens == 0  # no reads
     assert result.records[-1].eval_s > result.records[0].eval_s  # cumulative
     iters = [ln for ln in lines if ln.startswith("iter ")]
     assert len(iters) == 5

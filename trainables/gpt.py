@@ -49,9 +49,10 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
     from trainables.limits import MemoryLimitExceeded, is_oom, set_cuda_limit, train_in_child
     from tune_gpt.config import KNOBS, from_mapping, resolve_device
     from tune_gpt.data import prepare
-    from tune_gpt.estimate import estimate
+    from tune_gpt.estimate import estimate, peak_memory_bytes
+    from tune_gpt.rung_read import RungReads
     from tune_gpt.checkpoint import read_checkpoint
-    from tune_gpt.train import peak_memory_bytes, train
+    from tune_gpt.train import train
 
     started = time.time()
     settings = settings or TrialSettings()
@@ -91,6 +92,8 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
     last: dict[str, Any] = {}
     retime, cfg = final_retimer(TrialPlan.of(config), cfg, ckpt_path,
                                 in_child=bool(limit and device == "cpu"))
+    reads = None if TrialPlan.of(config).final_of else \
+        RungReads.for_trial(cfg, settings.rungs, settings.rung_cooldown)  # WSD trials only
 
     def report_eval(record: dict[str, Any]) -> bool:
         """Report one evaluation (its checkpoint already written); True = stop."""
@@ -123,12 +126,12 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
         if limit and device == "cpu":
             train_in_child(cfg.to_dict(), data_path=str(data.dir), limit_bytes=limit,
                            threads=threads, resume=resume, ckpt_path=ckpt_path,
-                           on_eval=report_eval)
+                           on_eval=report_eval, reads=reads)
         else:
             if limit:
                 set_cuda_limit(limit)
             train(cfg, on_eval=on_eval, resume=resume if resume is not None else False,
-                  threads=threads, data=data, retime=retime)
+                  threads=threads, data=data, retime=retime, reads=reads)
     except Exception as e:  # noqa: BLE001 — any error is this trial's failure, not the search's
         oom = is_oom(e)
         if oom:
@@ -241,8 +244,10 @@ def _clean(row: dict[str, Any], penalty: float) -> None:
             row[key] = penalty
     row.setdefault("iter", 0)
     row.setdefault("tokens", 0)
-    # compute spent, for ASHA's time_attr "flops" and budget.total_flops (6N + 12LCT per token)
-    row["flops"] = float(row["tokens"]) * float(row.get("flops_per_token") or 0)
+    # compute spent, for ASHA's time_attr "flops" and budget.total_flops (6N + 12LCT per
+    # token), the tokens of rung reads' cool-down branches included
+    row["flops"] = float(row["tokens"] + (row.get("read_tokens") or 0)) * \
+        float(row.get("flops_per_token") or 0)
     row["time_s"] = row.get("elapsed_s", 0.0)  # ASHA's time_attr "time_s"
 
 

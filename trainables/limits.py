@@ -61,13 +61,15 @@ def set_cuda_limit(limit_bytes: int | None) -> None:
 
 def train_in_child(cfg_dict: dict[str, Any], *, data_path: str, limit_bytes: int,
                    threads: int, resume: dict | None, ckpt_path: str | None,
-                   on_eval: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+                   on_eval: Callable[[dict[str, Any]], bool], reads: Any = None
+                   ) -> dict[str, Any]:
     """Run tune_gpt.train.train in a spawned child capped at limit_bytes of data.
 
     At every evaluation the child writes its checkpoint to ckpt_path (when given), then
     on_eval(record_dict) is called in this process; it returns True to stop. Returns the
     child's summary; raises MemoryLimitExceeded when the child ran out of memory and
-    RuntimeError for any other failure (or a child that died)."""
+    RuntimeError for any other failure (or a child that died). `reads` (a WSD trial's
+    tune_gpt.rung_read.RungReads, picklable) goes to the child's train()."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -81,7 +83,7 @@ def train_in_child(cfg_dict: dict[str, Any], *, data_path: str, limit_bytes: int
             torch.save(resume, resume_path)
         proc = ctx.Process(target=_child_main, daemon=True,
                            args=(child, cfg_dict, data_path, limit_bytes, threads, resume_path,
-                                 ckpt_path))
+                                 ckpt_path, reads))
         proc.start()
         child.close()
         try:
@@ -107,7 +109,8 @@ def train_in_child(cfg_dict: dict[str, Any], *, data_path: str, limit_bytes: int
 
 
 def _child_main(conn: Any, cfg_dict: dict[str, Any], data_path: str, limit_bytes: int,
-                threads: int, resume_path: str | None, ckpt_path: str | None) -> None:
+                threads: int, resume_path: str | None, ckpt_path: str | None,
+                reads: Any = None) -> None:
     """The spawned child: import, cap the data segment, train, stream evaluations."""
     import resource as res
 
@@ -132,7 +135,8 @@ def _child_main(conn: Any, cfg_dict: dict[str, Any], data_path: str, limit_bytes
             conn.send(("eval", {**record.to_dict(), "limit_baseline_bytes": baseline}))
             return conn.recv()
 
-        result = train(cfg, on_eval=on_eval, resume=resume, threads=threads, data=data)
+        result = train(cfg, on_eval=on_eval, resume=resume, threads=threads, data=data,
+                       reads=reads)
         conn.send(("done", {"diverged": result.diverged, "iters": result.iters}))
     except BaseException as e:  # noqa: BLE001 — everything goes back to the parent
         peak = res.getrusage(res.RUSAGE_SELF).ru_maxrss * 1024

@@ -5,7 +5,8 @@
     est = estimate(cfg, vocab_size=65)
     print(est.format())
 
-Nothing here trains or imports torch, except `cpu_peak_flops` measuring a CPU.
+Nothing here trains or imports torch, except `cpu_peak_flops` measuring a CPU and
+`peak_memory_bytes` reading what a run used.
 
 Memory model (bytes; C n_embd, L n_layer, nh n_head, T block_size, B batch_size,
 V vocab_size, P parameters including the position table, a = 2 under bfloat16/float16
@@ -306,3 +307,18 @@ def cpu_peak_flops(threads: int) -> float:
         finally:
             torch.set_num_threads(before)
     return threads * _cpu_core_flops[0]
+
+
+def peak_memory_bytes(device: str) -> int:
+    """CUDA: the allocator's peak since the run started. CPU: the peak resident set size of
+    the whole process (Python, libraries and data included) over its lifetime, from
+    getrusage; in a process that runs several trials it is the largest so far."""
+    import torch
+
+    if device == "cuda":
+        return int(torch.cuda.max_memory_allocated())
+    try:
+        import resource
+    except ImportError:  # not on this platform (Windows)
+        return 0
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux

@@ -175,7 +175,7 @@ class BestState:
 
     def note(self, ckpt: Any, it: int, improved: bool) -> None:
         if improved:
-            self.state, self.iter = _host_copy(ckpt.state_dict()), it
+            self.state, self.iter = host_copy(ckpt.state_dict()), it
 
     def restore(self, ckpt: Any, it: int) -> bool:
         """Load the best state into the run, which keeps its step count `it` (the steps
@@ -187,15 +187,15 @@ class BestState:
         return True
 
 
-def _host_copy(obj: Any) -> Any:
+def host_copy(obj: Any) -> Any:
     import torch
 
     if isinstance(obj, torch.Tensor):
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, dict):
-        return {k: _host_copy(v) for k, v in obj.items()}
+        return {k: host_copy(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_host_copy(v) for v in obj)
+        return type(obj)(host_copy(v) for v in obj)
     return obj
 
 

@@ -78,6 +78,11 @@ class SchedulerSettings:
     reduction_factor: float = knob(3, "Each rung keeps the best 1/reduction_factor of trials.")
     max_t: float = knob(0, "The last rung (0: the trial budget, budget.tokens_per_trial).")
     brackets: int = knob(1, "ASHA brackets (1 is what the ASHA paper recommends).")
+    rung_cooldown: float = knob(
+        0, "WSD trials only: at each rung before the cool-down, read the trial after a "
+           "throwaway cool-down branch this share of its steps long (0.1: a tenth), so "
+           "the rung compares what runs of that length would finish at; 0: off "
+           "(tune_gpt/rung_read.py).")
 
     # With no grace_period, the first rung is a tenth of max_t: with reduction_factor 3 that
     # gives rungs at 1/10, 3/10 and 9/10 of a trial, three decisions before the end.

@@ -28,11 +28,12 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tune_gpt.checkpoint import BEST_NAME, Checkpointer, check_resumable, resume_state
+from tune_gpt.estimate import peak_memory_bytes
 from tune_gpt.evaluate import estimate_loss
 from tune_gpt.retime import Follow
 from tune_gpt.schedule import lr_at as get_lr
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from tune_gpt.config import TrainConfig
     from tune_gpt.data import PreparedData
     from tune_gpt.model import GPT
+    from tune_gpt.rung_read import RungReads
 
 
 @dataclass
@@ -61,6 +63,9 @@ class EvalRecord:
     elapsed_s: float       # wall time since train() was called
     eval_s: float          # seconds spent evaluating so far (included in elapsed_s)
     diverged: bool = False  # a training loss was NaN/inf; this is the run's last record
+    stable_val_loss: float | None = None  # read after a cool-down branch: the plateau's val
+    read_after: int = 0    # ... and that branch's steps (tune_gpt.rung_read); 0: a plain read
+    read_tokens: int = 0   # tokens trained in such branches so far (spent, their model dropped)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -233,21 +238,6 @@ def accumulate_gradients(model: GPT, batches: Iterable[tuple[torch.Tensor, torch
     return total / n_micro
 
 
-def peak_memory_bytes(device: str) -> int:
-    """CUDA: the allocator's peak since the run started. CPU: the peak resident set size of
-    the whole process (Python, libraries and data included) over its lifetime, from
-    getrusage; in a process that runs several trials it is the largest so far."""
-    import torch
-
-    if device == "cuda":
-        return int(torch.cuda.max_memory_allocated())
-    try:
-        import resource
-    except ImportError:  # not on this platform (Windows)
-        return 0
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
-
-
 class _Clock:
     """Where the time goes. Throughput and MFU count training steps only: set-up and
     evaluation are left out of every span; elapsed_s counts everything."""
@@ -299,7 +289,7 @@ def train(cfg: TrainConfig, *,
           log: Callable[[str], None] | None = None, save: bool = False,
           data: PreparedData | None = None,
           retime: Callable[[int, TrainConfig, float], TrainConfig | None] | None = None,
-          ) -> TrainResult:
+          reads: RungReads | None = None) -> TrainResult:
     """Train one GPT as `cfg` says and return what happened.
 
     on_eval   called after every evaluation (every eval_interval steps and at the last);
@@ -313,6 +303,8 @@ def train(cfg: TrainConfig, *,
     retime    called after every evaluation with (iteration, config, val loss); a config
               it returns is the run's (and its checkpoints') from the next step on: the
               search's final run refits its length (tune_gpt.retime.Retimer).
+    reads     the evaluations a search's rungs read after a throwaway cool-down branch
+              (a WSD trial's tune_gpt.rung_read.RungReads).
 
     A NaN/inf training loss stops the run with diverged=True (no exception).
     torch.OutOfMemoryError propagates, after the failed run's tensors are released."""
@@ -320,7 +312,7 @@ def train(cfg: TrainConfig, *,
 
     try:
         return _train(cfg, on_eval=on_eval, resume=resume, threads=threads, log=log,
-                      save=save, data=data, retime=retime)
+                      save=save, data=data, retime=retime, reads=reads)
     except torch.OutOfMemoryError as e:
         # The traceback keeps every frame of the failed run alive, and with them the model,
         # optimizer state and activations. Clearing the frames' locals frees them now,
@@ -333,7 +325,7 @@ def train(cfg: TrainConfig, *,
 
 
 def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data,
-           retime) -> TrainResult:
+           retime, reads) -> TrainResult:
     clock = _Clock()  # elapsed_s counts the set-up too
     say = log or (lambda line: None)
     run = set_up(cfg, resume=resume, threads=threads, data=data)
@@ -345,9 +337,15 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data,
     def evaluation(it: int, lr: float, diverged: bool) -> bool:
         """Measure, report, checkpoint; True when on_eval asks to stop."""
         record = measure(run, clock, it, lr, diverged)
+        if reads is not None and not diverged and reads.wants(it, run.cfg):
+            record = reads.read(run, clock, it, record, optimization_step)  # after a cool-down
+        elif reads is not None:  # the tokens its branches have cost so far
+            record = replace(record, read_tokens=reads.spent(it, run.cfg))
         records.append(record)
         say(f"step {it}: train loss {record.train_loss:.4f}, val loss {record.val_loss:.4f}"
-            + (" (diverged: the training loss is not finite)" if diverged else ""))
+            + (" (diverged: the training loss is not finite)" if diverged else "")
+            + (f" after a {record.read_after}-step cool-down branch (stable phase "
+               f"{record.stable_val_loss:.4f})" if record.read_after else ""))
         run.ckpt.iter = it
         best = run.ckpt.after_eval(record.val_loss, diverged=diverged, out_dir=out_dir)
         if best is not None:

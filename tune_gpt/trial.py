@@ -76,15 +76,21 @@ TRIAL_CONSTANTS = ("tokens_per_iter", "n_params", "vocab_size", "est_mem_bytes",
                    "flops_per_token")
 # What a report adds to an evaluation (running best, wall time, training FLOPs so far).
 REPORT_KEYS = ("best_val_loss", "wall_s", "flops")
+# A rung read after a cool-down branch (tune_gpt.rung_read): the plateau's val loss, the
+# branch's steps, and the tokens such branches have cost the trial so far.
+READ_KEYS = ("stable_val_loss", "read_after", "read_tokens")
 # Numeric metrics logged to MLflow at every evaluation (iter is the step).
-METRIC_KEYS = tuple(k for k in EVAL_KEYS if k != "iter") + REPORT_KEYS + TRIAL_CONSTANTS
+METRIC_KEYS = tuple(k for k in EVAL_KEYS if k != "iter") + REPORT_KEYS + TRIAL_CONSTANTS \
+    + READ_KEYS
 
 # The trials table: the knobs (tune_gpt.config.KNOBS) plus these.
 TRIAL_TEXT = ("trial_id", "outcome", "error", "rescue_of", "device", "node")
-TRIAL_NUMBERS = ("tokens_per_iter", "iters", "tokens", "best_val_loss", "final_val_loss",
+TRIAL_NUMBERS = ("tokens_per_iter", "iters", "tokens", "read_tokens", "best_val_loss", "final_val_loss",
                  "best_train_loss", "final_train_loss", "tokens_per_s", "ms_per_iter", "mfu",
                  "peak_mem_bytes", "est_mem_bytes", "wall_s", "eval_s", "n_params",
                  "vocab_size")
+# ... of which a table from before they existed may lack these without a word (read as NaN)
+LATER_NUMBERS = ("read_tokens",)
 
 # The search metric (space.metric) -> the trials-table column that ranks trials by it.
 # val_loss is the last evaluation's loss, which ASHA and the sampler compare; a trial is
@@ -128,6 +134,8 @@ def trial_row(trial_id: str, outcome: str, error: str, config: Mapping[str, Any]
         "tokens_per_iter": last.get("tokens_per_iter"),
         "iters": last.get("iter", end.get("iter", 0)),
         "tokens": last.get("tokens", end.get("tokens", 0)),
+        # tokens of throwaway cool-down branches (rung reads): compute spent, not in curves
+        "read_tokens": last.get("read_tokens", end.get("read_tokens", 0)) or 0,
         "best_val_loss": min(val) if val else math.nan,
         "final_val_loss": val[-1] if val else math.nan,
         "best_train_loss": min(train) if train else math.nan,
@@ -168,6 +176,10 @@ class TrialSettings:
     """Folder of the trials' checkpoints (<search>/checkpoints); None: no checkpoints."""
     memory_limit_bytes: int | None = None
     """Per-trial memory limit (CUDA memory fraction; CPU: a capped child process)."""
+    rung_cooldown: float = 0.0
+    """scheduler.rung_cooldown: a WSD trial's rungs read after a cool-down branch this long."""
+    rungs: tuple[float, ...] = ()
+    """ASHA's rungs in tokens, for those reads (empty when there are none)."""
 
 
 TRIAL_PLAN_KEY = "tune_gpt"  # the one entry of a trial's config that is not a knob

@@ -29,8 +29,8 @@ from tune_gpt.errors import UserError, note
 from tune_gpt.report.findings import Noise
 from tune_gpt.report.noise import loss_noise
 from tune_gpt.report.rules import BUDGET_TOLERANCE
-from tune_gpt.trial import (COMPLETED, DIVERGED, EVAL_KEYS, STOPPED_EARLY, TRIAL_NUMBERS,
-                            TRIAL_TEXT, SearchMeta, score_column)
+from tune_gpt.trial import (COMPLETED, DIVERGED, EVAL_KEYS, LATER_NUMBERS, STOPPED_EARLY,
+                            TRIAL_NUMBERS, TRIAL_TEXT, SearchMeta, score_column)
 
 # Knobs that say where or how a trial ran rather than what it trained: never "tuned".
 NOT_TUNED = ("out_dir", "dataset", "device", "seed")
@@ -152,7 +152,8 @@ def prepare(trials: pd.DataFrame, curves: pd.DataFrame,
     t = trials.copy() if trials is not None else pd.DataFrame()
     # the columns are the trial contract's (tune_gpt.trial): a missing one is "" or NaN
     # (the contract has them all; an older or hand-made table may not)
-    lacking = [col for col in (*TRIAL_TEXT, *TRIAL_NUMBERS, *KNOBS) if col not in t.columns]
+    lacking = [col for col in (*TRIAL_TEXT, *TRIAL_NUMBERS, *KNOBS) if col not in t.columns
+               and col not in LATER_NUMBERS]
     if len(t) and lacking:
         note(f"the trials table has no column {_names(lacking)}: read as empty")
     for col in TRIAL_TEXT:

@@ -52,8 +52,13 @@ def _left(space: Any, rows: list[dict[str, Any]], configs: Mapping[str, Any], vo
     """What the final phase may spend: seconds (a time budget) and/or tokens (a token
     budget) and/or FLOPs, each the budget minus what exploring spent."""
     b = space.budget
-    tokens = sum(float(r.get("tokens") or 0) for r in rows)
-    flops = sum(flops_of(configs[str(r["trial_id"])], float(r.get("tokens") or 0), vocab)
+    def spent(r: Mapping[str, Any]) -> float:  # rung reads' cool-down branches included
+        extra = r.get("read_tokens")  # absent (an older search) or NaN in a table: none
+        return float(r.get("tokens") or 0) + (float(extra) if isinstance(extra, (int, float))
+                                              and math.isfinite(extra) else 0.0)
+
+    tokens = sum(spent(r) for r in rows)
+    flops = sum(flops_of(configs[str(r["trial_id"])], spent(r), vocab)
                 for r in rows if configs.get(str(r["trial_id"])))
     return {"seconds": b.time_budget_s - explore_wall - END_S if b.time_budget_s else None,
             "tokens": b.total_tokens - tokens if b.total_tokens else None,

@@ -336,6 +336,9 @@ def _parse_scheduler(s: dict[str, Any], source: str, space: SearchSpace) -> Sche
     if "brackets" in s:
         s["brackets"] = number(s["brackets"], f"{source}: scheduler.brackets", whole=True,
                                at_least=1, at_most=10, suffix=False)
+    if "rung_cooldown" in s:
+        s["rung_cooldown"] = number(s["rung_cooldown"], f"{source}: scheduler.rung_cooldown",
+                                    at_least=0, at_most=0.5, suffix=False)
     for key in ("type", "time_attr"):
         if key in s and not isinstance(s[key], str):
             raise UserError(f"{source}: scheduler.{key} must be a word, got {s[key]!r}")
@@ -354,6 +357,13 @@ def _parse_scheduler(s: dict[str, Any], source: str, space: SearchSpace) -> Sche
     if sch.time_attr == "flops" and sch.type == "asha" and not sch.grace_period:
         raise UserError(f"{source}: scheduler.time_attr flops needs a grace_period in FLOPs "
                         f"(e.g. 1e14); `tune-gpt estimate` prints a config's FLOPs per token")
+    if sch.rung_cooldown and (sch.type != "asha" or sch.time_attr != "tokens"):
+        raise UserError(f"{source}: scheduler.rung_cooldown reads ASHA's rungs in tokens: set "
+                        f"type asha and time_attr tokens, or remove rung_cooldown")
+    if sch.rung_cooldown and "wsd" not in values_of(space, "lr_schedule"):
+        raise UserError(f"{source}: scheduler.rung_cooldown reads a WSD trial after a "
+                        f"cool-down branch, and no trial here is WSD: add lr_schedule: wsd "
+                        f"under fixed:, or remove rung_cooldown")
     if sch.max_t and sch.grace_period and sch.grace_period >= sch.max_t:
         raise UserError(f"{source}: scheduler.grace_period ({sch.grace_period:g}) must be below "
                         f"max_t ({sch.max_t:g})")

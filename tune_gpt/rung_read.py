@@ -1,0 +1,111 @@
+"""A rung that reads a finished run: a WSD trial scored after a throwaway cool-down branch.
+
+    reads = RungReads.for_trial(cfg, rungs=[250_000, 750_000], frac=0.1)  # None: no reads
+    train(cfg, on_eval=..., reads=reads)
+
+ASHA compares trials at its rungs. A trial on a cosine schedule is read there mid-decay, its
+learning rate still high: the loss it reports is not what a run of that length would finish
+at, and a fast-decaying config looks better than one that would end lower. Under WSD
+(Hägele et al. 2024, arXiv:2405.18392) a cool-down started anywhere in the stable phase ends
+about where a run planned for that length ends, so a rung can read the finished run:
+
+- At the evaluation where a rung is read (the first at or past the rung's tokens), while the
+  run is still in its stable phase, the loop copies its whole state (model, optimizer, RNG)
+  to host memory, trains a branch of ceil(frac * step) more steps whose learning rate cools
+  down from learning_rate to min_lr with WSD's 1 - sqrt shape, evaluates it, and loads the
+  copied state back. The trial carries on from its stable branch, as if the read never
+  happened, so the search's final run continues that stable state.
+- The record reports the branch's losses as train_loss / val_loss (what ASHA and the sampler
+  compare), the plateau's as stable_val_loss, and read_tokens, every branch token so far:
+  compute spent (it counts in the trial's FLOPs and in the search's budget) whose model is
+  dropped. The branch's time counts as evaluation time.
+
+frac 0.1 (the branch is a tenth of the run so far) is Hägele et al.'s finding that 10-20 %
+cool-downs match cosine, at the cheaper end: with ASHA's rungs at 1/8 and 3/8 of a trial
+(grace 250k of 2M, reduction 3) the branches cost 5 % of a full trial.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Iterable
+
+DEFAULT_FRAC = 0.1
+
+
+@dataclass
+class RungReads:
+    """At which evaluations (optimizer steps) a run is read after a cool-down branch."""
+
+    iters: frozenset[int]
+    frac: float = DEFAULT_FRAC
+
+    @classmethod
+    def for_trial(cls, cfg: Any, rungs: Iterable[float], frac: float) -> RungReads | None:
+        """The reads of one WSD trial: for each rung (in tokens), the first evaluation at or
+        past it, kept while the run's stable phase lasts (a rung in the cool-down, the end
+        included, already reads a cooling run). None when there is nothing to read: frac 0,
+        a schedule other than WSD, or no rung inside the stable phase."""
+        from tune_gpt.schedule import cooldown_start
+
+        if frac <= 0 or not cfg.decay_lr or cfg.lr_schedule != "wsd":
+            return None
+        tpi, every, start = cfg.tokens_per_iter(), cfg.eval_interval, cooldown_start(cfg)
+        iters = set()
+        for rung in rungs:
+            it = min(math.ceil(math.ceil(rung / tpi) / every) * every, cfg.max_iters)
+            if cfg.warmup_iters < it < start:
+                iters.add(it)
+        return cls(frozenset(iters), frac) if iters else None
+
+    def wants(self, it: int, cfg: Any) -> bool:
+        from tune_gpt.schedule import cooldown_start
+
+        return it in self.iters and it < cooldown_start(cfg)
+
+    def steps(self, it: int) -> int:
+        """The cool-down branch of a read at step `it`: a `frac` share of the steps so far."""
+        return max(1, math.ceil(self.frac * it))
+
+    def spent(self, it: int, cfg: Any) -> int:
+        """Tokens the branches of the reads up to step `it` trained (read_tokens): worked out
+        from the steps, so a trial resumed from its checkpoint still counts those before."""
+        return sum(self.steps(r) for r in self.iters if r <= it) * cfg.tokens_per_iter()
+
+    def read(self, run: Any, clock: Any, it: int, stable: Any, step: Any) -> Any:
+        """The record of evaluation `stable` at step `it`, read after a cool-down branch
+        trained by `step(run, lr)` (tune_gpt.train.optimization_step); the run is back in
+        its stable state afterwards. A branch that diverges (a loss that
+        is not finite) reads nothing: the stable record is returned."""
+        from tune_gpt.evaluate import estimate_loss
+        from tune_gpt.retime import host_copy
+        from tune_gpt.schedule import lr_at
+
+        t0 = time.perf_counter()
+        cfg = run.cfg
+        steps = self.steps(it)
+        branch = replace(cfg, max_iters=it + steps, lr_decay_iters=it + steps,
+                         cooldown_frac=steps / (it + steps))  # its cool-down starts at `it`
+        saved = host_copy(run.ckpt.state_dict())
+        finite = True
+        try:
+            for j in range(it, it + steps):
+                loss = step(run, lr_at(j, branch))
+                if not math.isfinite(loss.item()):
+                    finite = False
+                    break
+            if finite:
+                train_loss, val_loss = estimate_loss(run.net, run.data, cfg, run.device,
+                                                     run.autocast)
+        finally:
+            run.ckpt.load_state_dict(saved)
+        spent = time.perf_counter() - t0
+        clock.eval_s += spent  # a read is part of evaluating, never of the training throughput
+        out = replace(stable, eval_s=stable.eval_s + spent,
+                      elapsed_s=stable.elapsed_s + spent, read_tokens=self.spent(it, cfg))
+        if not finite or not math.isfinite(val_loss):
+            return out
+        return replace(out, train_loss=train_loss, val_loss=val_loss,
+                       stable_val_loss=stable.val_loss, read_after=steps)
