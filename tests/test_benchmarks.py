@@ -31,6 +31,19 @@ def _run(script: str, tmp_path: Path, *args: str) -> dict:
 
 
 @pytest.mark.e2e
+def test_rung_reads_quick(tmp_path: Path, shakespeare_path: Path) -> None:
+    """WSD trials read after cool-down branches against the cosine table's mid-schedule
+    reads: every config trained, the reads happened and cost tokens, every rung compared."""
+    s = _run("rung_reads", tmp_path, "--data", str(shakespeare_path))
+    assert s["configs"] == 3 and 0 < s["read_cost"] < 0.5
+    assert set(s["rungs"]) == {"250000", "750000"}
+    for rung in s["rungs"].values():
+        assert set(rung) == {"tokens", "cosine_mid_schedule", "wsd_read", "wsd_plateau"}
+        assert all(-1 <= v["spearman"] <= 1 for k, v in rung.items() if k != "tokens")
+    assert s["finish"]["paired"] == 3 and s["finish"]["best_wsd"] < 5
+
+
+@pytest.mark.e2e
 def test_train_throughput_quick(tmp_path: Path, shakespeare_path: Path) -> None:
     result = _run("train_throughput", tmp_path, "--threads", "1", "--data", str(shakespeare_path))
     (row,) = result["results"]

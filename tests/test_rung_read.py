@@ -164,3 +164,16 @@ def test_a_search_reads_its_wsd_trials_after_cool_down_branches(tmp_path,
     run_id = TrialRunLogger(result.tracking_uri, None, result.parent_run_id).find(tid)
     stable = MlflowClient(result.tracking_uri).get_metric_history(run_id, "stable_val_loss")
     assert {int(m.step) for m in stable} == set(read[read["trial_id"] == tid]["iter"])
+
+
+def test_a_branch_cools_down_from_its_first_step_to_min_lr_at_its_last() -> None:
+    """The branch's learning rates: 1 - sqrt(progress) from learning_rate, its last step at
+    min_lr, its first already below learning_rate (a one-step branch is no plain step)."""
+    cfg = _cfg(learning_rate=1e-3, min_lr=1e-4)
+    reads = RungReads(frozenset({100, 350}), 0.1)
+    for it, steps in ((100, 10), (350, 35)):
+        lrs = reads.branch_lrs(it, cfg)
+        assert len(lrs) == steps == reads.steps(it)
+        assert lrs[-1] == pytest.approx(1e-4) and lrs == sorted(lrs, reverse=True)
+        assert lrs[0] == pytest.approx(1e-4 + (1 - math.sqrt(1 / steps)) * 9e-4)
+    assert RungReads(frozenset({50}), 0.01).branch_lrs(50, cfg) == [pytest.approx(1e-4)]

@@ -12,8 +12,8 @@ about where a run planned for that length ends, so a rung can read the finished 
 - At the evaluation where a rung is read (the first at or past the rung's tokens), while the
   run is still in its stable phase, the loop copies its whole state (model, optimizer, RNG)
   to host memory, trains a branch of ceil(frac * step) more steps whose learning rate cools
-  down from learning_rate to min_lr with WSD's 1 - sqrt shape, evaluates it, and loads the
-  copied state back. The trial carries on from its stable branch, as if the read never
+  down from learning_rate to min_lr with WSD's 1 - sqrt shape (its last step at min_lr),
+  evaluates it, and loads the copied state back. The trial carries on from its stable branch, as if the read never
   happened, so the search's final run continues that stable state.
 - The record reports the branch's losses as train_loss / val_loss (what ASHA and the sampler
   compare), the plateau's as stable_val_loss, and read_tokens, every branch token so far:
@@ -69,6 +69,17 @@ class RungReads:
         """The cool-down branch of a read at step `it`: a `frac` share of the steps so far."""
         return max(1, math.ceil(self.frac * it))
 
+    def branch_lrs(self, it: int, cfg: Any) -> list[float]:
+        """The learning rates of the branch read at step `it`: WSD's cool-down (schedule.lr_at)
+        started one step before `it`, so that its first step already cools down and its
+        last is at min_lr (a one-step branch too is never a plain stable step)."""
+        from tune_gpt.schedule import lr_at
+
+        steps = self.steps(it)
+        end = it + steps - 1
+        branch = replace(cfg, max_iters=end, lr_decay_iters=end, cooldown_frac=steps / end)
+        return [lr_at(j, branch) for j in range(it, it + steps)]
+
     def spent(self, it: int, cfg: Any) -> int:
         """Tokens the branches of the reads up to step `it` trained (read_tokens): worked out
         from the steps, so a trial resumed from its checkpoint still counts those before."""
@@ -77,22 +88,19 @@ class RungReads:
     def read(self, run: Any, clock: Any, it: int, stable: Any, step: Any) -> Any:
         """The record of evaluation `stable` at step `it`, read after a cool-down branch
         trained by `step(run, lr)` (tune_gpt.train.optimization_step); the run is back in
-        its stable state afterwards. A branch that diverges (a loss that
-        is not finite) reads nothing: the stable record is returned."""
+        its stable state afterwards. A branch that diverges (a loss that is not finite)
+        reads nothing: the stable record is returned, its cost counted."""
         from tune_gpt.evaluate import estimate_loss
         from tune_gpt.retime import host_copy
-        from tune_gpt.schedule import lr_at
 
         t0 = time.perf_counter()
         cfg = run.cfg
-        steps = self.steps(it)
-        branch = replace(cfg, max_iters=it + steps, lr_decay_iters=it + steps,
-                         cooldown_frac=steps / (it + steps))  # its cool-down starts at `it`
+        lrs = self.branch_lrs(it, cfg)
         saved = host_copy(run.ckpt.state_dict())
         finite = True
         try:
-            for j in range(it, it + steps):
-                loss = step(run, lr_at(j, branch))
+            for lr in lrs:
+                loss = step(run, lr)
                 if not math.isfinite(loss.item()):
                     finite = False
                     break
@@ -103,6 +111,7 @@ class RungReads:
             run.ckpt.load_state_dict(saved)
         spent = time.perf_counter() - t0
         clock.eval_s += spent  # a read is part of evaluating, never of the training throughput
+        steps = len(lrs)
         out = replace(stable, eval_s=stable.eval_s + spent,
                       elapsed_s=stable.elapsed_s + spent, read_tokens=self.spent(it, cfg))
         if not finite or not math.isfinite(val_loss):
