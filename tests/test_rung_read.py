@@ -70,6 +70,7 @@ def test_a_read_scores_a_cooled_branch_and_the_run_goes_on_as_if_it_never_happen
         if p.iter in reads.iters:
             assert r.read_after == math.ceil(0.25 * p.iter)
             assert r.stable_val_loss == p.val_loss           # the plateau, as without reads
+            assert r.train_loss == p.train_loss              # ... and its train loss
             assert r.val_loss < p.val_loss - 0.02            # the cooled branch scores lower
         else:
             assert r.read_after == 0 and r.stable_val_loss is None
@@ -152,7 +153,8 @@ def test_a_search_reads_its_wsd_trials_after_cool_down_branches(tmp_path,
         sets=["fixed.lr_schedule=wsd", "scheduler.rung_cooldown=0.2",
               "budget.num_samples=3"]))
     folder = tmp_path / "runs" / "reads"
-    reports = pd.concat([pd.read_csv(f) for f in (folder / "tune").glob("*/progress.csv")])
+    reports = pd.concat([pd.read_csv(f, dtype={"trial_id": str})
+                         for f in (folder / "tune").glob("*/progress.csv")])
     read = reports[reports["read_after"] > 0]
     assert len(read) and read["stable_val_loss"].notna().all()
     assert (read["read_after"] == (0.2 * read["iter"]).apply(math.ceil)).all()
@@ -160,6 +162,17 @@ def test_a_search_reads_its_wsd_trials_after_cool_down_branches(tmp_path,
             * reports["flops_per_token"]).all()
     assert reports["read_tokens"].max() > 0
     assert sum(result.counts.values()) == 3
+    # the curves table draws the run itself (its plateau); the trials table ranks by the reads
+    curves = pd.read_csv(folder / "results" / "curves.csv", dtype={"trial_id": str})
+    both = curves.merge(read, on=["trial_id", "iter"], suffixes=("", "_reported"))
+    assert len(both) == len(read)
+    assert ((both["val_loss"] - both["stable_val_loss"]).abs() < 1e-9).all()
+    assert (both["val_loss"] > both["val_loss_reported"]).any()
+    trials = pd.read_csv(folder / "results" / "trials.csv", dtype={"trial_id": str}).set_index(
+        "trial_id")
+    for tid, rows in read.groupby("trial_id"):
+        assert trials.loc[tid, "best_val_loss"] <= rows["val_loss"].min() + 1e-9
+        assert trials.loc[tid, "read_tokens"] > 0
     tid = str(read["trial_id"].iloc[0])
     run_id = TrialRunLogger(result.tracking_uri, None, result.parent_run_id).find(tid)
     stable = MlflowClient(result.tracking_uri).get_metric_history(run_id, "stable_val_loss")

@@ -15,10 +15,12 @@ about where a run planned for that length ends, so a rung can read the finished 
   down from learning_rate to min_lr with WSD's 1 - sqrt shape (its last step at min_lr),
   evaluates it, and loads the copied state back. The trial carries on from its stable branch, as if the read never
   happened, so the search's final run continues that stable state.
-- The record reports the branch's losses as train_loss / val_loss (what ASHA and the sampler
-  compare), the plateau's as stable_val_loss, and read_tokens, every branch token so far:
-  compute spent (it counts in the trial's FLOPs and in the search's budget) whose model is
-  dropped. The branch's time counts as evaluation time.
+- The record reports the branch's val_loss (what ASHA and the sampler compare), the
+  plateau's as stable_val_loss (train_loss stays the plateau's), and read_tokens, every
+  branch token so far: compute spent (it counts in the trial's FLOPs and in the search's
+  budget) whose model is dropped. The branch's time counts as evaluation time. The curves
+  table (tune_gpt.trial.curve_point) draws the run itself, its plateau; the trials table
+  ranks by what the rungs read.
 
 frac 0.1 (the branch is a tenth of the run so far) is Hägele et al.'s finding that 10-20 %
 cool-downs match cosine, at the cheaper end: with ASHA's rungs at 1/8 and 3/8 of a trial
@@ -105,8 +107,7 @@ class RungReads:
                     finite = False
                     break
             if finite:
-                train_loss, val_loss = estimate_loss(run.net, run.data, cfg, run.device,
-                                                     run.autocast)
+                _, val_loss = estimate_loss(run.net, run.data, cfg, run.device, run.autocast)
         finally:
             run.ckpt.load_state_dict(saved)
         spent = time.perf_counter() - t0
@@ -116,5 +117,5 @@ class RungReads:
                       elapsed_s=stable.elapsed_s + spent, read_tokens=self.spent(it, cfg))
         if not finite or not math.isfinite(val_loss):
             return out
-        return replace(out, train_loss=train_loss, val_loss=val_loss,
-                       stable_val_loss=stable.val_loss, read_after=steps)
+        return replace(out, val_loss=val_loss, stable_val_loss=stable.val_loss,
+                       read_after=steps)  # train_loss stays the plateau's

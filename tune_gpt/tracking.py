@@ -342,8 +342,7 @@ def load_search(uri: str, search: str) -> tuple[Any, Any, dict[str, Any]]:
         trial_id, config, evals, last = _trial_from_run(client, run)
         rows.append(contract.trial_row(trial_id, contract.recorded_outcome(tags.get("outcome")),
                                        tags.get("error", ""), config, evals, last, KNOBS))
-        curves += [{"trial_id": trial_id, **{c: e.get(c) for c in contract.EVAL_KEYS}}
-                   for e in evals]
+        curves += [contract.curve_point(trial_id, e) for e in evals]
     return pd.DataFrame(rows), pd.DataFrame(curves, columns=list(contract.CURVE_COLUMNS)), meta
 
 

@@ -105,6 +105,16 @@ TOLD_COLUMN = {"val_loss": "final_val_loss", "best_val_loss": "best_val_loss",
                "train_loss": "final_train_loss"}
 
 
+def curve_point(trial_id: str, report: Mapping[str, Any]) -> dict[str, Any]:
+    """One row of the curves table from one evaluation's report: the run itself, so a rung
+    read after a cool-down branch (tune_gpt.rung_read) gives its plateau's val_loss here
+    (the trials table and the sampler keep the read, what the search compared)."""
+    point = {"trial_id": trial_id, **{c: report.get(c) for c in EVAL_KEYS}}
+    if _finite(report.get("stable_val_loss")):
+        point["val_loss"] = report["stable_val_loss"]
+    return point
+
+
 def told_column(metric: str) -> str:
     """The trials-table column holding the value the sampler received for `metric`."""
     return TOLD_COLUMN.get(metric, "final_val_loss")

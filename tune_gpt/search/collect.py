@@ -32,8 +32,7 @@ def collect(grid: Any, space: SearchSpace, state: Any, folder: Path, wall_s: flo
                        if all(row.get(k) == x for k, x in v.items())]
             row[name] = matches[0] if matches else ""
         rows.append(row)
-        curves += [{"trial_id": trial_id, **{c: r.get(c) for c in contract.EVAL_KEYS}}
-                   for r in evals]
+        curves += [contract.curve_point(trial_id, r) for r in evals]
     trials = pd.DataFrame(rows)
     curves_df = pd.DataFrame(curves, columns=list(contract.CURVE_COLUMNS))
     counts = {o: sum(r["outcome"] == o for r in rows) for o in contract.ENDED}
