@@ -144,7 +144,8 @@ def test_a_flop_budget_is_kept(tmp_path: Path):
 # dropped would load back as the default and fail below.
 EVERY_FIELD = {
     "scheduler": SchedulerSettings(type="none", time_attr="flops", grace_period=1e14,
-                                   reduction_factor=4, max_t=9e14, brackets=2),
+                                   reduction_factor=4, max_t=9e14, brackets=2,
+                                   rung_cooldown=0.1),
     "budget": Budget(num_samples=7, max_concurrent_trials=2, time_budget_s=600.0,
                      tokens_per_trial=2_000_000, tokens_per_eval=100_000, total_tokens=9_000_000,
                      total_flops=2e15),

@@ -357,10 +357,11 @@ def _parse_scheduler(s: dict[str, Any], source: str, space: SearchSpace) -> Sche
     if sch.time_attr == "flops" and sch.type == "asha" and not sch.grace_period:
         raise UserError(f"{source}: scheduler.time_attr flops needs a grace_period in FLOPs "
                         f"(e.g. 1e14); `tune-gpt estimate` prints a config's FLOPs per token")
-    if sch.rung_cooldown and (sch.type != "asha" or sch.time_attr != "tokens"):
+    # (type none has no rungs: rung_cooldown is then inert, as the trials' settings make it)
+    if sch.rung_cooldown and sch.type == "asha" and sch.time_attr != "tokens":
         raise UserError(f"{source}: scheduler.rung_cooldown reads ASHA's rungs in tokens: set "
-                        f"type asha and time_attr tokens, or remove rung_cooldown")
-    if sch.rung_cooldown and "wsd" not in values_of(space, "lr_schedule"):
+                        f"time_attr tokens, or remove rung_cooldown")
+    if sch.rung_cooldown and sch.type == "asha" and "wsd" not in values_of(space, "lr_schedule"):
         raise UserError(f"{source}: scheduler.rung_cooldown reads a WSD trial after a "
                         f"cool-down branch, and no trial here is WSD: add lr_schedule: wsd "
                         f"under fixed:, or remove rung_cooldown")
