@@ -90,30 +90,14 @@ def _work(args: tuple[Any, ...]) -> dict[str, Any]:
     return run_one(*args)
 
 
-def _rank(values: list[float]) -> list[float]:
-    """Ranks (1 = lowest), ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
 def spearman(a: list[float], b: list[float]) -> float | None:
-    if len(a) < 3:
-        return None
-    ra, rb = _rank(a), _rank(b)
-    ma, mb = statistics.fmean(ra), statistics.fmean(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    sa = math.sqrt(sum((x - ma) ** 2 for x in ra))
-    sb = math.sqrt(sum((y - mb) ** 2 for y in rb))
-    return cov / (sa * sb) if sa and sb else None
+    """tune_gpt.report.stats.spearman (ties share their mean rank); None where undefined."""
+    import pandas as pd
+
+    from tune_gpt.report.stats import spearman as rho
+
+    r, _ = rho(pd.Series(a), pd.Series(b))
+    return None if math.isnan(r) else r
 
 
 def _loss(v: Any, penalty: float) -> float:

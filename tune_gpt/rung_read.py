@@ -62,11 +62,6 @@ class RungReads:
                 iters.add(it)
         return cls(frozenset(iters), frac) if iters else None
 
-    def wants(self, it: int, cfg: Any) -> bool:
-        from tune_gpt.schedule import cooldown_start
-
-        return it in self.iters and it < cooldown_start(cfg)
-
     def steps(self, it: int) -> int:
         """The cool-down branch of a read at step `it`: a `frac` share of the steps so far."""
         return max(1, math.ceil(self.frac * it))

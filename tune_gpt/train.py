@@ -337,7 +337,7 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data,
     def evaluation(it: int, lr: float, diverged: bool) -> bool:
         """Measure, report, checkpoint; True when on_eval asks to stop."""
         record = measure(run, clock, it, lr, diverged)
-        if reads is not None and not diverged and reads.wants(it, run.cfg):
+        if reads is not None and not diverged and it in reads.iters:
             record = reads.read(run, clock, it, record, optimization_step)  # after a cool-down
         elif reads is not None:  # the tokens its branches have cost so far
             record = replace(record, read_tokens=reads.spent(it, run.cfg))

@@ -65,11 +65,11 @@ def max_flops_per_token(space: SearchSpace, vocab_size: int) -> int:
 
 def trial_settings(space: SearchSpace, folder: Path, checkpoints: str = "checkpoints"
                    ) -> TrialSettings:
-    s = space.scheduler  # rung reads need its rungs in tokens (the space checked time_attr)
-    reads = s.rung_cooldown if s.type == "asha" and s.time_attr == "tokens" else 0.0
+    s = space.scheduler  # rung reads: ASHA's rungs, in tokens (the space checked); none: none
     return TrialSettings(metric=space.metric, checkpoint_dir=str(folder / checkpoints),
-                         memory_limit_bytes=space.memory_limit, rung_cooldown=reads,
-                         rungs=tuple(s.rungs(space.budget.tokens_per_trial)) if reads else ())
+                         memory_limit_bytes=space.memory_limit, rung_cooldown=s.rung_cooldown,
+                         rungs=tuple(s.rungs(space.budget.tokens_per_trial))
+                         if s.rung_cooldown else ())
 
 
 def make_trainable(space: SearchSpace, folder: Path, prepared: Any,
