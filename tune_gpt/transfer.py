@@ -130,8 +130,8 @@ def statement(proxy: dict[str, Any], cfg: TrainConfig, changed: dict[str, tuple[
              f"matrices' init and learning rate (x{1 / width:.3g}) and the readout for "
              f"width {cfg.n_embd} ({width:.3g}x the proxy's)."]
     out.append("Transfers across width (µP's theory; not measured for this transfer): "
-               "learning_rate, min_lr, warmup, Adam betas, grad_clip, the init, output and attention "
-               "multipliers.")
+               "learning_rate, min_lr, warmup, Adam betas, grad_clip, the init, output and "
+               "attention multipliers.")
     out.append("Check before a long run: compare a short run of this config against SP at "
                "the same width with its own tuned learning rate (README: what "
                "benchmarks/mup_transfer.py measured, and what it did not).")
