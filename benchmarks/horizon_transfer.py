@@ -21,8 +21,8 @@ runs, each a subprocess of the `tune-gpt` command:
    1/2, 1/sqrt2, 1, sqrt2, 2 (min_lr moved with it, so x1 is the plan as written), and the
    search's winner unchanged (its own lr, min_lr and warmup; max_iters and lr_decay_iters x
    factor). All on seed 0.
-Cost per corpus on 2 cores: the search ~13-15 min, then 6 runs of <= 8M tokens at ~12k
-tokens/s (4x192 alone): ~11 min each, ~80 min in all.
+Cost per corpus on 2 cores, measured (2026-12-06, tinyshakespeare and manpages): the search
+6-8 min, then 6 runs of 8M tokens at 17-22k tokens/s: 6-8 min each, 47 min in all.
 
 Targets per corpus (pass true / false; null while a number is missing):
   (a) plan_lr is the sweep's best learning rate or next to it;
