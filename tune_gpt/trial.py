@@ -86,9 +86,9 @@ METRIC_KEYS = tuple(k for k in EVAL_KEYS if k != "iter") + REPORT_KEYS + TRIAL_C
 # The trials table: the knobs (tune_gpt.config.KNOBS) plus these.
 TRIAL_TEXT = ("trial_id", "outcome", "error", "rescue_of", "device", "node")
 TRIAL_NUMBERS = ("tokens_per_iter", "iters", "tokens", "read_tokens", "best_val_loss",
-                 "final_val_loss", "best_train_loss", "final_train_loss", "tokens_per_s", "ms_per_iter", "mfu",
-                 "peak_mem_bytes", "est_mem_bytes", "wall_s", "eval_s", "n_params",
-                 "vocab_size")
+                 "final_val_loss", "best_train_loss", "final_train_loss", "tokens_per_s",
+                 "ms_per_iter", "mfu", "peak_mem_bytes", "est_mem_bytes", "wall_s", "eval_s",
+                 "n_params", "vocab_size")
 # ... of which a table from before they existed may lack these without a word (read as NaN)
 LATER_NUMBERS = ("read_tokens",)
 
