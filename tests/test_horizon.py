@@ -223,6 +223,34 @@ def test_the_final_run_takes_every_slot_and_its_speed_up_says_what_that_buys() -
     assert not has_prior(load_space(root / "smoke.yaml"))
 
 
+def test_the_prior_trial_is_found_by_its_knobs_when_a_resume_reordered_the_table() -> None:
+    """After `tune-gpt resume`, Ray's restored experiment lists trials in the order they
+    were last saved, so the recipe can come second: the prior is the row at the priors."""
+    from pathlib import Path
+
+    from tune_gpt.search.final import first_trial, make_plan
+    from tune_gpt.space import auto_priors, load_space
+
+    root = Path(__file__).resolve().parents[1] / "search_spaces"
+    space = load_space(root / "beginner.yaml", profile="cpu")
+    auto_priors.resolve(space, 1_003_854, "cpu")  # tinyshakespeare: 4x192, dropout 0
+    prior = {"batch_size": 12, "learning_rate": 1e-3, "n_layer": 4, "n_embd": 192,
+             "dropout": 0.0}
+    beside = {"batch_size": 24, "learning_rate": 2.18e-3, "n_layer": 5, "n_embd": 128,
+              "dropout": 0.0}
+    near = {**prior, "learning_rate": 1.07e-3}  # drawn near the prior: not the prior
+    rows = [{**_row("b", 5000, 1.7), **beside}, {**_row("n", 5000, 1.65), **near},
+            {**_row("a", 5000, 1.6), **prior}]
+    assert first_trial(rows, space) == "a"
+    assert first_trial(rows) == "b"                       # no space: the table's order
+    assert first_trial(rows[:2], space) == "b"            # no row at the priors: the same
+    laws = {"a": (1.3, 30.0, 0.3), "b": (1.4, 30.0, 0.3), "n": (1.35, 30.0, 0.3)}
+    trials, curves = pd.DataFrame(rows), _search(rows, laws)
+    configs = {t: _knobs(1e-3) for t in ("a", "b", "n")}
+    saved = make_plan(space, trials, curves, configs, 65, explore_wall=200, slots=2)
+    assert saved is not None and saved["prior_trial"] == "a"
+
+
 def test_the_final_plan_of_a_time_budget_is_what_is_left_at_the_measured_speed(
         tmp_path) -> None:
     from pathlib import Path

@@ -41,10 +41,38 @@ def flops_of(config: Mapping[str, Any], tokens: float, vocab_size: int) -> float
     return float(tokens) * estimate(cfg, vocab_size).flops_per_token
 
 
-def first_trial(rows: list[Mapping[str, Any]]) -> str | None:
-    """The search's first trial (with priors, the recipe): the first row of the trials
-    table, which lists trials in the order Ray created them."""
-    return str(rows[0]["trial_id"]) if rows else None
+def first_trial(rows: list[Mapping[str, Any]], space: Any = None) -> str | None:
+    """The search's first trial: with priors (`space` given and has_prior), the trial whose
+    searched knobs are all at their priors, the recipe (tune_gpt.search.priors); else, or
+    when no row matches, the first row of the trials table. The table lists trials in the
+    order Ray created them only until a search is resumed: Ray's experiment state keeps
+    its trials in the order they were last saved, so after `tune-gpt resume` the recipe
+    and the trial started beside it can trade places."""
+    if not rows:
+        return None
+    if space is not None and has_prior(space):
+        priors = {name: d.prior for name, d in space.params.items()
+                  if d.prior is not None and not (d.auto and d.prior == "auto")}
+        for r in rows:
+            if all(_at(r, name, prior) for name, prior in priors.items()):
+                return str(r["trial_id"])
+    return str(rows[0]["trial_id"])
+
+
+def _at(row: Mapping[str, Any], name: str, prior: Any) -> bool:
+    """Whether a trials-table row has knob (or group of knobs) `name` at `prior`."""
+    wanted = prior.items() if isinstance(prior, dict) else [(name, prior)]
+    for knob, value in wanted:
+        have = row.get(knob)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                if not math.isclose(float(have), float(value), rel_tol=1e-9, abs_tol=1e-12):
+                    return False
+            except (TypeError, ValueError):
+                return False
+        elif have != value:
+            return False
+    return True
 
 
 def _left(space: Any, rows: list[dict[str, Any]], configs: Mapping[str, Any], vocab: int,
@@ -135,7 +163,7 @@ def make_plan(space: Any, trials: Any, curves: Any, configs: Mapping[str, Mappin
                               schedule=horizon.FINAL_SCHEDULE)
     if plan is None:
         return None
-    prior = first_trial(rows)
+    prior = first_trial(rows, space)
     # A time budget: the run fits its length to the time left as it measures its own speed
     # (retime.Retimer), up to what a token or FLOP budget leaves, if there is one.
     cap = [left["tokens"]] if left["tokens"] is not None else []
