@@ -26,10 +26,11 @@ calls it. Two rules, each with its evidence:
   its cool-down at once (its end moves to it / (1 - cooldown_frac)) at the learning rate
   it has, from the model and optimizer state of its best evaluation (BestState: the
   overfitted steps since are dropped, their compute still counted), and ends early: a
-  cooled-down best model instead of a run that spends its time getting worse. The margin is measured: on tinyshakespeare's budget_best
-  final runs (13-15M tokens, none overfitting) the mean of 3 evaluations never rose more
-  than 0.006 above its running lowest (benchmarks/results/budget_best/shakespeare_char),
-  so 0.02 is over 3x that, and a run that is still learning is not cut.
+  cooled-down best model instead of a run that spends its time getting worse. The margin
+  is measured: on tinyshakespeare's budget_best final runs (13-15M tokens, none
+  overfitting) the mean of 3 evaluations never rose more than 0.006 above its running
+  lowest (benchmarks/results/budget_best/shakespeare_char_before_rules), so 0.02 is over
+  3x that, and a run that is still learning is not cut.
 
 Later on a run keeps its schedule, whose cool-down is under way. A resumed final run
 (`until` None: its deadline has passed, its length stands) keeps only the overfitting
