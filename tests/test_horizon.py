@@ -224,8 +224,9 @@ def test_the_final_run_takes_every_slot_and_its_speed_up_says_what_that_buys() -
 
 
 def test_the_prior_trial_is_found_by_its_knobs_when_a_resume_reordered_the_table() -> None:
-    """After `tune-gpt resume`, Ray's restored experiment lists trials in the order they
-    were last saved, so the recipe can come second: the prior is the row at the priors."""
+    """After `tune-gpt resume`, Ray's restored experiment lists trials in the order its
+    state first saved them, so the recipe can come second: the prior is the row at the
+    priors."""
     from pathlib import Path
 
     from tune_gpt.search.final import first_trial, make_plan

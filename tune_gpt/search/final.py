@@ -45,14 +45,13 @@ def first_trial(rows: list[Mapping[str, Any]], space: Any = None) -> str | None:
     """The search's first trial: with priors (`space` given and has_prior), the trial whose
     searched knobs are all at their priors, the recipe (tune_gpt.search.priors); else, or
     when no row matches, the first row of the trials table. The table lists trials in the
-    order Ray created them only until a search is resumed: Ray's experiment state keeps
-    its trials in the order they were last saved, so after `tune-gpt resume` the recipe
-    and the trial started beside it can trade places."""
+    order Ray created them only until a search is resumed: a restored experiment lists them
+    in the order its state first saved them, which saves the trials of one step from a set,
+    so after `tune-gpt resume` the recipe and the trial started beside it can trade places."""
     if not rows:
         return None
     if space is not None and has_prior(space):
-        priors = {name: d.prior for name, d in space.params.items()
-                  if d.prior is not None and not (d.auto and d.prior == "auto")}
+        priors = space.priors()
         for r in rows:
             if all(_at(r, name, prior) for name, prior in priors.items()):
                 return str(r["trial_id"])

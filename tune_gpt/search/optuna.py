@@ -55,8 +55,8 @@ def make_sampler(space: SearchSpace, seed: int | None = None) -> Any:
                                 for k, d in space.params.items()}
     check_sampler_options(space.sampler, space.source)  # as validate does: one clear line
     base = cls(seed=seed, **opts)
-    priors = {name: (label(d.prior), d.confidence) for name, d in space.params.items()
-              if d.prior is not None and not (d.auto and d.prior == "auto")}  # unresolved
+    priors = {name: (label(p), space.params[name].confidence)
+              for name, p in space.priors().items()}
     if not priors or space.sampler.type == "grid" or not space.sampler.priors:
         return base
     from tune_gpt.search.priors import PriorSampler

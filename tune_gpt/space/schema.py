@@ -109,3 +109,9 @@ class SearchSpace:
 
     def group_params(self) -> dict[str, Dist]:
         return {k: d for k, d in self.params.items() if k not in FIELD_TYPES}
+
+    def priors(self) -> dict[str, Any]:
+        """Each param's prior as the sampler uses it (its first trial): params without one,
+        and `prior: auto` not yet resolved (space/auto_priors.py), are left out."""
+        return {k: d.prior for k, d in self.params.items()
+                if d.prior is not None and not (d.auto and d.prior == "auto")}
