@@ -128,8 +128,6 @@ def record_one(item: Item, data: str) -> dict[str, Any]:
     from tune_gpt.train import train
 
     kind, knobs, experiment = item
-    cfg = from_mapping({**knobs, "dataset": data, "device": "cpu",
-                        "out_dir": tempfile.mkdtemp(prefix="rec-")})
     prepared = prepare(data)
     points: list[list[float]] = []
 
@@ -139,7 +137,9 @@ def record_one(item: Item, data: str) -> dict[str, Any]:
         return False
 
     t0 = time.time()
-    result = train(cfg, on_eval=on_eval, threads=1, data=prepared)
+    with tempfile.TemporaryDirectory(prefix="rec-") as out_dir:  # nothing left behind
+        cfg = from_mapping({**knobs, "dataset": data, "device": "cpu", "out_dir": out_dir})
+        result = train(cfg, on_eval=on_eval, threads=1, data=prepared)
     n, _ = count_params(cfg.n_layer, cfg.n_embd, cfg.block_size, prepared.vocab_size, cfg.bias)
     fpt = flops_per_token(n, cfg.n_layer, cfg.n_embd, cfg.block_size)
     return {"key": key_of(kind, knobs), "kind": kind, "config": knobs,

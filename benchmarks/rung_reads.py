@@ -66,8 +66,9 @@ def run_one(line: dict[str, Any], path: str, factor: float, frac: float) -> dict
     data = prepare(path)
 
     knobs = wsd_config(line["config"])
+    out_dir = tempfile.TemporaryDirectory(prefix="rung-reads-")  # removed when the run ends
     cfg = from_mapping({**knobs, "dataset": str(data.dir), "device": "cpu",
-                        "out_dir": tempfile.mkdtemp(prefix="rung-reads-")})
+                        "out_dir": out_dir.name})
     reads = RungReads.for_trial(cfg, [r * factor for r in RUNGS], frac)
     points: list[list[Any]] = []
 
@@ -78,7 +79,8 @@ def run_one(line: dict[str, Any], path: str, factor: float, frac: float) -> dict
         return False
 
     t0 = time.time()
-    result = train(cfg, on_eval=on_eval, threads=1, data=data, reads=reads)
+    with out_dir:
+        result = train(cfg, on_eval=on_eval, threads=1, data=data, reads=reads)
     return {"key": line["key"], "config": knobs, "points": points,
             "cosine_points": line["points"], "diverged": result.diverged,
             "rung_iters": sorted(reads.iters) if reads else [],

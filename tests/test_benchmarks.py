@@ -11,6 +11,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,14 @@ SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py") if p.stem !=
 
 def _run(script: str, tmp_path: Path, *args: str) -> dict:
     out = tmp_path / f"{script}.json"
+    scratch = tmp_path / "scratch"  # the script's temporary files: none may outlive it
+    scratch.mkdir()
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--quick",
                            "--json", str(out), *args], capture_output=True, text=True,
-                          timeout=600, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          timeout=600, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                                          "TMPDIR": str(scratch)})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith(("rec-", "rung-reads-"))]
     assert out.with_suffix(".md").read_text().startswith("# ")  # the markdown summary
     return json.loads(out.read_text())
 
@@ -308,8 +313,8 @@ def test_corpus_characters_are_printable_ascii() -> None:
 
 
 @pytest.mark.e2e
-def test_record_curves_quick_grid_smoke_and_its_replay(tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture) -> None:
+def test_record_curves_quick_grid_smoke_and_its_replay(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """record_curves --grid quick --quick on a small text: table.json says the plan and the
     data, the manual runs are the shortened sweeps; the replay takes the folder with that
     --data; the folder refuses another plan (one line, exit 2)."""
@@ -320,7 +325,11 @@ def test_record_curves_quick_grid_smoke_and_its_replay(tmp_path: Path,
                             for i in range(400)))
     out = tmp_path / "table"
     argv = ["--quick", "--workers", "0", "--data", str(data), "--out", str(out)]
+    scratch = tmp_path / "scratch"  # each run's out_dir is temporary and removed after it
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     assert record_curves.main([*argv, "--grid", "quick", "--json", str(tmp_path / "r.json")]) == 0
+    assert not list(scratch.glob("rec-*"))
     meta = json.loads((out / "table.json").read_text())
     assert meta["plan"] == "quick-smoke" and meta["factor"] == pytest.approx(0.002)
     assert meta["data"]["sha256"] == __import__("hashlib").sha256(data.read_bytes()).hexdigest()
