@@ -43,9 +43,10 @@ def small(tmp_path_factory: pytest.TempPathFactory, shakespeare_path: Path
     return text, trained(folder / "out", text, max_iters=30), prepare(str(text))
 
 
-def reference_loss(checkpoint: Path, data: PreparedData) -> tuple[float, int]:
+def reference_loss(checkpoint: Path, data: PreparedData, window: int = BLOCK
+                   ) -> tuple[float, int]:
     """The whole-split loss computed another way: the model rebuilt by hand, one window of
-    BLOCK tokens at a time (the last one shorter), per-token losses summed in float64."""
+    `window` tokens at a time (the last one shorter), per-token losses summed in float64."""
     state = torch.load(checkpoint, weights_only=True)
     model = GPT(GPTConfig(block_size=BLOCK, vocab_size=data.vocab_size, n_layer=2, n_head=2,
                           n_embd=32))
@@ -54,8 +55,8 @@ def reference_loss(checkpoint: Path, data: PreparedData) -> tuple[float, int]:
     ids = torch.from_numpy(np.fromfile(data.val_path, dtype=np.uint16).astype(np.int64))
     total, count = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(ids) - 1, BLOCK):
-            y = ids[start + 1:start + 1 + BLOCK]
+        for start in range(0, len(ids) - 1, window):
+            y = ids[start + 1:start + 1 + window]
             x = ids[start:start + len(y)]
             logits, _ = model(x[None], y[None])
             total += F.cross_entropy(logits[0].double(), y, reduction="sum").item()
@@ -75,6 +76,24 @@ def test_eval_scores_every_validation_token_once(small) -> None:
     assert evaluate_checkpoint(checkpoint, data=text, device="cpu") == result
 
 
+def test_a_shorter_context_scores_the_same_tokens_with_less_history(small, capsys) -> None:
+    """--context N: windows of N tokens, to compare models trained with other block sizes;
+    every token still scored once, with less context (so a trained model does worse)."""
+    _, checkpoint, data = small
+    expected, count = reference_loss(checkpoint, data, window=8)
+    result = evaluate_checkpoint(checkpoint, device="cpu", context=8)
+    assert (result.tokens, result.context) == (count, 8) and count == data.n_val - 1
+    assert result.val_loss == pytest.approx(expected, rel=1e-6)
+    assert result.val_loss > evaluate_checkpoint(checkpoint, device="cpu").val_loss
+    assert evaluate_checkpoint(checkpoint, device="cpu", context=BLOCK) == \
+        evaluate_checkpoint(checkpoint, device="cpu")
+    for bad in (1, BLOCK + 1):  # longer than the model's positions, or no context at all
+        assert main(["eval", str(checkpoint), "--context", str(bad), "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--context {bad}: " in err
+        assert f"trained with block_size {BLOCK}; give a context from 2 to {BLOCK}" in err
+
+
 def test_cli_prints_json_or_a_sentence(small, capsys: pytest.CaptureFixture) -> None:
     _, checkpoint, data = small
     expected = evaluate_checkpoint(checkpoint, device="cpu")
@@ -85,8 +104,8 @@ def test_cli_prints_json_or_a_sentence(small, capsys: pytest.CaptureFixture) -> 
     assert main(["eval", str(checkpoint)]) == 0
     line = capsys.readouterr().out
     assert re.fullmatch(rf"val loss {expected.val_loss:.4f} over the whole validation split "
-                        rf"of small\.txt \(2,999 tokens\); {re.escape(str(checkpoint))}, "
-                        rf"iter 30\n", line), line
+                        rf"of small\.txt \(2,999 tokens, windows of {BLOCK}\); "
+                        rf"{re.escape(str(checkpoint))}, iter 30\n", line), line
 
 
 def test_data_can_be_a_nanogpt_folder(tmp_path: Path, shakespeare_path: Path,

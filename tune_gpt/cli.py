@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true",
                     help='print {"val_loss": x, "tokens": n} instead of a sentence')
     ev.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ev.add_argument("--context", type=int, default=None, metavar="N",
+                    help="score in windows of N tokens instead of the model's block_size "
+                         "(N <= block_size): compares models trained with different "
+                         "block sizes at the same context")
     ev.set_defaults(func=_cmd_eval)
 
     d = sub.add_parser("data", help="what a data set holds and what a search of it will see",
@@ -241,7 +245,8 @@ def _cmd_sample(args: argparse.Namespace, extra: list[str]) -> int:
 def _cmd_eval(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.evaluate import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.checkpoint, data=args.data, device=args.device)
+    result = evaluate_checkpoint(args.checkpoint, data=args.data, device=args.device,
+                                 context=args.context)
     print(result.to_json() if args.json else result.format())
     return 0
 

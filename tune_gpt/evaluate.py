@@ -78,6 +78,7 @@ class EvalResult:
     checkpoint: str    # the checkpoint file
     iter: int          # the iteration it was saved at
     data: str          # the data set's name
+    context: int = 0   # the window length scored with (the model's block_size unless asked)
 
     def to_dict(self) -> dict[str, Any]:
         """What `tune-gpt eval --json` prints."""
@@ -88,24 +89,33 @@ class EvalResult:
 
     def format(self) -> str:
         return (f"val loss {self.val_loss:.4f} over the whole validation split of {self.data} "
-                f"({self.tokens:,} tokens); {self.checkpoint}, iter {self.iter}")
+                f"({self.tokens:,} tokens, windows of {self.context}); {self.checkpoint}, "
+                f"iter {self.iter}")
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path | None = None,
-                        device: str = "auto") -> EvalResult:
+                        device: str = "auto", context: int | None = None) -> EvalResult:
     """The loss of the model in `checkpoint` on the whole validation split of `data` (a text
-    file or a nanoGPT data folder; default: the data set it was trained on). UserError for a
-    missing or unreadable checkpoint, or data whose vocabulary is not the checkpoint's."""
+    file or a nanoGPT data folder; default: the data set it was trained on), in windows of
+    its block_size, or of `context` tokens (at most block_size: to score two models with
+    different block sizes at the same context). UserError for a missing or unreadable
+    checkpoint, data whose vocabulary is not the checkpoint's, or a context it cannot take."""
     from tune_gpt.checkpoint import model_from_checkpoint, read_checkpoint
     from tune_gpt.config import resolve_device
 
     device = resolve_device(device, "--device")
     ckpt = read_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint).to(device)
+    window = model.config.block_size
+    if context is not None:
+        if not 2 <= context <= window:
+            raise UserError(f"--context {context}: {checkpoint} was trained with block_size "
+                            f"{window}; give a context from 2 to {window}")
+        window = context
     prepared = data_of(ckpt, checkpoint, data)
-    loss, tokens = whole_split_loss(model, prepared.val_path, model.config.block_size, device)
+    loss, tokens = whole_split_loss(model, prepared.val_path, window, device)
     return EvalResult(val_loss=loss, tokens=tokens, checkpoint=str(checkpoint),
-                      iter=int(ckpt["iter"]), data=prepared.name)
+                      iter=int(ckpt["iter"]), data=prepared.name, context=window)
 
 
 def data_of(ckpt: dict, checkpoint: str | Path, data: str | Path | None) -> PreparedData:
