@@ -110,6 +110,59 @@ def test_the_final_config_is_the_best_at_the_horizon_not_at_the_trials_length() 
     assert any("Bjorck" in line for line in short.lines())
 
 
+def test_the_overfitting_onset_is_sixty_epochs_per_tokens_per_parameter() -> None:
+    # licenses: 226,312 training tokens; 4x192 has N = 12 * 4 * 192^2 = 1,769,472, so D/N
+    # 0.128 and the onset 7.7 epochs of it, 1.74M tokens; 4x128 lasts 2.25x as long
+    assert horizon.non_embedding_params(4, 192) == 1_769_472
+    onset = horizon.overfit_onset(226_312, 4, 192)
+    assert onset == pytest.approx(60 * 226_312 / 1_769_472 * 226_312)
+    assert onset == pytest.approx(1.737e6, rel=1e-3)
+    assert horizon.overfit_onset(226_312, 4, 128) == pytest.approx(onset * 2.25)
+    assert horizon.overfit_onset(None, 4, 192) is None
+    assert horizon.overfit_onset(226_312, None, 192) is None
+
+
+def test_a_prediction_stops_where_the_config_starts_to_overfit() -> None:
+    """On a small training split, more tokens past the onset buy nothing: the loss is
+    predicted at the onset (and a horizon past a curve's reach can then be predicted); on
+    a large one, or with the split's size unknown, at the horizon as before."""
+    laws = {"a": (1.3, 30.0, 0.3), "b": (1.4, 30.0, 0.3)}
+    rows = [_row("a", 5000, 1.6), _row("b", 5000, 1.7)]
+    curves = _search(rows, laws)
+    knobs = {"a": {**_knobs(1e-3), "n_layer": 4, "n_embd": 192},
+             "b": {**_knobs(1e-3), "n_layer": 4, "n_embd": 128}}
+    end = {k: _law(*v, [2e6])[0] for k, v in laws.items()}
+    small = 500_000  # 4x192 starts to overfit after 8.5M tokens of it, 4x128 after 19M
+    onset = {k: horizon.overfit_onset(small, 4, knobs[k]["n_embd"]) for k in knobs}
+    for horizon_tokens in (16e6, 40e6):  # 40M: past both curves' reach (20M)
+        plan = horizon.plan_final(rows, curves, knobs, tokens_for=lambda r, s: horizon_tokens,
+                                  train_tokens=small)
+        assert plan is not None
+        by = {c.trial_id: c for c in plan.candidates}
+        for k, c in by.items():
+            at = min(horizon_tokens, onset[k])
+            assert c.onset == pytest.approx(onset[k])
+            assert c.predicted == pytest.approx(end[k] * (2e6 / at) ** horizon.DATA_EXPONENT,
+                                                rel=1e-5)  # the horizon in whole iterations
+        assert plan.trial_id == min(by, key=lambda k: by[k].predicted)
+        assert plan.predicted == pytest.approx(by[plan.trial_id].predicted)
+        capped = onset[plan.trial_id] < horizon_tokens
+        assert ("starts to overfit this training split" in plan.lines()[0]) == capped
+    # at 16M the narrower 4x128, which lasts longer, is chosen over the 4x192 that is better
+    # at the trials' length (the guide's overfitting remedy: a smaller model); at 40M both
+    # stop at their onsets and the 4x128's later one still wins, which the plan says
+    assert [horizon.plan_final(rows, curves, knobs, tokens_for=lambda r, s: t,
+                               train_tokens=small).trial_id for t in (16e6, 40e6)] == ["b", "b"]
+    # the split's size unknown, or large: predicted at the horizon, as before
+    for split in (None, 50e6):
+        plan = horizon.plan_final(rows, curves, knobs, tokens_for=lambda r, s: 16e6,
+                                  train_tokens=split)
+        assert plan is not None and plan.trial_id == "a"
+        assert plan.predicted == pytest.approx(end["a"] * (2e6 / 16e6) ** horizon.DATA_EXPONENT,
+                                               rel=1e-5)
+        assert "overfit" not in plan.lines()[0]
+
+
 def test_beyond_every_curve_the_best_measured_is_trained_and_nothing_predicted() -> None:
     laws = {"a": (1.3, 30.0, 0.3), "b": (1.4, 30.0, 0.3)}
     rows = [_row("a", 5000, 1.6), _row("b", 5000, 1.7)]

@@ -57,6 +57,29 @@ def test_a_plan_brings_the_best_config_to_the_horizon(tmp_path: Path) -> None:
     assert any("Bjorck" in e for e in p.evidence) and "seed noise 0.0129" in p.noise
 
 
+def test_on_a_small_corpus_the_plan_predicts_where_its_model_starts_to_overfit(
+        tmp_path: Path) -> None:
+    """The search's meta says how big the training split was (the data doctor's n_train):
+    a model that reads 300k tokens dozens of times is predicted where it starts to overfit
+    (tune_gpt.horizon.overfit_onset), not as if every token still helped, and says so."""
+    res = _results(tmp_path)
+    (res / "meta.json").write_text(json.dumps({"name": "s", "metric": "val_loss",
+                                               "data_doctor": {"n_train": 300_000}}))
+    p = make_plan("s", 16_000_000, storage_path=str(tmp_path / "runs"))
+    from tune_gpt.horizon import overfit_onset
+    layers = TrainConfig().n_layer  # 4
+    onset = {"a": overfit_onset(300_000, layers, 192), "b": overfit_onset(300_000, layers, 128)}
+    assert 2e6 < onset["a"] < onset["b"] < 16e6  # 3.05M and 6.9M tokens
+    end = {k: _law(E, 30.0, 0.3, 2_000_000) for k, E in (("a", 1.30), ("b", 1.45))}
+    pred = {k: end[k] * (2e6 / onset[k]) ** 0.10 for k in end}
+    assert p.trial_id == min(pred, key=pred.get) == "a"
+    assert p.predicted == pytest.approx(pred["a"], rel=1e-6)
+    assert p.predicted > end["a"] * (2e6 / p.tokens) ** 0.10 + 0.05  # the old, hopeful one
+    assert p.tokens == p.config["max_iters"] * 768 and abs(p.tokens - 16e6) < 768
+    assert any("starts to overfit this training split" in e for e in p.evidence)
+    assert any(f"brought to {int(onset['a']):,} as L_end" in e for e in p.evidence)
+
+
 def test_a_plan_past_its_evidence_is_refused_with_how_far_it_can_go(tmp_path: Path) -> None:
     _results(tmp_path)
     with pytest.raises(UserError, match="plan at most --tokens 20,000,000") as e:

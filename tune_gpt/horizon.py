@@ -15,6 +15,14 @@ caller uses these, not copies:
   lr* proportional to D**-0.32 (Bjorck et al. 2024, "Scaling Optimal LR Across Token
   Horizons", arXiv:2409.19913, fit over 50M-7B models). `lr_for_tokens` moves a trial's lr
   from the tokens its schedule was planned for to the new horizon.
+- **Overfitting.** Past the tokens where a model starts to overfit its training split
+  (`overfit_onset`: ONSET_EPOCHS_PER_DN x D/N epochs, measured on the licenses corpus with
+  no dropout; dropout delays it, so for a model with dropout this is conservative), a run
+  that keeps its best-validation checkpoint gains nothing more, so `plan_final` given the
+  split's size predicts a loss at that point at the latest. `tune-gpt plan` passes it; the
+  search's final phase does not yet (what it would change in the final model's choice on a
+  small corpus is not measured). The CPU profile's width prior
+  (tune_gpt.space.auto_priors) uses the same rule.
 - **Explore, then exploit.** How much of a budget the search explores before the final
   run, and when it stops exploring early: tune_gpt.explore.
 
@@ -51,6 +59,11 @@ DATA_EXPONENT = 0.10
 # seed 0: predicted 1.543, measured 1.573): plan's interval counts it beside the seed noise.
 LAW_SD = 0.03
 MIN_POINTS = 3              # evaluations a curve needs before it is fitted
+# Where a model starts to overfit, measured on the licenses corpus (226k training tokens;
+# benchmarks/results/budget_best/): with no dropout, the validation loss turned up after
+# ~60 x D/N epochs, D/N being the training split's tokens per non-embedding parameter:
+# 7.7 epochs for 4x192 (D/N 0.13), 17 for 4x128 (D/N 0.29).
+ONSET_EPOCHS_PER_DN = 60.0
 # A final run on all of a search's trial slots (threads, or shares of one GPU) is not
 # quite `slots` times as fast as one trial: on 2 CPU cores nanoGPT's CPU recipe ran 1.91x
 # as fast with 2 threads as with 1 (benchmarks/results/train_throughput.md: 0.955 a slot);
@@ -126,6 +139,24 @@ def fit_curve(tokens: Sequence[float], losses: Sequence[float]) -> LossCurve:
                      rmse)
 
 
+def non_embedding_params(n_layer: int, n_embd: int) -> int:
+    """Kaplan et al. 2020's N: 12 * n_layer * n_embd^2 (attention 4C^2, MLP 8C^2)."""
+    return 12 * n_layer * n_embd * n_embd
+
+
+def overfit_onset(train_tokens: float | None, n_layer: Any, n_embd: Any) -> float | None:
+    """The tokens after which a n_layer x n_embd model starts to overfit a training split of
+    `train_tokens`: ONSET_EPOCHS_PER_DN x D/N epochs of it (D/N = train_tokens / N), which is
+    ONSET_EPOCHS_PER_DN x train_tokens^2 / N. None when a size is unknown."""
+    try:
+        n = non_embedding_params(int(n_layer), int(n_embd))
+    except (TypeError, ValueError):
+        return None
+    if not train_tokens or train_tokens <= 0 or n <= 0:
+        return None
+    return ONSET_EPOCHS_PER_DN * float(train_tokens) ** 2 / n
+
+
 def lr_for_tokens(lr: float, planned_tokens: float, tokens: float) -> float:
     """A learning rate tuned for a schedule of `planned_tokens`, moved to `tokens`."""
     if planned_tokens <= 0 or tokens <= 0:
@@ -147,6 +178,7 @@ class Candidate:
     fitted: bool
     note: str = ""       # why it was left out, if it was
     start: int = 0       # tokens already trained: the final run continues the trial's state
+    onset: float | None = None  # overfit_onset: when below `tokens`, predicted there instead
 
 
 @dataclass
@@ -179,6 +211,12 @@ class FinalPlan:
             pick = (f"config of trial {self.trial_id}: the best measured val_loss "
                     f"({c.measured:.4f}); no candidate's curve could be brought to the "
                     f"horizon ({'; '.join(why)}), so nothing is predicted")
+        if self.predicted is not None and c.onset is not None and c.onset < self.tokens:
+            pick += (f"; predicted at {max(c.onset, c.measured_tokens):,.0f} tokens, not "
+                     f"{self.tokens:,}: {self.config.get('n_layer')}x"
+                     f"{self.config.get('n_embd')} starts to overfit this training split "
+                     f"there (~{ONSET_EPOCHS_PER_DN:g} x D/N epochs, measured on licenses), "
+                     f"and the best-validation model kept past it is assumed to gain nothing")
         start = [] if not self.start_tokens else [
             f"continues trial {self.trial_id}'s own state at {self.start_tokens:,} tokens "
             f"(model and optimizer) instead of starting again, so the compute exploring spent "
@@ -212,12 +250,15 @@ def _curve_of(curves: Any, trial_id: str) -> tuple[list[float], list[float]]:
 def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
                tokens_for: Callable[[Mapping[str, Any], float], float],
                usable: Sequence[str], score: str,
-               continues: Callable[[str], bool] | None = None) -> list[Candidate]:
+               continues: Callable[[str], bool] | None = None,
+               onset: Callable[[str], float | None] | None = None) -> list[Candidate]:
     """Every usable trial with a curve, at the tokens it can train in the final phase:
     `tokens_for(row, tokens_per_s)`, given its speed measured in the search (its tokens over
     its wall time, start and evaluations included), plus the tokens it already trained when
     `continues(trial_id)` (its state is kept: the final run picks it up where it stopped).
-    Left-out trials carry a note."""
+    Its loss is predicted there, or at `onset(trial_id)` (overfit_onset) when that comes
+    first: past it the kept best-validation model stops improving. Left-out trials carry a
+    note."""
     out = []
     for r in rows:
         if r.get("outcome") not in usable or not _finite(r.get(score)):
@@ -234,15 +275,17 @@ def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
         new = int(budget // tpi * tpi) if _finite(budget) else 0
         n = start + new if new > 0 else 0
         note = "" if rate > 0 else "no measured speed"
+        cap = onset(tid) if onset else None
+        at = min(n, max(cap, curve.last_tokens)) if cap is not None else n
         try:
-            pred = curve.predict(n) if not note else math.inf
+            pred = curve.predict(at) if not note else math.inf
         except ValueError as e:
             pred, note = math.inf, f"beyond its evidence: {e}"
         if not curve.fitted and not note:
             note = f"too few evaluations ({curve.points}) to fit a curve"
             pred = math.inf
         out.append(Candidate(tid, n, pred, float(r[score]), int(curve.last_tokens), rate,
-                             curve.fitted, note, start))
+                             curve.fitted, note, start, cap))
     return out
 
 
@@ -280,15 +323,22 @@ def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,
                usable: Sequence[str] = ("completed", "stopped_early"),
                score: str = "best_val_loss",
                continues: Callable[[str], bool] | None = None,
-               schedule: str = "") -> FinalPlan | None:
+               schedule: str = "", train_tokens: float | None = None) -> FinalPlan | None:
     """The final run's plan, or None when no trial can be brought to the horizon.
     `configs`: trial id -> the knobs it trained with (max_iters, learning_rate, ...);
     `tokens_for(row, tokens_per_s)`: the tokens that trial's config can train in what is
     left of the budget; `seconds`: the time left, when the budget is in time (for the
     plan's reasons); `continues(trial_id)`: whether the run can continue that trial's
     state (the search's final phase) instead of starting again (a user's own run);
-    `schedule`: the run's lr_schedule, when not the trial's own."""
-    cands = [c for c in candidates(rows, curves, tokens_for, usable, score, continues)
+    `schedule`: the run's lr_schedule, when not the trial's own; `train_tokens`: the
+    training split's size, for where each config starts to overfit (overfit_onset)."""
+
+    def onset(trial_id: str) -> float | None:
+        c = configs.get(trial_id, {})
+        return overfit_onset(train_tokens, c.get("n_layer"), c.get("n_embd"))
+
+    cands = [c for c in candidates(rows, curves, tokens_for, usable, score, continues,
+                                   onset if train_tokens else None)
              if c.trial_id in configs]
     ok = [c for c in cands if not c.note and c.tokens > 0]
     if not ok:  # nothing fitted: the best measured trial, at the horizon it can reach

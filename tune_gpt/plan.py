@@ -120,8 +120,10 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
                                     if k in r and not pd.isna(r[k])} for r in rows}
     configs = {t: c for t, c in configs.items() if "learning_rate" in c and "max_iters" in c}
     score = contract.score_column(meta.metric)
+    doctor = meta.data_doctor or {}
     plan = horizon.plan_final(rows, curves, configs, tokens_for=lambda row, rate: tokens,
-                              usable=contract.USABLE, score=score) if len(curves) else None
+                              usable=contract.USABLE, score=score,
+                              train_tokens=doctor.get("n_train")) if len(curves) else None
     if plan is None:
         raise UserError(f"search '{meta.name}': no trial trained far enough to plan from "
                         f"(a usable trial with evaluations is needed); run a longer search")
@@ -155,9 +157,11 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
     iters = int(cfg["max_iters"])
     schedule = str(cfg.get("lr_schedule", "cosine")) if cfg.get("decay_lr", True) else "constant"
     cooldown = round(float(cfg.get("cooldown_frac", 0.2)) * iters) if schedule == "wsd" else 0
+    until = plan.tokens if chosen.onset is None else \
+        int(min(plan.tokens, max(chosen.onset, chosen.measured_tokens)))
     evidence = plan.lines()[:1] + plan.lines()[2:] + [
         f"{chosen.measured_tokens:,} tokens measured, ending at {fit.last_loss:.4f}, brought "
-        f"to {plan.tokens:,} as L_end * (D_end / D)^{horizon.DATA_EXPONENT:g} (measured on "
+        f"to {until:,} as L_end * (D_end / D)^{horizon.DATA_EXPONENT:g} (measured on "
         f"tinyshakespeare; tune_gpt/horizon.py)",
         f"warmup_iters {int(cfg['warmup_iters'])}: the trial's, capped at a tenth of the run"]
     p = RunPlan(search=meta.name, requested=tokens, tokens=int(plan.tokens),

@@ -37,12 +37,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+# the overfitting onset and N are the horizon module's, which the final phase and `plan` use
+from tune_gpt.horizon import ONSET_EPOCHS_PER_DN, non_embedding_params
+
 AUTO = "auto"
 GUIDE_LR = 1e-3
 GUIDE_TOKENS = 5000 * 64 * 256   # nanoGPT's train_shakespeare_char.py: iters x batch x block
 GUIDE_MODEL = {"n_layer": 6, "n_embd": 384}
 BATCH = {"cuda": 64, "cpu": 12}
-ONSET_EPOCHS_PER_DN = 60.0      # epochs to overfitting onset per unit of D/N (measured)
 DROPOUT = ((0.15, 0.2), (0.5, 0.1), (math.inf, 0.0))  # (D/N below, dropout)
 
 
@@ -69,11 +71,6 @@ class Context:
         if not self.train_tokens or not self.n_layer or not width:
             return None
         return self.train_tokens / non_embedding_params(self.n_layer, width)
-
-
-def non_embedding_params(n_layer: int, n_embd: int) -> int:
-    """Kaplan et al. 2020's N: 12 * n_layer * n_embd^2 (attention 4C^2, MLP 8C^2)."""
-    return 12 * n_layer * n_embd * n_embd
 
 
 def _params(n: float) -> str:
