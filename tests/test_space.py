@@ -44,7 +44,8 @@ def test_shipped_spaces_include_the_issue_list() -> None:
 def test_beginner_cpu_profile_is_picked_without_gpu_and_is_cpu_sized() -> None:
     space = load_space(SPACES[[p.stem for p in SPACES].index("beginner")], profile="cpu")
     assert space.profile == "cpu"
-    assert space.fixed["block_size"] == 64 and space.fixed["compile"] is False
+    # the guide's 128-256, its low end on a CPU (nanoGPT's CPU recipe has 64)
+    assert space.fixed["block_size"] == 128 and space.fixed["compile"] is False
     assert space.budget.time_budget_s and space.budget.time_budget_s <= 900
     gpu = load_space(SPACES[[p.stem for p in SPACES].index("beginner")], profile="gpu")
     assert gpu.profile == "base" and gpu.params["batch_size"].values == [16, 32, 64]
