@@ -179,6 +179,7 @@ class Candidate:
     note: str = ""       # why it was left out, if it was
     start: int = 0       # tokens already trained: the final run continues the trial's state
     onset: float | None = None  # overfit_onset: when below `tokens`, predicted there instead
+    predicted_at: int = 0  # the tokens `predicted` is for: `tokens`, or earlier at the onset
 
 
 @dataclass
@@ -211,8 +212,8 @@ class FinalPlan:
             pick = (f"config of trial {self.trial_id}: the best measured val_loss "
                     f"({c.measured:.4f}); no candidate's curve could be brought to the "
                     f"horizon ({'; '.join(why)}), so nothing is predicted")
-        if self.predicted is not None and c.onset is not None and c.onset < self.tokens:
-            pick += (f"; predicted at {max(c.onset, c.measured_tokens):,.0f} tokens, not "
+        if self.predicted is not None and c.predicted_at < c.tokens:
+            pick += (f"; predicted at {c.predicted_at:,} tokens, not "
                      f"{self.tokens:,}: {self.config.get('n_layer')}x"
                      f"{self.config.get('n_embd')} starts to overfit this training split "
                      f"there (~{ONSET_EPOCHS_PER_DN:g} x D/N epochs, measured on licenses), "
@@ -276,7 +277,7 @@ def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
         n = start + new if new > 0 else 0
         note = "" if rate > 0 else "no measured speed"
         cap = onset(tid) if onset else None
-        at = min(n, max(cap, curve.last_tokens)) if cap is not None else n
+        at = int(min(n, max(cap, curve.last_tokens))) if cap is not None else n
         try:
             pred = curve.predict(at) if not note else math.inf
         except ValueError as e:
@@ -285,7 +286,7 @@ def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
             note = f"too few evaluations ({curve.points}) to fit a curve"
             pred = math.inf
         out.append(Candidate(tid, n, pred, float(r[score]), int(curve.last_tokens), rate,
-                             curve.fitted, note, start, cap))
+                             curve.fitted, note, start, cap, at))
     return out
 
 

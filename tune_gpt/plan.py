@@ -157,11 +157,9 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
     iters = int(cfg["max_iters"])
     schedule = str(cfg.get("lr_schedule", "cosine")) if cfg.get("decay_lr", True) else "constant"
     cooldown = round(float(cfg.get("cooldown_frac", 0.2)) * iters) if schedule == "wsd" else 0
-    until = plan.tokens if chosen.onset is None else \
-        int(min(plan.tokens, max(chosen.onset, chosen.measured_tokens)))
     evidence = plan.lines()[:1] + plan.lines()[2:] + [
         f"{chosen.measured_tokens:,} tokens measured, ending at {fit.last_loss:.4f}, brought "
-        f"to {until:,} as L_end * (D_end / D)^{horizon.DATA_EXPONENT:g} (measured on "
+        f"to {chosen.predicted_at:,} as L_end * (D_end / D)^{horizon.DATA_EXPONENT:g} (measured on "
         f"tinyshakespeare; tune_gpt/horizon.py)",
         f"warmup_iters {int(cfg['warmup_iters'])}: the trial's, capped at a tenth of the run"]
     p = RunPlan(search=meta.name, requested=tokens, tokens=int(plan.tokens),

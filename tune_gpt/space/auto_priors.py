@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 # the overfitting onset and N are the horizon module's, which the final phase and `plan` use
-from tune_gpt.horizon import ONSET_EPOCHS_PER_DN, non_embedding_params
+from tune_gpt.horizon import ONSET_EPOCHS_PER_DN, non_embedding_params, overfit_onset
 
 AUTO = "auto"
 GUIDE_LR = 1e-3
@@ -114,7 +114,7 @@ def _n_embd(c: Context, dist: Any) -> tuple[Any, str]:
     start = place(dist, guide)
 
     def onset(w: int) -> float:  # epochs before a w-wide model starts to overfit
-        return ONSET_EPOCHS_PER_DN * (c.tokens_per_param(w) or 0.0)
+        return (overfit_onset(c.train_tokens, c.n_layer, w) or 0.0) / (c.train_tokens or 1)
 
     fits = [w for w in widths if w <= start and onset(w) > e]
     value = max(fits) if fits else widths[0]
