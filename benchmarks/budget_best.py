@@ -18,7 +18,9 @@ Per seed, three arms, all real runs, each a subprocess of the `tune-gpt` command
 Recipe and prior evaluate ~40 times (eval_iters 20), keep their best-validation model and
 train with 2 threads (warmup capped at a tenth of the run: only --quick feels it); one cut
 short continues from its last.pt (`--resume`). Every arm is scored by
-`tune-gpt eval CKPT --json` on the whole validation split.
+`tune-gpt eval CKPT --json` on the whole validation split; a searched model with a longer
+block than the recipe's 64 is scored again with `--context 64` (search @64 in the summary),
+so that what the longer context buys is told apart from what the search buys.
 
 Each seed is a cell, OUT/cells/seed_S.json (--quick: quick_seed_S.json), written atomically
 and skipped when the script runs again; its runs are under OUT/work/seed_S/ (the search's
@@ -71,6 +73,7 @@ FINAL_KEYS = ("checkpoint", "flops_total", "wall_s_total", "prior_config")
 NO_FINAL = "the search ran no final phase: add `final:` to the space"
 CELL_KEYS = ("seed", *ARMS, "flops", "wall_s", "tokens")
 ARM_KEYS = ("val_loss", "wall_s")       # what a finished-arm file holds at least
+AT_CONTEXT = "search_at_recipe_context"
 
 
 # ----------------------------------------------------------------------------- the arms' knobs
@@ -188,7 +191,11 @@ def search_arm(seed: int, space: str, data: str, work: Path, sets: list[str]
     final = read_final(folder / "results" / "meta.json")
     ckpt = _model_path(str(final["checkpoint"]), (work, folder, folder / "results"))
     got = score(ckpt, data, log, work)
+    # the recipe reads 64-token windows: the searched model scored in the same windows too
+    block, ctx = int(final.get("config", {}).get("block_size", 0)), RECIPE["block_size"]
+    same = score(ckpt, data, log, work, ctx)["val_loss"] if block > ctx else got["val_loss"]
     arm = {"val_loss": got["val_loss"], "val_tokens": got["tokens"],
+           "val_loss_at_recipe_context": same,
            "flops": float(final["flops_total"]), "wall_s": float(final["wall_s_total"]),
            "tokens": final.get("tokens_total", _search_tokens(final)),
            "checkpoint": str(ckpt),
@@ -240,6 +247,7 @@ def run_cell(seed: int, space: str, data: str, work: Path, quick: bool = False
     arms = {"search": s, **{k: train_arm(k, v, data, work) for k, v in knobs.items()}}
     per_iter = {k: flops_per_iter(v, vocab) for k, v in knobs.items()}
     return {"seed": seed, **{k: arms[k]["val_loss"] for k in ARMS}, "flops": flops,
+            "search_at_recipe_context": s.get("val_loss_at_recipe_context"),
             "wall_s": {k: arms[k]["wall_s"] for k in ARMS},
             "tokens": {"search": s.get("tokens"),
                        **{k: v["max_iters"] * v["batch_size"] * v["block_size"]
@@ -265,19 +273,22 @@ def json_safe(v: Any) -> Any:
     return safe(v)
 
 
-def paired(cells: list[dict[str, Any]], other: str) -> dict[str, Any]:
-    """search - `other` per seed: their mean and its standard error (sample SD / sqrt(n);
+def paired(cells: list[dict[str, Any]], other: str, key: str = "search") -> dict[str, Any]:
+    """`key` - `other` per seed: their mean and its standard error (sample SD / sqrt(n);
     None below two pairs), over the seeds where both losses are numbers."""
-    d = [c["search"] - c[other] for c in cells if _finite(c["search"]) and _finite(c[other])]
+    d = [c[key] - c[other] for c in cells if _finite(c.get(key)) and _finite(c[other])]
     n = len(d)
     return {"mean": statistics.fmean(d) if n else None,
             "se": statistics.stdev(d) / math.sqrt(n) if n > 1 else None, "n": n}
 
 
 def summarize(cells: list[dict[str, Any]], data: str) -> dict[str, Any]:
+    summary = {f"search_minus_{o}": paired(cells, o) for o in ("recipe", "prior")}
+    # the same models, the searched one read in the recipe's 64-token windows (cells from
+    # before this was measured have none, and count no pair)
+    summary[f"{AT_CONTEXT}_minus_recipe"] = paired(cells, "recipe", AT_CONTEXT)
     return json_safe({"data": data, "seeds": sorted(cells, key=lambda c: c["seed"]),
-                      "summary": {f"search_minus_{o}": paired(cells, o)
-                                  for o in ("recipe", "prior")}})
+                      "summary": summary})
 
 
 def _f(v: Any, fmt: str = ".4f") -> str:
@@ -287,14 +298,17 @@ def _f(v: Any, fmt: str = ".4f") -> str:
 def markdown(s: dict[str, Any], quick: bool = False) -> str:
     lines = [f"# The search's final model against the recipe and the prior, same FLOPs "
              f"({s['data']}{', --quick' if quick else ''})", "",
-             "Val loss on the whole validation split; wall seconds search / recipe / prior.", "",
-             "| seed | search | recipe | prior | search - recipe | search - prior | FLOPs | "
-             "wall s |", "|---|---|---|---|---|---|---|---|"]
+             "Val loss on the whole validation split; wall seconds search / recipe / prior. "
+             "search @64: the search's model read in the recipe's 64-token windows "
+             "(`tune-gpt eval --context 64`).", "",
+             "| seed | search | search @64 | recipe | prior | search - recipe | "
+             "search - prior | FLOPs | wall s |", "|---|---|---|---|---|---|---|---|---|"]
     for c in s["seeds"]:
         diff = {o: c["search"] - c[o] if _finite(c["search"]) and _finite(c[o]) else None
                 for o in ("recipe", "prior")}
         wall = " / ".join(_f(c["wall_s"].get(a), ".0f") for a in ARMS)
-        lines.append(f"| {c['seed']} | {_f(c['search'])} | {_f(c['recipe'])} | "
+        lines.append(f"| {c['seed']} | {_f(c['search'])} | {_f(c.get(AT_CONTEXT))} | "
+                     f"{_f(c['recipe'])} | "
                      f"{_f(c['prior'])} | {_f(diff['recipe'], '+.4f')} | "
                      f"{_f(diff['prior'], '+.4f')} | {_f(c['flops'], '.3g')} | {wall} |")
     lines.append("")

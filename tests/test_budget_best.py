@@ -188,6 +188,36 @@ def test_a_finished_search_is_scored_from_its_final_phase(tmp_path: Path,
     assert bb.search_arm(2, "s.yaml", "d.txt", tmp_path, [])["val_loss"] == 1.61
 
 
+def test_a_searched_model_with_a_longer_block_is_also_read_in_the_recipes_windows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipe reads 64-token windows; a block-128 final model is scored both ways, so
+    search - recipe can be told apart from what the longer context alone buys."""
+    contexts: list[int | None] = []
+
+    def fake_score(ckpt: Path, data: str, log: Path, cwd: Path, context: int | None = None
+                   ) -> dict[str, Any]:
+        contexts.append(context)
+        return {"val_loss": 1.50 if context is None else 1.52, "tokens": 10}
+
+    monkeypatch.setattr(bb, "score", fake_score)
+    monkeypatch.setattr(bb, "run_logged", lambda *a: pytest.fail("a finished search reran"))
+    for seed, block, want in ((3, 128, 1.52), (4, 64, 1.50)):
+        folder = _finished_search(tmp_path / f"w{seed}", seed, {"final": {
+            "checkpoint": "ckpt.pt", "flops_total": FLOPS, "wall_s_total": 1.0,
+            "prior_config": {}, "config": {"block_size": block}}})
+        (folder / "ckpt.pt").write_bytes(b"x")
+        contexts.clear()
+        arm = bb.search_arm(seed, "s.yaml", "d.txt", tmp_path / f"w{seed}", [])
+        assert contexts == ([None, 64] if block > 64 else [None])
+        assert (arm["val_loss"], arm["val_loss_at_recipe_context"]) == (1.50, want)
+    cells = [{**_cell(0, 1.50, 1.53, 1.6), bb.AT_CONTEXT: 1.52},
+             {**_cell(1, 1.49, 1.51, 1.6), bb.AT_CONTEXT: 1.50}, _cell(2, 1.5, 1.6, 1.6)]
+    s = bb.summarize(cells, "d")
+    got = s["summary"]["search_at_recipe_context_minus_recipe"]
+    assert got["n"] == 2 and got["mean"] == pytest.approx(-0.01)
+    assert "| 0 | 1.5000 | 1.5200 | 1.5300 |" in bb.markdown(s)
+
+
 # ----------------------------------------------------------------------------- the training arms
 
 def test_a_training_cut_short_is_resumed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -57,12 +57,14 @@ def run_logged(cmd: list[str], log: Path, cwd: Path) -> None:
                         f"({lines[-1] if lines else 'no output'}); its log: {log}")
 
 
-def score(ckpt: Path, data: str, log: Path, cwd: Path) -> dict[str, Any]:
-    """`tune-gpt eval CKPT --json`: {"val_loss", "tokens"} on the whole validation split
-    of `data` (the output appended to `log`)."""
+def score(ckpt: Path, data: str, log: Path, cwd: Path, context: int | None = None
+          ) -> dict[str, Any]:
+    """`tune-gpt eval CKPT --json [--context N]`: {"val_loss", "tokens"} on the whole
+    validation split of `data` (the output appended to `log`)."""
     if not ckpt.is_file():
         raise ArmFailed(f"no model to score at {ckpt}")
     cmd = [*tune_gpt(), "eval", str(ckpt), "--data", data, "--json"]
+    cmd += ["--context", str(context)] if context is not None else []
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, check=False)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as f:
