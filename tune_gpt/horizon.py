@@ -179,7 +179,14 @@ class Candidate:
     note: str = ""       # why it was left out, if it was
     start: int = 0       # tokens already trained: the final run continues the trial's state
     onset: float | None = None  # overfit_onset: when below `tokens`, predicted there instead
-    predicted_at: int = 0  # the tokens `predicted` is for: `tokens`, or earlier at the onset
+
+    @property
+    def predicted_at(self) -> int:
+        """The tokens `predicted` is for: `tokens`, or the onset when that comes first (never
+        before the tokens its curve measured)."""
+        if self.onset is None:
+            return self.tokens
+        return int(min(self.tokens, max(self.onset, self.measured_tokens)))
 
 
 @dataclass
@@ -275,18 +282,16 @@ def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
         budget = tokens_for(r, rate)
         new = int(budget // tpi * tpi) if _finite(budget) else 0
         n = start + new if new > 0 else 0
-        note = "" if rate > 0 else "no measured speed"
-        cap = onset(tid) if onset else None
-        at = int(min(n, max(cap, curve.last_tokens))) if cap is not None else n
+        c = Candidate(tid, n, math.inf, float(r[score]), int(curve.last_tokens), rate,
+                      curve.fitted, "" if rate > 0 else "no measured speed", start,
+                      onset(tid) if onset else None)
         try:
-            pred = curve.predict(at) if not note else math.inf
+            c.predicted = curve.predict(c.predicted_at) if not c.note else math.inf
         except ValueError as e:
-            pred, note = math.inf, f"beyond its evidence: {e}"
-        if not curve.fitted and not note:
-            note = f"too few evaluations ({curve.points}) to fit a curve"
-            pred = math.inf
-        out.append(Candidate(tid, n, pred, float(r[score]), int(curve.last_tokens), rate,
-                             curve.fitted, note, start, cap, at))
+            c.note = f"beyond its evidence: {e}"
+        if not curve.fitted and not c.note:
+            c.predicted, c.note = math.inf, f"too few evaluations ({curve.points}) to fit a curve"
+        out.append(c)
     return out
 
 
