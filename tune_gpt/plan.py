@@ -9,7 +9,7 @@ lowest prediction chosen, its learning rate moved to N tokens by Bjorck et al. 2
 tokens^-0.32 rule (a cited rule, not fitted to this search: too few learning rates reach the
 same length in one search to fit one). The interval is Student's t times the root of the
 seed noise squared (the search's confirm runs, else the reference spread) plus the horizon
-rule's measured miss squared (horizon.LAW_SD). A plan beyond
+rule's own doubt squared, which grows with how far the plan goes (horizon.law_sd). A plan beyond
 10x the longest curve's tokens is refused, with one line saying how far it can go.
 
 With --n_embd and/or --n_layer the plan is for a wider or deeper model: the chosen config is
@@ -150,9 +150,16 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
         ref = judge.REFERENCE_SEED_NOISE
         sd, dof = ref.sd, ref.dof
         noise = f"seed noise {sd:.4f} measured on {ref.data} ({ref.source}), {dof} dof"
-    half = judge.t_quantile(dof) * math.sqrt(sd ** 2 + horizon.LAW_SD ** 2)
-    noise += (f", and {horizon.LAW_SD:g} for how far the horizon rule has missed a measured "
-              f"run (tune_gpt/horizon.py)")
+    law = horizon.law_sd(float(chosen.predicted), chosen.measured_tokens, chosen.predicted_at)
+    both = sd ** 2 + law ** 2  # Welch-Satterthwaite: the dof of the two spreads summed
+    dof_sum = both ** 2 / (sd ** 4 / dof + law ** 4 / horizon.EXPONENT_DOF)
+    half = judge.t_quantile(dof_sum) * math.sqrt(both)
+    taken = sorted(horizon.exponent_taken(r) for r in horizon.EXPONENT_RUNS)
+    noise += (f"; and {law:.4f} for the horizon rule's exponent, {horizon.DATA_EXPONENT:g}, "
+              f"which {len(taken)} measured runs on the development corpora took as "
+              f"{taken[0]:.3f}-{taken[-1]:.3f} (sd {horizon.EXPONENT_SD:.3f} about it, x "
+              f"ln({chosen.predicted_at:,} / {chosen.measured_tokens:,}) x the loss; "
+              f"tune_gpt/horizon.py); t with {dof_sum:.1f} dof")
     cfg = plan.config
     iters = int(cfg["max_iters"])
     schedule = str(cfg.get("lr_schedule", "cosine")) if cfg.get("decay_lr", True) else "constant"
