@@ -105,6 +105,20 @@ class RunPlan:
         return asdict(self)
 
 
+def half_interval(predicted: float, tokens_end: float, tokens: float, sd: float,
+                  dof: int) -> tuple[float, float, float]:
+    """(half width of the 95% interval, the horizon rule's sd, the dof) for a loss predicted
+    at `tokens` from a curve that ended at `tokens_end`: Student's t, with Welch-
+    Satterthwaite's dof, times the root of the seed noise `sd` (its `dof`) squared plus
+    horizon.law_sd squared."""
+    from tune_gpt import judge
+
+    law = horizon.law_sd(predicted, tokens_end, tokens)
+    both = sd ** 2 + law ** 2
+    dof_sum = both ** 2 / (sd ** 4 / dof + law ** 4 / horizon.EXPONENT_DOF)
+    return judge.t_quantile(dof_sum) * math.sqrt(both), law, dof_sum
+
+
 def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int | None = None,
               n_layer: int | None = None) -> RunPlan:
     """The plan from a search's tables (trials, curves, SearchMeta); with n_embd and/or
@@ -150,10 +164,8 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
         ref = judge.REFERENCE_SEED_NOISE
         sd, dof = ref.sd, ref.dof
         noise = f"seed noise {sd:.4f} measured on {ref.data} ({ref.source}), {dof} dof"
-    law = horizon.law_sd(float(chosen.predicted), chosen.measured_tokens, chosen.predicted_at)
-    both = sd ** 2 + law ** 2  # Welch-Satterthwaite: the dof of the two spreads summed
-    dof_sum = both ** 2 / (sd ** 4 / dof + law ** 4 / horizon.EXPONENT_DOF)
-    half = judge.t_quantile(dof_sum) * math.sqrt(both)
+    half, law, dof_sum = half_interval(float(chosen.predicted), chosen.measured_tokens,
+                                       chosen.predicted_at, sd, dof)
     taken = sorted(horizon.exponent_taken(r) for r in horizon.EXPONENT_RUNS)
     noise += (f"; and {law:.4f} for the horizon rule's exponent, {horizon.DATA_EXPONENT:g}, "
               f"which {len(taken)} measured runs on the development corpora took as "
