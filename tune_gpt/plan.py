@@ -115,6 +115,8 @@ def half_interval(predicted: float, tokens_end: float, tokens: float, sd: float,
 
     law = horizon.law_sd(predicted, tokens_end, tokens)
     both = sd ** 2 + law ** 2
+    if both <= 0:
+        return 0.0, law, float(dof)
     dof_sum = both ** 2 / (sd ** 4 / dof + law ** 4 / horizon.EXPONENT_DOF)
     return judge.t_quantile(dof_sum) * math.sqrt(both), law, dof_sum
 
@@ -167,11 +169,12 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
     half, law, dof_sum = half_interval(float(chosen.predicted), chosen.measured_tokens,
                                        chosen.predicted_at, sd, dof)
     taken = sorted(horizon.exponent_taken(r) for r in horizon.EXPONENT_RUNS)
-    noise += (f"; and {law:.4f} for the horizon rule's exponent, {horizon.DATA_EXPONENT:g}, "
-              f"which {len(taken)} measured runs on the development corpora took as "
-              f"{taken[0]:.3f}-{taken[-1]:.3f} (sd {horizon.EXPONENT_SD:.3f} about it, x "
-              f"ln({chosen.predicted_at:,} / {chosen.measured_tokens:,}) x the loss; "
-              f"tune_gpt/horizon.py); t with {dof_sum:.1f} dof")
+    noise += (f"; and {law:.4f} for the horizon rule: its exponent "
+              f"{horizon.DATA_EXPONENT:g} was off by sd {horizon.EXPONENT_SD:.3f} over "
+              f"{len(taken)} measured runs on the development corpora (they took "
+              f"{taken[0]:.3f}-{taken[-1]:.3f}), x ln({chosen.predicted_at:,} / "
+              f"{chosen.measured_tokens:,}) x the loss (tune_gpt/horizon.py); t with "
+              f"{dof_sum:.1f} dof")
     cfg = plan.config
     iters = int(cfg["max_iters"])
     schedule = str(cfg.get("lr_schedule", "cosine")) if cfg.get("decay_lr", True) else "constant"
