@@ -2,30 +2,26 @@
 
     python benchmarks/mup_transfer.py --data PATH --widths 128 256 512 --tokens 1M --seeds 1 \\
         --json OUT.json   # the full run, resumable, in benchmarks/results/mup_transfer/
-    python benchmarks/mup_transfer.py --max-cells 2   # at most 2 missing cells, then the summary
-    python benchmarks/mup_transfer.py --max-cells 0   # only rebuild the summary
+    python benchmarks/mup_transfer.py --max-cells 2   # at most 2 missing cells (0: summary only)
     python benchmarks/mup_transfer.py --quick         # a smoke run (~30 s) that a test calls
 
 GPTs of 4 layers and 4 heads at the widths (n_embd) of --widths, the smallest the base, train
---tokens tokens with tune_gpt.train on --data (batches of 12 x 64, warmup a tenth, cosine to
-lr/10) and are scored on the WHOLE validation split (diverged: ln(vocab)):
+--tokens tokens on --data (batches of 12 x 64, warmup a tenth, cosine to lr/10), scored on the
+WHOLE validation split (diverged: ln(vocab)):
   1. the coordinate check (tune_gpt.mup.coord_check: 4 Adam steps at 1e-2), SP and µP;
   2. µP at the base width at every lr of LRS (2.5e-4 .. 8e-3, doubling) x every point of MULTS
      (mup_output_mult, mup_init_mult, mup_attn_mult): the base point, the (lr, mults) of the
-     lowest loss, is chosen there only. At 1 the multipliers hold every width to the proxy's
-     dynamics (README, "Why, measured since"). MULTS, coarse and log-spaced: (4^t, 2^t, 2^t) at
-     t = 0 (the default, always in the grid), 1, 1.5 (the probe's (8, 2.83, 2.83)), 2 (beyond);
+     lowest loss, is chosen there only. MULTS, coarse and log-spaced: (4^t, 2^t, 2^t) at t = 0
+     (the default, always in the grid), 1, 1.5 (the probe's (8, 2.83, 2.83)), 2 (beyond);
   3. µP at every wider width at exactly the base point (hidden lr / m, Adam eps / m, attention
      1/d_head), and at the best lr among the (1, 1, 1) points (loss_by_width_default_mults);
   4. SP at the largest width at every lr (at the base width: step 2's runs at (1, 1, 1), as µP
      at m = 1 with multipliers 1 is SP). Steps 2-4 run seeds 0 .. --seeds-1; figures: means.
 
-The full run (--widths 128 256 512 --tokens 1M --seeds 1) is 36 cells: 2 coordinate checks,
-6 x 4 µP runs at 128, 2 + 2 at 256 and 512 (2 if the base point is a (1, 1, 1) one), 6 SP at
-512. At 37k tokens/s at 128, 14.6k at 256, 3.7k at 512 (measured alone on the 2 cores): 24 x
-0.5 + 2 x 1.1 + 8 x 4.5 min = ~50 min; ~2 h at the 1.3k tokens/s 512 gets on shared cores; as
+The full run (--widths 128 256 512 --tokens 1M --seeds 1) is 36 cells (2 coordinate checks,
+6 x 4 µP runs at 128, 2 + 2 at 256 and 512, 6 SP at 512), ~50 min alone on the 2 cores, as
 much again per further seed. Cells: OUT/cells_v2/, named by parametrization, width, base
-width, layers, tokens, lr, µP's multipliers (-o8-i2.83-a2.83), seed; kept for a rerun.
+width, layers, tokens, lr, µP's multipliers (-o8-i2.83-a2.83), seed; a rerun reads them.
 
 Targets: (a) µP at the base point gains >= 0.02 nats at every step to the next width; (b)
 gap_to_sp_best = µP's loss at the largest width - SP's best there <= 0.02; (c) under µP every
@@ -379,8 +375,12 @@ def main(argv: list[str] | None = None) -> int:
             write_json(plan.coord_path(out, q), coords[q])
             ran += 1
     while ran < budget and (todo := [k for k in plan.keys(*points(plan, cells)) if k not in cells]):
+        saved = saved_cell(path := plan.cell_path(out, todo[0]), CELL_KEYS)
+        if saved and saved["data_sha256"] == data.sha256:  # a key known only now (a point
+            cells[todo[0]], skipped = saved, skipped + 1    # moved by new cells): not rerun
+            continue
         cells[todo[0]] = cell = run_cell(todo[0], plan, data)
-        write_json(path := plan.cell_path(out, todo[0]), cell, indent=1)
+        write_json(path, cell, indent=1)
         ran += 1
         print(f"{path.stem}: val_loss {cell['val_loss']}, {cell['wall_s']:.0f} s", flush=True)
     print(f"cells: {skipped} skipped (saved before), {ran} run", flush=True)

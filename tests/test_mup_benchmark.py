@@ -139,6 +139,18 @@ def test_mup_transfer_quick_measures_resumes_and_says_when_incomplete(
     assert f"cells: {total} skipped (saved before), 0 run" in stdout
     assert _mtimes(out) == after
 
+    # A sweep widened by one lr: only its new cells run (one per multiplier point at the base
+    # width, one SP). The wider runs at the base point, unknown until the base grid is whole
+    # again, are read from disk, not trained a second time.
+    wide = [LRS[0] / 2, *LRS]
+    s2, stdout = _quick(out, "--data", data, "--lrs", *map(str, wide))
+    again = _mtimes(out)
+    assert {k: again[k] for k in after} == after and s2["complete"] is True
+    keys = ("base_lr", "base_mults", "base_lr_default_mults")
+    if all(s2["mup"][k] == m[k] for k in keys):  # the points held (a lower lr is worse here)
+        assert len(again) == len(after) + len(MULTS) + 1
+        assert s2["mup"]["loss_by_width"] == by
+
 
 ROWS = {mt.ONE: (3.0, 2.0), M4: (2.95, 3.0), M8: (3.1, 3.0)}   # (loss at its best lr, that lr)
 
