@@ -9,8 +9,8 @@ lowest prediction chosen, its learning rate moved to N tokens by Bjorck et al. 2
 tokens^-0.32 rule (a cited rule, not fitted to this search: too few learning rates reach the
 same length in one search to fit one). The interval is Student's t times the root of the
 seed noise squared (the search's confirm runs, else the reference spread) plus the horizon
-rule's own doubt squared, which grows with how far the plan goes (horizon.law_sd). A plan beyond
-10x the longest curve's tokens is refused, with one line saying how far it can go.
+rule's own doubt squared, which grows with how far the plan goes (horizon.law_sd). A plan
+beyond 10x the longest curve's tokens is refused, with one line saying how far it can go.
 
 With --n_embd and/or --n_layer the plan is for a wider or deeper model: the chosen config is
 brought to that size by tune_gpt.transfer (µP with the searched width as base width, the head
