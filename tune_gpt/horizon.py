@@ -48,7 +48,6 @@ MAX_EXTRAPOLATION = 10.0    # predict at most this many times the longest tokens
 # benchmarks/results/seed_noise, it predicted 1.42-1.47 at 13.8M tokens, where the recipe
 # trained that long measured 1.522). The exponent is measured there: their mean 1.908 at
 # 1.536M tokens -> 1.522 at 13.8M: ln(1.908 / 1.522) / ln(13.8 / 1.536) = 0.103.
-# Its spread over more runs: EXPONENT_RUNS.
 DATA_EXPONENT = 0.10
 # How far that exponent is off, measured on the development corpora (the report corpora
 # check it: README, "Your long run"): a run's end (tokens_end, loss_end) and a longer run's
@@ -70,8 +69,9 @@ def exponent_taken(run: tuple) -> float:
     return math.log(l0 / l1) / math.log(t1 / t0)
 
 
-EXPONENT_SD = math.sqrt(sum((exponent_taken(r) - DATA_EXPONENT) ** 2 for r in EXPONENT_RUNS)
-                        / len(EXPONENT_RUNS))
+EXPONENTS_TAKEN = tuple(exponent_taken(r) for r in EXPONENT_RUNS)
+EXPONENT_SD = math.sqrt(sum((a - DATA_EXPONENT) ** 2 for a in EXPONENTS_TAKEN)
+                        / len(EXPONENTS_TAKEN))
 EXPONENT_DOF = len(EXPONENT_RUNS) - 1  # DATA_EXPONENT itself was read off the first run
 
 

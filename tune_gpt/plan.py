@@ -168,7 +168,7 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
         noise = f"seed noise {sd:.4f} measured on {ref.data} ({ref.source}), {dof} dof"
     half, law, dof_sum = half_interval(float(chosen.predicted), chosen.measured_tokens,
                                        chosen.predicted_at, sd, dof)
-    taken = sorted(horizon.exponent_taken(r) for r in horizon.EXPONENT_RUNS)
+    taken = sorted(horizon.EXPONENTS_TAKEN)
     noise += (f"; and {law:.4f} for the horizon rule: its exponent "
               f"{horizon.DATA_EXPONENT:g} was off by sd {horizon.EXPONENT_SD:.3f} over "
               f"{len(taken)} measured runs on the development corpora (they took "
