@@ -1,0 +1,163 @@
+"""How fast does a search winner's loss still fall at the end of its trial, read from finished
+runs, and does that say how far it falls over a run 8x longer?
+
+    python benchmarks/finished_slope.py --data ../shared/data/shakespeare_char/input.txt \
+        --out benchmarks/results/finished_slope
+    python benchmarks/finished_slope.py --quick   # smoke-sized (a temporary folder)
+
+`tune-gpt plan` brings a search's loss from a trial's end (D_end tokens) to a longer run as
+L_end * (D_end / D)^0.10, an exponent measured on tinyshakespeare; on the other corpora of
+benchmarks/results/horizon_transfer/ the 8x runs took 0.09-0.16 (tune_gpt/horizon.py). The
+slope of one run's own curve does not tell them apart: under a decaying learning rate a run
+falls fastest at its end (README, "Your long run"). A finished run at each length does not
+have that problem: a run of D/2 tokens and one of D, each with its whole schedule, give the
+local exponent ln(L(D/2) / L(D)) / ln 2 without the schedule in it. A search whose rungs are
+read after a cool-down (WSD) measures exactly that for its winner.
+
+Per corpus, the winner of horizon_transfer's search on it (OUT's --horizon folder, cells
+CORPUS/search.json: its config, lr and cosine schedule, unchanged) is trained for
+--fractions x its trial's tokens (its max_iters and lr_decay_iters scaled; warmup kept),
+each run scored by `tune-gpt eval` on the whole validation split, with the 8x runs of that
+folder (the plan's, the winner unchanged) beside them. Cells: OUT/cells/CORPUS/f<x>.json
+(resumable: a finished cell is skipped; a cut-short run resumes from its last.pt); runs:
+OUT/work/CORPUS/. OUT/summary.{json,md} are rebuilt from every corpus's cells.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common.arms import ArmFailed  # noqa: E402
+from benchmarks.common.cli import (add_data, add_out, benchmark_parser,  # noqa: E402
+                                   have_data, out_folder)
+from benchmarks.common.output import publish, saved_cell  # noqa: E402
+from benchmarks.horizon_transfer import (FULL, QUICK, Sizing, corpus_name,  # noqa: E402
+                                         for_training, tokens_per_iter, train_cell)
+
+NAME = "finished_slope"
+HORIZON = ROOT / "benchmarks" / "results" / "horizon_transfer"
+FRACTIONS = (0.25, 0.5, 1.0, 2.0)
+
+
+def arm(f: float) -> str:
+    return f"f{f:g}"
+
+
+def scaled(winner: dict[str, Any], f: float, s: Sizing) -> dict[str, Any]:
+    """The winner's config for f x its trial's tokens: max_iters and lr_decay_iters scaled."""
+    iters = max(1, round(int(winner["max_iters"]) * f))
+    decay = max(1, round(int(winner.get("lr_decay_iters", winner["max_iters"])) * f))
+    return for_training(winner, s, max_iters=iters, lr_decay_iters=decay)
+
+
+def local_exponent(a: tuple[float, float], b: tuple[float, float]) -> float | None:
+    """ln(L_a / L_b) / ln(D_b / D_a) for two finished runs (tokens, loss), a shorter."""
+    (ta, la), (tb, lb) = a, b
+    if min(ta, tb, la, lb) <= 0 or tb <= ta:
+        return None
+    return math.log(la / lb) / math.log(tb / ta)
+
+
+def corpus_summary(cells: Path, horizon: Path) -> dict[str, Any]:
+    runs = {}
+    for p in sorted(cells.glob("f*.json")):
+        got = saved_cell(p, ("val_loss", "tokens"))
+        if got is not None:
+            runs[p.stem] = {"tokens": got["tokens"], "val_loss": got["val_loss"],
+                            "wall_s": got.get("wall_s")}
+    pts = sorted((r["tokens"], r["val_loss"]) for r in runs.values())
+    slopes = {f"{a[0]:.0f}->{b[0]:.0f}": local_exponent(a, b) for a, b in zip(pts, pts[1:])}
+    long = {}
+    for name in ("plan", "winner"):
+        got = saved_cell(horizon / f"{name}.json", ("val_loss", "tokens"))
+        if got is not None:
+            long[name] = {"tokens": got["tokens"], "val_loss": got["val_loss"]}
+    end = runs.get(arm(1.0))
+    to_long = {k: local_exponent((end["tokens"], end["val_loss"]), (v["tokens"], v["val_loss"]))
+               for k, v in long.items()} if end else {}
+    return {"runs": runs, "local_exponents": slopes, "long_runs": long,
+            "exponent_to_long": to_long}
+
+
+def markdown(s: dict[str, Any]) -> str:
+    lines = ["# Finished runs of each horizon search's winner at fractions of its trial",
+             "", "Val loss on the whole validation split; exponents ln(L_a/L_b)/ln(D_b/D_a).",
+             "", "| corpus | runs (tokens: loss) | local exponents | 1x -> 8x (plan; winner) |",
+             "|---|---|---|---|"]
+    for c, v in s["corpora"].items():
+        runs = ", ".join(f"{r['tokens'] / 1e6:.2f}M: {r['val_loss']:.4f}"
+                         for r in sorted(v["runs"].values(), key=lambda r: r["tokens"]))
+        slopes = ", ".join(f"{k}: {x:.3f}" for k, x in v["local_exponents"].items()
+                           if x is not None)
+        lg = "; ".join(f"{k} {x:.3f}" for k, x in v["exponent_to_long"].items() if x is not None)
+        lines.append(f"| {c} | {runs} | {slopes} | {lg} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = benchmark_parser(__doc__, "smoke-sized: horizon_transfer --quick's search, 2 lengths")
+    add_data(p)
+    add_out(p, NAME)
+    p.add_argument("--horizon", default=str(HORIZON),
+                   help="horizon_transfer's output folder (its cells/CORPUS/search.json)")
+    p.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    args = p.parse_args(argv)
+    if args.quick:
+        return quick()
+    if not have_data(args.data):
+        return 2
+    out = out_folder(args, NAME)
+    corpus = corpus_name(args.data)
+    search = saved_cell(Path(args.horizon) / "cells" / corpus / "search.json",
+                        ("winner_config", "winner_tokens"))
+    if search is None:
+        print(f"no horizon search for {corpus} under {args.horizon}/cells: run "
+              f"benchmarks/horizon_transfer.py --data {args.data} first", file=sys.stderr)
+        return 2
+    return run(corpus, args.data, search["winner_config"], args.fractions, FULL, out,
+               Path(args.horizon) / "cells" / corpus)
+
+
+def run(corpus: str, data: str, winner: dict[str, Any], fractions: list[float], s: Sizing,
+        out: Path, horizon_cells: Path) -> int:
+    cells, work = out / "cells" / corpus, out / "work" / corpus
+    print(f"{corpus}: the winner {winner['n_layer']}x{winner['n_embd']}, lr "
+          f"{winner['learning_rate']:.3g}, {int(winner['max_iters']) * tokens_per_iter(winner):,}"
+          f" tokens a trial", flush=True)
+    try:
+        for f in fractions:
+            train_cell(arm(f), scaled(winner, f, s), data, cells, work, s.threads)
+    except ArmFailed as e:
+        print(f"{corpus}: {e}", file=sys.stderr)
+        return 1
+    summary = {"corpora": {c.name: corpus_summary(c, horizon_cells.parent / c.name)
+                           for c in sorted((out / "cells").iterdir()) if c.is_dir()}}
+    publish(out / "summary.json", None, summary, markdown(summary))
+    return 0
+
+
+def quick() -> int:
+    """Two tiny lengths of a smoke-sized config on tinyshakespeare, in a temporary folder."""
+    from dataclasses import asdict
+
+    from benchmarks.common.cli import DEFAULT_DATA
+    from tune_gpt.config import TrainConfig
+
+    data = str(DEFAULT_DATA)
+    winner = json.loads(json.dumps(asdict(TrainConfig()))) | {
+        "n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 4,
+        "max_iters": 40, "lr_decay_iters": 40, "warmup_iters": 4}
+    with tempfile.TemporaryDirectory() as tmp:
+        return run("quick", data, winner, [0.5, 1.0], QUICK, Path(tmp), Path(tmp) / "none")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
