@@ -76,8 +76,8 @@ def corpus_summary(cells: Path, horizon: Path) -> dict[str, Any]:
     pts = sorted((r["tokens"], r["val_loss"]) for r in runs.values())
     slopes = {f"{a[0]:.0f}->{b[0]:.0f}": local_exponent(a, b) for a, b in zip(pts, pts[1:])}
     long = {}
-    for name in ("plan", "winner"):
-        got = saved_cell(horizon / f"{name}.json", ("val_loss", "tokens"))
+    for name, cell in (("plan", "lr_x1"), ("winner", "winner")):  # the plan as written: x1
+        got = saved_cell(horizon / f"{cell}.json", ("val_loss", "tokens"))
         if got is not None:
             long[name] = {"tokens": got["tokens"], "val_loss": got["val_loss"]}
     end = runs.get(arm(1.0))
@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--horizon", default=str(HORIZON),
                    help="horizon_transfer's output folder (its cells/CORPUS/search.json)")
     p.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    p.add_argument("--which", choices=("plan", "winner"), default="plan",
+                   help="the trial the plan chose (default), or the search's winner (cells "
+                        "CORPUS-winner); the same trial on every corpus but licenses")
     args = p.parse_args(argv)
     if args.quick:
         return quick()
@@ -116,18 +119,37 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = out_folder(args, NAME)
     corpus = corpus_name(args.data)
-    search = saved_cell(Path(args.horizon) / "cells" / corpus / "search.json",
-                        ("winner_config", "winner_tokens"))
-    if search is None:
-        print(f"no horizon search for {corpus} under {args.horizon}/cells: run "
+    horizon = Path(args.horizon) / "cells" / corpus
+    config = trial_config(horizon, args.which)
+    if config is None:
+        print(f"no horizon search and plan for {corpus} under {args.horizon}/cells: run "
               f"benchmarks/horizon_transfer.py --data {args.data} first", file=sys.stderr)
         return 2
-    return run(corpus, args.data, search["winner_config"], args.fractions, FULL, out,
-               Path(args.horizon) / "cells" / corpus)
+    name = corpus if args.which == "plan" else f"{corpus}-winner"
+    return run(name, args.data, config, args.fractions, FULL, out, Path(args.horizon))
+
+
+def trial_config(horizon: Path, which: str) -> dict[str, Any] | None:
+    """The config a trial of horizon_transfer's search trained: the search's winner, or the
+    trial the plan chose (its config at the plan's length, brought back: the trial's lr,
+    min_lr and length)."""
+    search = saved_cell(horizon / "search.json", ("winner_config", "winner_tokens"))
+    if search is None:
+        return None
+    if which == "winner":
+        return search["winner_config"]
+    plan = saved_cell(horizon / "plan.json", ("config", "lr_from", "tokens"))
+    if plan is None:
+        return None
+    c = dict(plan["config"])
+    iters = round(int(c["max_iters"]) * search["winner_tokens"] / plan["tokens"])
+    ratio = float(c["min_lr"]) / float(c["learning_rate"])
+    return c | {"learning_rate": plan["lr_from"], "min_lr": plan["lr_from"] * ratio,
+                "max_iters": iters, "lr_decay_iters": iters}
 
 
 def run(corpus: str, data: str, winner: dict[str, Any], fractions: list[float], s: Sizing,
-        out: Path, horizon_cells: Path) -> int:
+        out: Path, horizon: Path = HORIZON) -> int:
     cells, work = out / "cells" / corpus, out / "work" / corpus
     print(f"{corpus}: the winner {winner['n_layer']}x{winner['n_embd']}, lr "
           f"{winner['learning_rate']:.3g}, {int(winner['max_iters']) * tokens_per_iter(winner):,}"
@@ -138,7 +160,7 @@ def run(corpus: str, data: str, winner: dict[str, Any], fractions: list[float], 
     except ArmFailed as e:
         print(f"{corpus}: {e}", file=sys.stderr)
         return 1
-    summary = {"corpora": {c.name: corpus_summary(c, horizon_cells.parent / c.name)
+    summary = {"corpora": {c.name: corpus_summary(c, horizon / "cells" / c.name.split("-")[0])
                            for c in sorted((out / "cells").iterdir()) if c.is_dir()}}
     publish(out / "summary.json", None, summary, markdown(summary))
     return 0
@@ -156,7 +178,7 @@ def quick() -> int:
         "n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 4,
         "max_iters": 40, "lr_decay_iters": 40, "warmup_iters": 4}
     with tempfile.TemporaryDirectory() as tmp:
-        return run("quick", data, winner, [0.5, 1.0], QUICK, Path(tmp), Path(tmp) / "none")
+        return run("quick", data, winner, [0.5, 1.0], QUICK, Path(tmp), Path(tmp))
 
 
 if __name__ == "__main__":
