@@ -47,15 +47,15 @@ HORIZON = ROOT / "benchmarks" / "results" / "horizon_transfer"
 FRACTIONS = (0.25, 0.5, 1.0, 2.0)
 
 
-def arm(f: float) -> str:
-    return f"f{f:g}"
+def arm(f: float, seed: int = 0) -> str:
+    return f"f{f:g}" + (f"-s{seed}" if seed else "")
 
 
-def scaled(winner: dict[str, Any], f: float, s: Sizing) -> dict[str, Any]:
+def scaled(winner: dict[str, Any], f: float, s: Sizing, seed: int = 0) -> dict[str, Any]:
     """The winner's config for f x its trial's tokens: max_iters and lr_decay_iters scaled."""
     iters = max(1, round(int(winner["max_iters"]) * f))
     decay = max(1, round(int(winner.get("lr_decay_iters", winner["max_iters"])) * f))
-    return for_training(winner, s, max_iters=iters, lr_decay_iters=decay)
+    return for_training(winner, s, max_iters=iters, lr_decay_iters=decay) | {"seed": seed}
 
 
 def local_exponent(a: tuple[float, float], b: tuple[float, float]) -> float | None:
@@ -73,7 +73,7 @@ def corpus_summary(cells: Path, horizon: Path) -> dict[str, Any]:
         if got is not None:
             runs[p.stem] = {"tokens": got["tokens"], "val_loss": got["val_loss"],
                             "wall_s": got.get("wall_s")}
-    pts = sorted((r["tokens"], r["val_loss"]) for r in runs.values())
+    pts = sorted((r["tokens"], r["val_loss"]) for k, r in runs.items() if "-s" not in k)
     slopes = {f"{a[0]:.0f}->{b[0]:.0f}": local_exponent(a, b) for a, b in zip(pts, pts[1:])}
     long = {}
     for name, cell in (("plan", "lr_x1"), ("winner", "winner")):  # the plan as written: x1
@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--horizon", default=str(HORIZON),
                    help="horizon_transfer's output folder (its cells/CORPUS/search.json)")
     p.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="seed numbers to train each length with (cells f<x>-s<seed> but 0)")
     p.add_argument("--which", choices=("plan", "winner"), default="plan",
                    help="the trial the plan chose (default), or the search's winner (cells "
                         "CORPUS-winner); the same trial on every corpus but licenses")
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
               f"benchmarks/horizon_transfer.py --data {args.data} first", file=sys.stderr)
         return 2
     name = corpus if args.which == "plan" else f"{corpus}-winner"
-    return run(name, args.data, config, args.fractions, FULL, out, Path(args.horizon))
+    return run(name, args.data, config, args.fractions, FULL, out, Path(args.horizon),
+               args.seeds)
 
 
 def trial_config(horizon: Path, which: str) -> dict[str, Any] | None:
@@ -149,14 +152,16 @@ def trial_config(horizon: Path, which: str) -> dict[str, Any] | None:
 
 
 def run(corpus: str, data: str, winner: dict[str, Any], fractions: list[float], s: Sizing,
-        out: Path, horizon: Path = HORIZON) -> int:
+        out: Path, horizon: Path = HORIZON, seeds: tuple[int, ...] = (0,)) -> int:
     cells, work = out / "cells" / corpus, out / "work" / corpus
     print(f"{corpus}: the winner {winner['n_layer']}x{winner['n_embd']}, lr "
           f"{winner['learning_rate']:.3g}, {int(winner['max_iters']) * tokens_per_iter(winner):,}"
           f" tokens a trial", flush=True)
     try:
-        for f in fractions:
-            train_cell(arm(f), scaled(winner, f, s), data, cells, work, s.threads)
+        for seed in seeds:
+            for f in fractions:
+                train_cell(arm(f, seed), scaled(winner, f, s, seed), data, cells, work,
+                           s.threads)
     except ArmFailed as e:
         print(f"{corpus}: {e}", file=sys.stderr)
         return 1
