@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -84,21 +85,63 @@ def corpus_summary(cells: Path, horizon: Path) -> dict[str, Any]:
     to_long = {k: local_exponent((end["tokens"], end["val_loss"]), (v["tokens"], v["val_loss"]))
                for k, v in long.items()} if end else {}
     return {"runs": runs, "local_exponents": slopes, "long_runs": long,
-            "exponent_to_long": to_long}
+            "exponent_to_long": to_long,
+            "rule": rule_check(runs, horizon, long.get("plan")) if "-" not in cells.name
+            else None}  # CORPUS-winner: another trial than the plan's (licenses)
+
+
+def predicted_at(horizon: Path) -> int | None:
+    """The tokens the plan predicted at: its length, or where its model starts to overfit
+    (the plan says so in its evidence)."""
+    plan = saved_cell(horizon / "plan.json", ("tokens",))
+    if plan is None:
+        return None
+    for line in plan.get("evidence", []):
+        if (m := re.search(r"predicted at ([\d,]+) tokens", line)):
+            return int(m.group(1).replace(",", ""))
+    return int(plan["tokens"])
+
+
+def rule_check(runs: dict[str, Any], horizon: Path, plan: dict[str, Any] | None
+               ) -> dict[str, Any]:
+    """`tune-gpt plan --measure`'s rule (tune_gpt.measure.finished_predict, on the finished
+    runs at measure.FRACTIONS of each seed) against the plan's measured run."""
+    from tune_gpt import measure
+
+    at = predicted_at(horizon)
+    out: dict[str, Any] = {"at": at, "measured": plan["val_loss"] if plan else None,
+                           "alpha": measure.FINISHED_ALPHA, "by_seed": {}}
+    seeds = sorted({int(k.split("-s")[1]) if "-s" in k else 0 for k in runs})
+    for seed in seeds:
+        pts = [runs.get(arm(f, seed)) for f in measure.FRACTIONS]
+        if at is None or any(r is None for r in pts):
+            continue
+        got = measure.finished_predict([(r["tokens"], r["val_loss"]) for r in pts], at)
+        out["by_seed"][str(seed)] = {"predicted": got.loss, "noise_x": got.noise_x,
+                                     "alpha": got.alpha, "saturated": got.saturated,
+                                     "error": got.loss - plan["val_loss"] if plan else None}
+    return out
 
 
 def markdown(s: dict[str, Any]) -> str:
     lines = ["# Finished runs of each horizon search's winner at fractions of its trial",
              "", "Val loss on the whole validation split; exponents ln(L_a/L_b)/ln(D_b/D_a).",
-             "", "| corpus | runs (tokens: loss) | local exponents | 1x -> 8x (plan; winner) |",
-             "|---|---|---|---|"]
+             "", "| corpus | runs (tokens: loss) | local exponents | 1x -> 8x (plan; winner) "
+             "| plan --measure's rule: predicted at (seed: predicted, error) | measured |",
+             "|---|---|---|---|---|---|"]
     for c, v in s["corpora"].items():
         runs = ", ".join(f"{r['tokens'] / 1e6:.2f}M: {r['val_loss']:.4f}"
                          for r in sorted(v["runs"].values(), key=lambda r: r["tokens"]))
         slopes = ", ".join(f"{k}: {x:.3f}" for k, x in v["local_exponents"].items()
                            if x is not None)
         lg = "; ".join(f"{k} {x:.3f}" for k, x in v["exponent_to_long"].items() if x is not None)
-        lines.append(f"| {c} | {runs} | {slopes} | {lg} |")
+        r = v["rule"] or {"at": None, "measured": None}
+        rule = f"{r['at']:,}: " + "; ".join(
+            f"{k}: {x['predicted']:.4f}" + (f", {x['error']:+.4f}" if x["error"] is not None
+                                            else "") for k, x in r["by_seed"].items()) \
+            if r["at"] else ""
+        meas = f"{r['measured']:.4f}" if r["measured"] is not None else ""
+        lines.append(f"| {c} | {runs} | {slopes} | {lg} | {rule} | {meas} |")
     return "\n".join(lines) + "\n"
 
 
