@@ -12,6 +12,13 @@ seed noise squared (the search's confirm runs, else the reference spread) plus t
 rule's own doubt squared, which grows with how far the plan goes (horizon.law_sd). A plan
 beyond 10x the longest curve's tokens is refused, with one line saying how far it can go.
 
+With --measure the prediction comes from the user's corpus instead of a constant: the chosen
+config is trained to 1/4, 1/2 and 1x its trial's tokens (tune_gpt.measure: finished runs,
+scored on the whole validation split, kept for the next ask) and those losses are fitted
+(`with_measured`); the config and learning rate are the same either way.
+
+    tune-gpt plan beginner-cpu --tokens 8M --measure
+
 With --n_embd and/or --n_layer the plan is for a wider or deeper model: the chosen config is
 brought to that size by tune_gpt.transfer (µP with the searched width as base width, the head
 size kept by scaling n_head, so µP keeps the searched learning rate; the horizon rule has
