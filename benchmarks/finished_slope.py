@@ -1,5 +1,6 @@
-"""How fast does a search winner's loss still fall at the end of its trial, read from finished
-runs, and does that say how far it falls over a run 8x longer?
+"""Do finished runs of a plan's config at 1/4, 1/2 and 1x its trial's tokens say how far its
+loss falls over a run 8x longer? (A candidate for `tune-gpt plan`'s prediction; it failed on
+both report corpora, so the product does not use it: README, "Your long run".)
 
     python benchmarks/finished_slope.py --data ../shared/data/shakespeare_char/input.txt \
         --out benchmarks/results/finished_slope
@@ -13,6 +14,14 @@ falls fastest at its end (README, "Your long run"). A finished run at each lengt
 have that problem: a run of D/2 tokens and one of D, each with its whole schedule, give the
 local exponent ln(L(D/2) / L(D)) / ln 2 without the schedule in it. A search whose rungs are
 read after a cool-down (WSD) measures exactly that for its winner.
+
+The candidate rule (chosen on the development corpora, tinyshakespeare and licenses, and
+committed before any report-corpus run: commit 9392303): the runs at RULE_FRACTIONS fitted by
+the data term of Hoffmann et al. 2022 (eq. 2) for one model size, L(D) = E + A * D^-ALPHA,
+E and A by least squares with ALPHA fixed at 0.33 (tinyshakespeare's three runs fit exactly
+at 0.331), read at the plan's horizon (or its overfitting onset); where the runs bend far
+faster (a free fit's exponent past SATURATED_ALPHA, as on licenses: running out of data,
+Muennighoff et al. 2023), no gain past the longest run.
 
 Per corpus, the winner of horizon_transfer's search on it (OUT's --horizon folder, cells
 CORPUS/search.json: its config, lr and cosine schedule, unchanged) is trained for
@@ -44,6 +53,9 @@ from benchmarks.horizon_transfer import (FULL, QUICK, Sizing, corpus_name,  # no
                                          for_training, tokens_per_iter, train_cell)
 
 NAME = "finished_slope"
+RULE_FRACTIONS = (0.25, 0.5, 1.0)
+ALPHA = 0.33
+SATURATED_ALPHA = 2 * ALPHA
 HORIZON = ROOT / "benchmarks" / "results" / "horizon_transfer"
 FRACTIONS = (0.25, 0.5, 1.0, 2.0)
 
@@ -57,6 +69,32 @@ def scaled(winner: dict[str, Any], f: float, s: Sizing, seed: int = 0) -> dict[s
     iters = max(1, round(int(winner["max_iters"]) * f))
     decay = max(1, round(int(winner.get("lr_decay_iters", winner["max_iters"])) * f))
     return for_training(winner, s, max_iters=iters, lr_decay_iters=decay) | {"seed": seed}
+
+
+def fixed_fit_weights(tokens: list[float], at: float) -> list[float]:
+    """w such that sum(w_i * L_i) is the least-squares fit of E + A * D^-ALPHA to losses L_i
+    at `tokens`, read at `at` tokens."""
+    x = [float(t) ** -ALPHA for t in tokens]
+    if len(set(x)) < 2:
+        raise ValueError("a fit needs finished runs of at least two lengths")
+    mean = sum(x) / len(x)
+    sxx = sum((v - mean) ** 2 for v in x)
+    x0 = float(at) ** -ALPHA
+    return [1 / len(x) + (x0 - mean) * (v - mean) / sxx for v in x]
+
+
+def rule_predict(points: list[tuple[float, float]], at: float) -> dict[str, Any]:
+    """The candidate rule's loss at `at` tokens from finished runs (tokens, loss)."""
+    from tune_gpt.horizon import fit_curve
+
+    pts = sorted((float(t), float(v)) for t, v in points)
+    w = fixed_fit_weights([t for t, _ in pts], at)
+    free = fit_curve([t for t, _ in pts], [v for _, v in pts])
+    alpha = free.alpha if free.fitted else ALPHA
+    saturated = alpha > SATURATED_ALPHA and at > pts[-1][0]
+    loss = pts[-1][1] if saturated else sum(wi * v for wi, (_, v) in zip(w, pts))
+    return {"predicted": loss, "alpha": alpha, "saturated": saturated,
+            "noise_x": 1.0 if saturated else math.sqrt(sum(wi * wi for wi in w))}
 
 
 def local_exponent(a: tuple[float, float], b: tuple[float, float]) -> float | None:
@@ -104,34 +142,33 @@ def predicted_at(horizon: Path) -> int | None:
 
 def rule_check(runs: dict[str, Any], horizon: Path, plan: dict[str, Any] | None
                ) -> dict[str, Any]:
-    """`tune-gpt plan --measure`'s rule (tune_gpt.measure.finished_predict, on the finished
-    runs at measure.FRACTIONS of each seed) against the plan's measured run."""
-    from tune_gpt import measure
-
+    """The candidate rule (rule_predict, on each seed's runs at RULE_FRACTIONS) against the
+    plan's measured run."""
     at = predicted_at(horizon)
     out: dict[str, Any] = {"at": at, "measured": plan["val_loss"] if plan else None,
-                           "alpha": measure.FINISHED_ALPHA, "by_seed": {}}
+                           "alpha": ALPHA, "by_seed": {}}
     seeds = sorted({int(k.split("-s")[1]) if "-s" in k else 0 for k in runs})
     for seed in seeds:
-        pts = [runs.get(arm(f, seed)) for f in measure.FRACTIONS]
+        pts = [runs.get(arm(f, seed)) for f in RULE_FRACTIONS]
         if at is None or any(r is None for r in pts):
             continue
-        got = measure.finished_predict([(r["tokens"], r["val_loss"]) for r in pts], at)
-        out["by_seed"][str(seed)] = {"predicted": got.loss, "noise_x": got.noise_x,
-                                     "alpha": got.alpha, "saturated": got.saturated,
-                                     "error": got.loss - plan["val_loss"] if plan else None}
+        got = rule_predict([(r["tokens"], r["val_loss"]) for r in pts], at)
+        out["by_seed"][str(seed)] = got | {
+            "error": got["predicted"] - plan["val_loss"] if plan else None}
     return out
 
 
 def markdown(s: dict[str, Any]) -> str:
-    lines = ["# Finished runs of each horizon search's winner at fractions of its trial",
+    lines = ["# Finished runs of each plan's trial at fractions of its tokens",
              "", "Val loss on the whole validation split; exponents ln(L_a/L_b)/ln(D_b/D_a).",
              "", "| corpus | runs (tokens: loss) | local exponents | 1x -> 8x (plan; winner) "
-             "| plan --measure's rule: predicted at (seed: predicted, error) | measured |",
+             "| the candidate rule: predicted at (seed: predicted, error) | measured |",
              "|---|---|---|---|---|---|"]
     for c, v in s["corpora"].items():
-        runs = ", ".join(f"{r['tokens'] / 1e6:.2f}M: {r['val_loss']:.4f}"
-                         for r in sorted(v["runs"].values(), key=lambda r: r["tokens"]))
+        runs = ", ".join(f"{r['tokens'] / 1e6:.2f}M{' s' + k.split('-s')[1] if '-s' in k else ''}"
+                         f": {r['val_loss']:.4f}" for k, r in sorted(
+                             v["runs"].items(), key=lambda kr: ("-s" in kr[0], kr[0],
+                                                                kr[1]["tokens"])))
         slopes = ", ".join(f"{k}: {x:.3f}" for k, x in v["local_exponents"].items()
                            if x is not None)
         lg = "; ".join(f"{k} {x:.3f}" for k, x in v["exponent_to_long"].items() if x is not None)

@@ -162,12 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
                          "searched width)")
     pl.add_argument("--n_layer", type=int, default=None,
                     help="plan a deeper model (default: the searched depth)")
-    pl.add_argument("--measure", action="store_true",
-                    help="train the chosen config to 1/4, 1/2 and 1x its trial's tokens (1.75 "
-                         "trials of compute, kept in OUT/measure-<trial>) and predict the loss "
-                         "from those finished runs: far narrower than from the search's curves")
-    pl.add_argument("--data", default=None,
-                    help="with --measure: the corpus the search read, if it has moved")
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     pl.set_defaults(func=_cmd_plan)
 
@@ -321,10 +315,8 @@ def _cmd_plan(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.space.amounts import parse_amount
 
     tokens = int(parse_amount(args.tokens, "--tokens"))
-    out = Path(args.out) if args.out else Path("reports") / Path(args.search).name
     plan = plan_run(args.search, tokens, args.storage_path, n_embd=args.n_embd,
-                    n_layer=args.n_layer, measure_into=out if args.measure else None,
-                    data=args.data, log=sys.stderr if args.json else sys.stdout)
+                    n_layer=args.n_layer)
     out = Path(args.out) if args.out else Path("reports") / plan.search
     plan.files = [str(p) for p in write_plan(plan, out, results_of(args.search,
                                                                     args.storage_path))]

@@ -1,29 +1,31 @@
 """The horizon: what a config measured over a trial's length says about a longer run.
 
-A search measures each config for a trial's length; the model a user keeps is trained for
-longer: the search's own final phase (`final:` in a space), or the user's full run
-(`tune-gpt plan`). The rules that bring a trial to that horizon, each with its source; every
+A search measures each config for a trial's length (a few million tokens on a CPU); the model
+a user keeps is trained for longer: the search's own final phase (`final:` in a space), or the
+user's full run. Three rules bring a trial to that horizon, each with its source, and every
 caller uses these, not copies:
 
-- **Loss against tokens, from a search's curves.** A trial's evaluations are fitted by
-  L(D) = E + A * D**-alpha (the data term of Hoffmann et al. 2022, "Training
-  Compute-Optimal Large Language Models", eq. 2, for one model size) within its evidence;
-  past its last evaluation the loss is brought forward from where the run ended by a
-  measured exponent (DATA_EXPONENT, its spread EXPONENT_SD for law_sd), at most
-  MAX_EXTRAPOLATION times past the longest evaluation (`LossCurve.predict`).
-- **Loss against tokens, from finished runs** (`tune-gpt plan --measure`): the same data term
-  fitted to the config trained to several lengths, each with its whole schedule
-  (tune_gpt.measure, which holds that rule beside the runs it reads).
-- **Learning rate against tokens.** lr* proportional to D**-0.32 (Bjorck et al. 2024,
-  "Scaling Optimal LR Across Token Horizons", arXiv:2409.19913): `lr_for_tokens`.
-- **Overfitting.** Past where a model starts to overfit its training split
-  (`overfit_onset`, measured on licenses), a run that keeps its best-validation checkpoint
-  gains nothing, so `plan_final` given the split's size predicts there at the latest.
-- **Explore, then exploit**: how much of a budget the search explores, tune_gpt.explore.
+- **Loss against tokens.** A trial's own evaluations are fitted by L(D) = E + A * D**-alpha,
+  the data term of the scaling-law form of Hoffmann et al. 2022 ("Training Compute-Optimal
+  Large Language Models", eq. 2) for one model size, which describes it within its
+  evidence; past its last evaluation the loss is brought forward from where the run ended
+  by a measured exponent (DATA_EXPONENT; its measured spread, EXPONENT_SD, for law_sd), at
+  most MAX_EXTRAPOLATION times past the longest evaluation (`LossCurve.predict`).
+- **Learning rate against tokens.** The best learning rate falls as training gets longer:
+  lr* proportional to D**-0.32 (Bjorck et al. 2024, "Scaling Optimal LR Across Token
+  Horizons", arXiv:2409.19913, fit over 50M-7B models). `lr_for_tokens` moves a trial's lr
+  from the tokens its schedule was planned for to the new horizon.
+- **Overfitting.** Past where a model starts to overfit its training split (`overfit_onset`,
+  measured on licenses with no dropout, so conservative with dropout), a run that keeps its
+  best-validation checkpoint gains nothing, so `plan_final` given the split's size predicts
+  there at the latest. `tune-gpt plan` and the CPU width prior (tune_gpt.space.auto_priors)
+  use it; the search's final phase does not yet (its effect there is not measured).
+- **Explore, then exploit.** How much of a budget the search explores before the final
+  run, and when it stops exploring early: tune_gpt.explore.
 
-The final config is the candidate whose curve predicts the lowest loss at the tokens it can
-train in the time (or compute) left, at its own measured speed: a small, fast model sees
-more tokens than a big one in the same minutes, and the rule weighs that.
+The final config is the candidate whose fitted curve predicts the lowest loss at the tokens
+it can train in the time (or compute) left, at its own measured speed: a small, fast model
+sees more tokens than a big one in the same minutes, and the rule weighs that.
 
     plan = plan_final(rows, curves, configs, tokens_for=lambda row, rate: 300 * rate)
     plan.config          # the knobs of the final run (max_iters, lr, min_lr for the horizon)

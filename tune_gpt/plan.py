@@ -12,13 +12,6 @@ seed noise squared (the search's confirm runs, else the reference spread) plus t
 rule's own doubt squared, which grows with how far the plan goes (horizon.law_sd). A plan
 beyond 10x the longest curve's tokens is refused, with one line saying how far it can go.
 
-With --measure the prediction comes from the user's corpus instead of a constant: the chosen
-config is trained to 1/4, 1/2 and 1x its trial's tokens (tune_gpt.measure: finished runs,
-scored on the whole validation split, kept for the next ask) and those losses are fitted
-(`with_measured`); the config and learning rate are the same either way.
-
-    tune-gpt plan beginner-cpu --tokens 8M --measure
-
 With --n_embd and/or --n_layer the plan is for a wider or deeper model: the chosen config is
 brought to that size by tune_gpt.transfer (µP with the searched width as base width, the head
 size kept by scaling n_head, so µP keeps the searched learning rate; the horizon rule has
@@ -38,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 from tune_gpt import horizon
 from tune_gpt.errors import UserError
@@ -129,13 +122,9 @@ def half_interval(predicted: float, tokens_end: float, tokens: float, sd: float,
 
 
 def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int | None = None,
-              n_layer: int | None = None,
-              measure: Callable[[str, dict[str, Any]], list[tuple[int, float]]] | None = None
-              ) -> RunPlan:
+              n_layer: int | None = None) -> RunPlan:
     """The plan from a search's tables (trials, curves, SearchMeta); with n_embd and/or
-    n_layer, for a model of that width and depth (`to_size`). `measure(trial_id, config)`:
-    finished runs of the chosen trial's config (tune_gpt.measure.finished_runs), from which
-    the loss is then predicted instead (`with_measured`)."""
+    n_layer, for a model of that width and depth (`to_size`)."""
     import pandas as pd
 
     from tune_gpt import judge
@@ -202,38 +191,10 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
                 schedule=schedule, warmup_iters=int(cfg["warmup_iters"]),
                 cooldown_iters=cooldown, evidence=evidence,
                 searched={k: cfg.get(k) for k in SHAPE})
-    if measure is not None:
-        with_measured(p, measure(plan.trial_id, configs[plan.trial_id]), chosen.predicted_at,
-                      sd, dof, noise.split(";")[0])
     if n_embd is not None or n_layer is not None:
         p = to_size(p, n_embd, n_layer, measured=_sizes(rows, contract.USABLE))
     p.warnings = _nanogpt_warning(p.config)
     return p
-
-
-def with_measured(p: RunPlan, points: list[tuple[int, float]], at: int, sd: float, dof: int,
-                  seed_noise: str) -> None:
-    """The plan's prediction from finished runs of its config (tune_gpt.measure): the fit
-    read at `at` tokens; its interval Student's t times the root of the run's own seed
-    noise, the points' noise carried through the fit, and the rule's measured miss, each
-    squared (Welch-Satterthwaite's dof)."""
-    from tune_gpt import judge, measure
-
-    got = measure.finished_predict(points, at)
-    parts = [(sd ** 2 * (1 + got.noise_x ** 2), dof),
-             (measure.FINISHED_SD ** 2, measure.FINISHED_DOF)]
-    both = sum(v for v, _ in parts)
-    dof_sum = both ** 2 / sum(v * v / d for v, d in parts if v > 0)
-    half = judge.t_quantile(dof_sum) * math.sqrt(both)
-    runs = ", ".join(f"{t:,}: {v:.4f}" for t, v in points)
-    p.predicted, p.interval = got.loss, (got.loss - half, got.loss + half)
-    p.noise = (f"{seed_noise}, for this run and for the finished runs (x{got.noise_x:.2f} "
-               f"through the fit); and {measure.FINISHED_SD:.4f} for the rule: its RMS miss "
-               f"on {measure.FINISHED_DOF} measured runs of the development corpora "
-               f"(tune_gpt/measure.py); t with {dof_sum:.1f} dof")
-    p.evidence = [e for e in p.evidence if "brought to" not in e] + [
-        f"predicted val_loss {got.loss:.4f} at {at:,} tokens from finished runs of this "
-        f"config ({runs} tokens: val_loss on the whole validation split): {got.why()}"]
 
 
 def to_size(p: RunPlan, n_embd: int | None, n_layer: int | None,

@@ -158,31 +158,16 @@ def results_of(search: str, storage_path: str | None) -> Path:
 
 
 def plan_run(search: str, tokens: int, storage_path: str | None = None, *,
-             n_embd: int | None = None, n_layer: int | None = None,
-             measure_into: Path | None = None, data: str | None = None, log: Any = None
-             ) -> Any:
+             n_embd: int | None = None, n_layer: int | None = None) -> Any:
     """The plan for a run of `tokens` tokens of the search `search` (a name or folder), for
     the searched model or one n_embd wide and n_layer deep (µP; UserError when nothing
-    supports one or the size does not fit). With `measure_into`, the chosen config's
-    finished runs (tune_gpt.measure) are trained, or found, in measure_into/measure-<trial>
-    on `data` (default: the search's), their progress written to `log`, and the loss
-    predicted from them."""
+    supports one or the size does not fit)."""
     from tune_gpt.plan import plan_from
 
     if tokens < 1:
         raise UserError("--tokens must be at least 1 (e.g. --tokens 20M)")
-    measure = None
-    if measure_into is not None:
-        from tune_gpt.measure import finished_runs
-
-        def say(line: str) -> None:
-            print(line, file=log, flush=True)
-
-        def measure(trial_id: str, config: dict[str, Any]) -> list[tuple[int, float]]:
-            return finished_runs(config, measure_into / f"measure-{trial_id}", data=data,
-                                 say=say)
     return plan_from(*load_results(results_of(search, storage_path)), tokens, n_embd=n_embd,
-                     n_layer=n_layer, measure=measure)
+                     n_layer=n_layer)
 
 
 def write_plan(p: Any, out: Path, folder: Path) -> list[Path]:
