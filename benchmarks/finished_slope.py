@@ -23,13 +23,15 @@ at 0.331), read at the plan's horizon (or its overfitting onset); where the runs
 faster (a free fit's exponent past SATURATED_ALPHA, as on licenses: running out of data,
 Muennighoff et al. 2023), no gain past the longest run.
 
-Per corpus, the winner of horizon_transfer's search on it (OUT's --horizon folder, cells
-CORPUS/search.json: its config, lr and cosine schedule, unchanged) is trained for
---fractions x its trial's tokens (its max_iters and lr_decay_iters scaled; warmup kept),
-each run scored by `tune-gpt eval` on the whole validation split, with the 8x runs of that
-folder (the plan's, the winner unchanged) beside them. Cells: OUT/cells/CORPUS/f<x>.json
-(resumable: a finished cell is skipped; a cut-short run resumes from its last.pt); runs:
-OUT/work/CORPUS/. OUT/summary.{json,md} are rebuilt from every corpus's cells.
+Per corpus, the trial the plan of horizon_transfer's search chose (--horizon, cells
+CORPUS/{search,plan}.json: its config, lr and cosine schedule as the trial ran them; with
+--which winner the search's winner, cells CORPUS-winner; they differ only on licenses) is
+trained for --fractions x its trial's tokens (max_iters and lr_decay_iters scaled, warmup
+kept) on each of --seeds, `tune-gpt train` then `tune-gpt eval` on the whole validation
+split, beside that folder's 8x runs (the plan's, the winner unchanged). Cells:
+OUT/cells/CORPUS/f<x>[-s<seed>].json (resumable: a finished cell is skipped; a cut-short run
+resumes from its last.pt); runs: OUT/work/CORPUS/. OUT/summary.{json,md} are rebuilt from
+every corpus's cells.
 """
 
 from __future__ import annotations
