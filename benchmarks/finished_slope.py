@@ -51,8 +51,8 @@ from benchmarks.common.arms import ArmFailed  # noqa: E402
 from benchmarks.common.cli import (add_data, add_out, benchmark_parser,  # noqa: E402
                                    have_data, out_folder)
 from benchmarks.common.output import publish, saved_cell  # noqa: E402
-from benchmarks.horizon_transfer import (FULL, QUICK, Sizing, corpus_name,  # noqa: E402
-                                         for_training, tokens_per_iter, train_cell)
+from benchmarks.common.runs import (FULL, QUICK, Sizing, corpus_name,  # noqa: E402
+                                    for_training, tokens_per_iter, train_cell)
 
 NAME = "finished_slope"
 RULE_FRACTIONS = (0.25, 0.5, 1.0)
