@@ -247,6 +247,27 @@ def test_a_trial_without_a_measured_speed_or_with_a_restarted_clock() -> None:
     assert by["a"].note == "no measured speed" and by["b"].tokens_per_s == 5000.0
 
 
+def test_no_tokens_left_leaves_a_trial_out_instead_of_crashing() -> None:
+    """A budget spent before the final phase (confirm runs can use up a time budget) leaves
+    every trial 0 tokens to train: no curve is evaluated at 0 tokens (0 ** -alpha), each
+    trial says why it was left out, and there is no plan; a trial without a measured speed
+    still gets a plan where its tokens do not depend on speed (`tune-gpt plan`)."""
+    laws = {"a": (1.3, 30.0, 0.3), "b": (1.4, 30.0, 0.3)}
+    rows = [_row("a", 5000, 1.6), _row("b", 5000, 1.7)]
+    knobs = {"a": _knobs(1e-3), "b": _knobs(1e-3)}
+    assert horizon.plan_final(rows, _search(rows, laws), knobs,
+                              tokens_for=lambda row, rate: 0.0, seconds=-30) is None
+    cands = horizon.candidates(rows, _search(rows, laws), lambda row, rate: 0.0,
+                               ("completed",), "best_val_loss")
+    assert [c.note for c in cands] == ["no tokens left to train"] * 2
+    with pytest.raises(ValueError, match="nothing trained"):
+        horizon.fit_curve([1e5, 2e5, 3e5, 4e5], [2.0, 1.9, 1.85, 1.8]).predict(0)
+    rows[0].update(wall_s=math.nan, tokens_per_s=math.nan)
+    plan = horizon.plan_final(rows, _search(rows, laws), knobs,
+                              tokens_for=lambda row, rate: 8e6)
+    assert plan is not None and plan.trial_id == "a" and plan.predicted is not None
+
+
 def test_failed_trials_are_no_challengers_beaten() -> None:
     rule = explore.Settled(patience=1, rungs=[100])
     rule.observe("lead", {"tokens": 100, "val_loss": 2.0})

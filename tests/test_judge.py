@@ -21,6 +21,7 @@ def test_t_quantiles_for_few_degrees_of_freedom():
     for dof, t in ((1, 12.706), (2, 4.303), (3, 3.182), (5, 2.571), (6, 2.447), (30, 2.042)):
         assert judge.t_quantile(dof) == pytest.approx(t, abs=1e-3)
     assert math.isnan(judge.t_quantile(0))
+    assert judge.t_quantile(math.inf) == pytest.approx(1.95996, abs=1e-4)  # t's limit
 
 
 def test_pooled_sd_counts_each_group_around_its_own_mean():

@@ -70,7 +70,8 @@ def test_the_interval_widens_with_how_far_the_plan_goes_by_the_measured_spread(
     half = {k: (p.interval[1] - p.interval[0]) / 2 for k, p in (("near", near), ("far", far))}
     assert half["near"] < half["far"]
     taken = [horizon.exponent_taken(r) for r in horizon.EXPONENT_RUNS]
-    sd = math.sqrt(sum((a - horizon.DATA_EXPONENT) ** 2 for a in taken) / len(taken))
+    # one degree of freedom went into DATA_EXPONENT, read off the first run
+    sd = math.sqrt(sum((a - horizon.DATA_EXPONENT) ** 2 for a in taken) / (len(taken) - 1))
     assert horizon.EXPONENT_SD == pytest.approx(sd) and len(taken) >= 4
     assert min(taken) < 0.05 < 0.08 < max(taken)  # licenses' overfitting run is counted
     for k, p in (("near", near), ("far", far)):
@@ -110,6 +111,58 @@ def test_a_plan_past_its_evidence_is_refused_with_how_far_it_can_go(tmp_path: Pa
     with pytest.raises(UserError, match="plan at most --tokens 20,000,000") as e:
         make_plan("s", 25_000_000, storage_path=str(tmp_path / "runs"))
     assert "\n" not in str(e.value)
+
+
+def test_a_plan_past_its_evidence_is_refused_even_where_the_model_would_overfit(
+        tmp_path: Path) -> None:
+    """On a small corpus the loss is predicted at the overfit onset, within the evidence; the
+    run's length (and the lr moved to it) is not, so 10x the curves is still the limit."""
+    res = _results(tmp_path)
+    (res / "meta.json").write_text(json.dumps({"name": "s", "metric": "val_loss",
+                                               "data_doctor": {"n_train": 300_000}}))
+    with pytest.raises(UserError, match="plan at most --tokens 20,000,000"):
+        make_plan("s", 10 ** 12, storage_path=str(tmp_path / "runs"))
+
+
+def test_the_plan_keeps_the_searched_schedule_shape_and_says_what_it_trains(
+        tmp_path: Path) -> None:
+    """One rule for the decay's end (schedule.stretched_decay): a space whose decay ends at
+    80% of the run keeps that share in the plan, as in a transfer and a retimed run; a WSD
+    cool-down is counted as the schedule counts it; a constant rate says it has no warmup."""
+    from tune_gpt.schedule import cooldown_start, stretched_decay
+    from tune_gpt.transfer import to_target
+
+    res = _results(tmp_path)
+    t = pd.read_csv(res / "trials.csv")
+    t["lr_decay_iters"] = 2083
+    t["lr_schedule"], t["warmup_iters"] = "wsd", 100
+    t.to_csv(res / "trials.csv", index=False)
+    p = make_plan("s", 16_000_000, storage_path=str(tmp_path / "runs"))
+    iters = p.config["max_iters"]
+    assert p.config["lr_decay_iters"] == round(2083 * iters / 2604) == \
+        stretched_decay(2083, 2604, iters)
+    cfg = TrainConfig(**{k: p.config[k] for k in ("max_iters", "lr_decay_iters",
+                                                  "warmup_iters", "cooldown_frac")})
+    assert p.cooldown_iters == cfg.lr_decay_iters - cooldown_start(cfg)
+    assert f"cool-down over the last {p.cooldown_iters:,} iterations" in p.text()
+    proxy = TrainConfig(max_iters=1000, lr_decay_iters=800).to_dict()
+    assert to_target(proxy, {"max_iters": 5000})[0].lr_decay_iters == 4000
+    t["decay_lr"] = False
+    t.to_csv(res / "trials.csv", index=False)
+    const = make_plan("s", 16_000_000, storage_path=str(tmp_path / "runs"))
+    assert "constant: learning_rate from the first step" in const.text()
+    assert "warmup iterations" not in const.text()
+
+
+def test_the_plan_judges_noise_as_the_report_does(tmp_path: Path) -> None:
+    """A confirm spread below judge.FLOOR is taken at the floor, as the report takes it."""
+    from tune_gpt.judge import FLOOR
+
+    res = _results(tmp_path)
+    (res / "meta.json").write_text(json.dumps({"name": "s", "metric": "val_loss",
+                                               "confirm": {"noise": 0.002, "dof": 3}}))
+    p = make_plan("s", 4_000_000, storage_path=str(tmp_path / "runs"))
+    assert f"seed noise {FLOOR:.4f} from this search's confirm runs, 3 dof" in p.noise
 
 
 def test_the_command_writes_ready_configs_and_json(tmp_path: Path) -> None:

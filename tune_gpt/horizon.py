@@ -1,9 +1,8 @@
 """The horizon: what a config measured over a trial's length says about a longer run.
 
-A search measures each config for a trial's length (a few million tokens on a CPU); the model
-a user keeps is trained for longer: the search's own final phase (`final:` in a space), or the
-user's full run. Three rules bring a trial to that horizon, each with its source, and every
-caller uses these, not copies:
+A search measures each config for a trial's length; the model a user keeps is trained for
+longer (the search's final phase, `final:`, or the user's own run). These rules bring a trial
+to that horizon, each with its source, and every caller uses these, not copies:
 
 - **Loss against tokens.** A trial's own evaluations are fitted by L(D) = E + A * D**-alpha,
   the data term of the scaling-law form of Hoffmann et al. 2022 ("Training Compute-Optimal
@@ -20,16 +19,14 @@ caller uses these, not copies:
   best-validation checkpoint gains nothing, so `plan_final` given the split's size predicts
   there at the latest. `tune-gpt plan` and the CPU width prior (tune_gpt.space.auto_priors)
   use it; the search's final phase does not yet (its effect there is not measured).
-- **Explore, then exploit.** How much of a budget the search explores before the final
-  run, and when it stops exploring early: tune_gpt.explore.
+- How much of a budget the search explores before the final run: tune_gpt.explore.
 
 The final config is the candidate whose fitted curve predicts the lowest loss at the tokens
 it can train in the time (or compute) left, at its own measured speed: a small, fast model
 sees more tokens than a big one in the same minutes, and the rule weighs that.
 
     plan = plan_final(rows, curves, configs, tokens_for=lambda row, rate: 300 * rate)
-    plan.config          # the knobs of the final run (max_iters, lr, min_lr for the horizon)
-    plan.lines()         # each number with its reason
+    plan.config, plan.lines()   # the final run's knobs; each number with its reason
 """
 
 from __future__ import annotations
@@ -37,6 +34,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from tune_gpt.schedule import stretched_decay
 
 LR_TOKENS_EXPONENT = 0.32   # Bjorck et al. 2024: lr* ~ D^-0.32
 LR_RULE = "Bjorck et al. 2024: the best lr scales as tokens^-0.32"
@@ -51,8 +50,8 @@ MAX_EXTRAPOLATION = 10.0    # predict at most this many times the longest tokens
 DATA_EXPONENT = 0.10
 # How far that exponent is off, measured on the development corpora (the report corpora
 # check it: README, "Your long run"): a run's end (tokens_end, loss_end) and a longer run's
-# measured best (tokens, loss) took ln(loss_end / loss) / ln(tokens / tokens_end); EXPONENT_SD
-# is their RMS distance from DATA_EXPONENT, and law_sd grows with how far a prediction goes.
+# measured best (tokens, loss) took ln(loss_end / loss) / ln(tokens / tokens_end); EXPONENT_SD:
+# their spread about DATA_EXPONENT (read off the first run, so one dof fewer); law_sd uses it.
 EXPONENT_RUNS = (
     # corpus, what, tokens_end, loss_end, tokens, loss
     ("tinyshakespeare", "nanoGPT's CPU recipe, 6 seeds' mean (benchmarks/results/seed_noise)",
@@ -70,9 +69,8 @@ def exponent_taken(run: tuple) -> float:
 
 
 EXPONENTS_TAKEN = tuple(exponent_taken(r) for r in EXPONENT_RUNS)
-EXPONENT_SD = math.sqrt(sum((a - DATA_EXPONENT) ** 2 for a in EXPONENTS_TAKEN)
-                        / len(EXPONENTS_TAKEN))
-EXPONENT_DOF = len(EXPONENT_RUNS) - 1  # DATA_EXPONENT itself was read off the first run
+EXPONENT_DOF = len(EXPONENT_RUNS) - 1
+EXPONENT_SD = math.sqrt(sum((a - DATA_EXPONENT) ** 2 for a in EXPONENTS_TAKEN) / EXPONENT_DOF)
 
 
 def law_sd(loss: float, tokens_end: float, tokens: float) -> float:
@@ -115,6 +113,8 @@ class LossCurve:
         """The loss at `tokens`: within the evidence, the fit; past it, brought forward from
         where the run ended (DATA_EXPONENT). ValueError past MAX_EXTRAPOLATION times the
         evidence."""
+        if tokens <= 0:
+            raise ValueError(f"no loss at {tokens:,.0f} tokens: nothing trained")
         if tokens > self.last_tokens * MAX_EXTRAPOLATION * (1 + 1e-9):
             raise ValueError(f"{tokens:,.0f} tokens is more than {MAX_EXTRAPOLATION:g}x the "
                              f"{self.last_tokens:,.0f} tokens measured")
@@ -307,9 +307,9 @@ def candidates(rows: Iterable[Mapping[str, Any]], curves: Any,
         budget = tokens_for(r, rate)
         new = int(budget // tpi * tpi) if _finite(budget) else 0
         n = start + new if new > 0 else 0
+        note = "" if n > 0 else "no measured speed" if rate <= 0 else "no tokens left to train"
         c = Candidate(tid, n, math.inf, float(r[score]), int(curve.last_tokens), rate,
-                      curve.fitted, "" if rate > 0 else "no measured speed", start,
-                      onset(tid) if onset else None)
+                      curve.fitted, note, start, onset(tid) if onset else None)
         try:
             c.predicted = curve.predict(c.predicted_at) if not c.note else math.inf
         except ValueError as e:
@@ -335,9 +335,7 @@ def trial_speed(row: Mapping[str, Any]) -> float:
     return 0.0
 
 
-# The search's final run: warmup-stable-decay (tune_gpt/schedule.py). Measured on
-# tinyshakespeare, nanoGPT's CPU recipe for 2,000 iterations at lr 1e-3:
-# benchmarks/results/wsd_vs_cosine, WSD - cosine -0.053 +- 0.003 nats over 3 paired seeds.
+# The search's final run: warmup-stable-decay (tune_gpt/schedule.py; why: FINAL_SCHEDULE_WHY).
 FINAL_SCHEDULE = "wsd"
 FINAL_SCHEDULE_WHY = (
     "schedule wsd: the learning rate held, then a 1 - sqrt cool-down over the last "
@@ -388,7 +386,9 @@ def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,
     lr = lr_for_tokens(lr_from, planned, best.tokens)
     iters = max(1, best.tokens // tpi)
     ratio = float(knobs.get("min_lr", lr_from / 10)) / lr_from if lr_from else 0.1
-    knobs.update(max_iters=iters, lr_decay_iters=iters, learning_rate=lr, min_lr=lr * ratio,
+    decay = stretched_decay(int(knobs.get("lr_decay_iters", 0) or 0),
+                            int(knobs.get("max_iters", 0) or 0), iters)
+    knobs.update(max_iters=iters, lr_decay_iters=decay, learning_rate=lr, min_lr=lr * ratio,
                  warmup_iters=min(int(knobs.get("warmup_iters", 0)), iters // 10 or 1))
     if schedule:
         knobs["lr_schedule"] = schedule

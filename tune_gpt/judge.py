@@ -49,8 +49,11 @@ FLOOR = 0.01        # nats: no noise is taken below this. A loss estimate averag
 def t_quantile(dof: float) -> float:
     """The two-sided CONFIDENCE quantile of Student's t with `dof` degrees of freedom
     (12.7 at 1, 3.18 at 3, 2.57 at 5, 1.96 for many). NaN below one degree of freedom."""
+    if dof == math.inf:  # the normal quantile, t's limit
+        from statistics import NormalDist
+        return NormalDist().inv_cdf(1 - (1 - CONFIDENCE) / 2)
     if not dof or dof < 1 or not math.isfinite(dof):
-        return math.inf if dof == math.inf else math.nan
+        return math.nan
     from scipy.stats import t
 
     return float(t.ppf(1 - (1 - CONFIDENCE) / 2, dof))

@@ -82,6 +82,10 @@ class RunPlan:
         c = self.config
         tail = (f", then a cool-down over the last {self.cooldown_iters:,} iterations"
                 if self.schedule == "wsd" else " to min_lr at the last iteration")
+        ramp = (f"{self.warmup_iters} warmup iterations, {self.schedule}{tail}"
+                if self.schedule != "constant" else
+                "constant: learning_rate from the first step (decay_lr false: no warmup, "
+                "no decay)")
         if self.predicted is not None and self.interval is not None:
             lo, hi = self.interval
             pred = (f"  predicted val_loss {self.predicted:.3f} (95% interval {lo:.3f}-"
@@ -94,7 +98,7 @@ class RunPlan:
                  f"  learning_rate {self.learning_rate:.3g} (min_lr {c['min_lr']:.3g}), batch_size "
                  f"{c['batch_size']} x block_size {c['block_size']} x accumulation "
                  f"{c.get('gradient_accumulation_steps', 1)}, {c['max_iters']:,} iterations",
-                 f"  schedule: {self.warmup_iters} warmup iterations, {self.schedule}{tail}",
+                 f"  schedule: {ramp}",
                  pred, "  evidence:"]
         lines += [f"    {e}" for e in self.evidence + self.transfer]
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -127,9 +131,13 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
     n_layer, for a model of that width and depth (`to_size`)."""
     import pandas as pd
 
+    from types import SimpleNamespace
+
     from tune_gpt import judge
     from tune_gpt import trial as contract
-    from tune_gpt.config import KNOBS
+    from tune_gpt.config import KNOBS, TrainConfig
+    from tune_gpt.report.noise import loss_noise
+    from tune_gpt.schedule import cooldown_start
 
     rows = trials.to_dict("records")
     configs = {str(r["trial_id"]): {k: _plain(r[k]) for k in KNOBS
@@ -137,6 +145,11 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
     configs = {t: c for t, c in configs.items() if "learning_rate" in c and "max_iters" in c}
     score = contract.score_column(meta.metric)
     doctor = meta.data_doctor or {}
+    usable = {str(r["trial_id"]) for r in rows if r.get("outcome") in contract.USABLE}
+    measured = curves[curves["trial_id"].astype(str).isin(usable)]["tokens"] if len(curves) \
+        else pd.Series([], dtype=float)
+    if len(measured) and tokens > measured.max() * horizon.MAX_EXTRAPOLATION:
+        _beyond(meta.name, tokens, int(measured.max()))  # the lr rule too: not that far
     plan = horizon.plan_final(rows, curves, configs, tokens_for=lambda row, rate: tokens,
                               usable=contract.USABLE, score=score,
                               train_tokens=doctor.get("n_train")) if len(curves) else None
@@ -151,21 +164,19 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
             raise UserError(f"search '{meta.name}': no trial's curve can be brought to "
                             f"{tokens:,} tokens ({'; '.join(why)}); run a search whose "
                             f"trials evaluate at least {horizon.MIN_POINTS} times")
-        raise UserError(f"--tokens {tokens:,} is beyond what search '{meta.name}' measured: "
-                        f"its longest curve reached {longest:,} tokens and a curve is "
-                        f"extrapolated at most {horizon.MAX_EXTRAPOLATION:g}x, so plan at most "
-                        f"--tokens {reach:,}, or run a search with longer trials")
+        _beyond(meta.name, tokens, longest)
     chosen = next(c for c in plan.candidates if c.trial_id == plan.trial_id)
     c = curves[curves["trial_id"].astype(str) == plan.trial_id]
     fit = horizon.fit_curve(list(c["tokens"]), list(c["val_loss"]))
-    confirm = meta.confirm or {}
-    if confirm.get("dof") and confirm.get("noise"):
-        sd, dof = float(confirm["noise"]), int(confirm["dof"])
-        noise = f"seed noise {sd:.4f} from this search's confirm runs, {dof} dof"
-    else:
-        ref = judge.REFERENCE_SEED_NOISE
-        sd, dof = ref.sd, ref.dof
-        noise = f"seed noise {sd:.4f} measured on {ref.data} ({ref.source}), {dof} dof"
+    # the noise the report judges this search by (judge.seed_noise: confirm, else the
+    # reference spread, never below the curves' wobble nor judge.FLOOR)
+    n = loss_noise([g for _, g in curves.groupby("trial_id")], meta.confirm)
+    sd, dof, ref = n.per_run, n.dof, judge.REFERENCE_SEED_NOISE
+    noise = {"confirm": f"seed noise {sd:.4f} from this search's confirm runs, {dof} dof",
+             "curves": f"noise {sd:.4f}: this search's curves wobble by more than the seed "
+                       f"spread measured on {ref.data} ({ref.sd:.4f}), {dof} dof"
+             }.get(n.source, f"seed noise {sd:.4f} measured on {ref.data} ({ref.source}), "
+                             f"{dof} dof")
     half, law, dof_sum = half_interval(float(chosen.predicted), chosen.measured_tokens,
                                        chosen.predicted_at, sd, dof)
     taken = sorted(horizon.EXPONENTS_TAKEN)
@@ -178,7 +189,10 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
     cfg = plan.config
     iters = int(cfg["max_iters"])
     schedule = str(cfg.get("lr_schedule", "cosine")) if cfg.get("decay_lr", True) else "constant"
-    cooldown = round(float(cfg.get("cooldown_frac", 0.2)) * iters) if schedule == "wsd" else 0
+    cooldown = int(cfg["lr_decay_iters"]) - cooldown_start(SimpleNamespace(
+        cooldown_frac=float(cfg.get("cooldown_frac", TrainConfig.cooldown_frac)),
+        lr_decay_iters=int(cfg["lr_decay_iters"]), warmup_iters=int(cfg["warmup_iters"]))) \
+        if schedule == "wsd" else 0
     evidence = plan.lines()[:1] + plan.lines()[2:] + [
         f"{chosen.measured_tokens:,} tokens measured, ending at {fit.last_loss:.4f}, brought "
         f"to {chosen.predicted_at:,} as L_end * (D_end / D)^{horizon.DATA_EXPONENT:g} (measured on "
@@ -253,6 +267,15 @@ def to_size(p: RunPlan, n_embd: int | None, n_layer: int | None,
             f"(at the searched {layers} x {emb} the horizon predicts {p.predicted:.3f})")
     return replace(p, config=config, predicted=None, interval=None, transfer=lead + notes,
                    prediction_note=note)
+
+
+def _beyond(search: str, tokens: int, longest: int) -> None:
+    """The one line refusing a plan past its evidence, with how far it can go."""
+    raise UserError(f"--tokens {tokens:,} is beyond what search '{search}' measured: its "
+                    f"longest curve reached {longest:,} tokens and a curve is extrapolated at "
+                    f"most {horizon.MAX_EXTRAPOLATION:g}x, so plan at most --tokens "
+                    f"{int(longest * horizon.MAX_EXTRAPOLATION):,}, or run a search with "
+                    f"longer trials")
 
 
 def _which(what: str, values: list[int]) -> str:

@@ -203,8 +203,9 @@ def host_copy(obj: Any) -> Any:
 def _with_end(cfg: Any, end: int, lr: float) -> Any:
     from dataclasses import replace
 
-    decay = end if cfg.lr_decay_iters >= cfg.max_iters else \
-        max(1, round(cfg.lr_decay_iters * end / cfg.max_iters))
+    from tune_gpt.schedule import stretched_decay
+
+    decay = stretched_decay(cfg.lr_decay_iters, cfg.max_iters, end)
     return replace(cfg, max_iters=end, lr_decay_iters=decay, learning_rate=lr,
                    min_lr=cfg.min_lr * lr / cfg.learning_rate if cfg.learning_rate else
                    cfg.min_lr)

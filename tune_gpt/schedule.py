@@ -29,6 +29,15 @@ if TYPE_CHECKING:
     from tune_gpt.config import TrainConfig
 
 
+def stretched_decay(lr_decay_iters: int, max_iters: int, new_max_iters: int) -> int:
+    """lr_decay_iters for the same schedule made new_max_iters long (a final run, a plan, a
+    transfer, a retimed run): a decay that ended where training did still does; one that
+    ended earlier keeps its share of the run."""
+    if lr_decay_iters >= max_iters or max_iters <= 0:
+        return new_max_iters
+    return max(1, round(lr_decay_iters * new_max_iters / max_iters))
+
+
 def cooldown_start(cfg: TrainConfig) -> int:
     """WSD: the first step of the cool-down (the learning rate is still learning_rate there).
     The last cooldown_frac of lr_decay_iters, rounded to whole steps, but never before warmup

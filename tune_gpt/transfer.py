@@ -25,6 +25,7 @@ from typing import Any, Iterable
 from tune_gpt.config import (MUP_MULTS, TrainConfig, coerce, from_mapping, parse_overrides,
                              read_yaml_mapping)
 from tune_gpt.errors import UserError
+from tune_gpt.schedule import stretched_decay
 
 BEST = "best_config.yaml"
 
@@ -108,8 +109,10 @@ def to_target(proxy: dict[str, Any], wanted: dict[str, Any], where: str = "targe
     base_head = base_head or base // heads
     target = {**proxy, "parametrization": "mup", "mup_base_width": base,
               "mup_base_head_size": base_head, **wanted}
-    if "max_iters" in wanted and "lr_decay_iters" not in wanted:
-        target["lr_decay_iters"] = wanted["max_iters"]  # the decay ends where training does
+    if "max_iters" in wanted and "lr_decay_iters" not in wanted:  # the schedule's shape kept
+        target["lr_decay_iters"] = stretched_decay(
+            int(proxy.get("lr_decay_iters", proxy.get("max_iters", 0)) or 0),
+            int(proxy.get("max_iters", 0) or 0), int(wanted["max_iters"]))
     if "out_dir" not in wanted:
         target["out_dir"] = f"out-transfer-{target.get('n_layer')}x{target.get('n_embd')}"
     cfg = from_mapping(target, where)
