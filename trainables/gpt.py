@@ -119,7 +119,7 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
 
     def on_eval(record: Any, ckpt: Any) -> bool:
         if ckpt_path:
-            ckpt.save_trial(ckpt_path, record.val_loss)
+            ckpt.save_trial(ckpt_path, record.model_val_loss)
         return report_eval(record.to_dict())
 
     try:

@@ -131,7 +131,7 @@ def _child_main(conn: Any, cfg_dict: dict[str, Any], data_path: str, limit_bytes
                                         hard))
         def on_eval(record: Any, ckpt: Any) -> bool:
             if ckpt_path:
-                ckpt.save_trial(ckpt_path, record.val_loss)
+                ckpt.save_trial(ckpt_path, record.model_val_loss)
             conn.send(("eval", {**record.to_dict(), "limit_baseline_bytes": baseline}))
             return conn.recv()
 

@@ -70,6 +70,10 @@ class EvalRecord:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def model_val_loss(self) -> float:  # the held weights' (a rung read's branch is dropped)
+        return self.stable_val_loss if self.read_after else self.val_loss
+
 
 @dataclass
 class TrainResult:
@@ -239,8 +243,7 @@ def accumulate_gradients(model: GPT, batches: Iterable[tuple[torch.Tensor, torch
 
 
 class _Clock:
-    """Where the time goes. Throughput and MFU count training steps only: set-up and
-    evaluation are left out of every span; elapsed_s counts everything."""
+    """Where the time goes: throughput and MFU count training steps only; elapsed_s all."""
 
     def __init__(self) -> None:
         self.start = self.last = time.perf_counter()
@@ -347,12 +350,12 @@ def _train(cfg: TrainConfig, *, on_eval, resume, threads, log, save, data,
             + (f" after a {record.read_after}-step cool-down branch (stable phase "
                f"{record.stable_val_loss:.4f})" if record.read_after else ""))
         run.ckpt.iter = it
-        best = run.ckpt.after_eval(record.val_loss, diverged=diverged, out_dir=out_dir)
+        best = run.ckpt.after_eval(record.model_val_loss, diverged=diverged, out_dir=out_dir)
         if best is not None:
             say(f"saving checkpoint to {best}")
         stop = bool(on_eval is not None and on_eval(record, run.ckpt))
         if follow is not None and not stop:
-            follow(run, it, record.val_loss, say)  # a new length; a cut from the best state
+            follow(run, it, record.model_val_loss, say)  # a new length; a cut from the best state
         return stop
 
     it = run.ckpt.iter
