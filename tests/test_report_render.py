@@ -135,3 +135,8 @@ def test_the_report_opens_with_the_final_model_and_says_what_it_measured() -> No
                                   translator("zh")))
     assert "tune-gpt eval /r/model/ckpt.pt" in with_model
     assert _final(None, "val_loss", translator("en")) == []
+    assert "confirm runs" not in text  # none ran
+    confirmed = "\n".join(_final({**fin, "confirm": {"runs": 6, "tokens": 12_003_840,
+                                                     "flops": 9.1e13}}, "val_loss",
+                                 translator("en")))
+    assert "The confirm runs (6 re-runs: 12.0M tokens, 9.1e+13 FLOPs" in confirmed

@@ -141,6 +141,23 @@ budget: {num_samples: 4, tokens_per_trial: 2M, total_tokens: 10M}
     left = _left(sp, rows, {}, 65, 0.0)
     assert left["explore"]["tokens"] == 1_550_000
     assert left["tokens"] == 10_000_000 - 1_550_000
+    # the stopper that ends exploring counts the branches too, as the final phase does
+    from tune_gpt.search.budget import TokenBudget
+
+    stop = TokenBudget(1_600_000, str(tmp_path / "none"))
+    assert not stop("a", {"tokens": 1_000_000, "read_tokens": 50_000})
+    assert stop.used() == 1_050_000
+    assert stop("b", {"tokens": 500_000, "read_tokens": 50_000})   # 1.6M with the branches
+    # ... and the confirm runs (re-runs of a config, full length) come out of it as well
+    from tune_gpt.config import TrainConfig
+
+    knobs = {"a": TrainConfig(n_layer=2, n_embd=64).to_dict()}
+    reruns = [{"trial_id": "c1", "confirm_of": "a", "tokens": 2_000_000},
+              {"trial_id": "c2", "confirm_of": "a", "tokens": 2_000_000}]
+    left = _left(sp, rows, knobs, 65, 0.0, reruns)
+    assert left["tokens"] == 10_000_000 - 1_550_000 - 4_000_000
+    assert left["confirm"]["runs"] == 2 and left["confirm"]["tokens"] == 4_000_000
+    assert left["confirm"]["flops"] > 0
 
 
 @pytest.mark.e2e

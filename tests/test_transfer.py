@@ -140,6 +140,26 @@ def test_the_transferred_attention_keeps_the_base_models_head_size(tmp_path: Pat
     assert (target * 64) / (base * 48) == pytest.approx(1.0)
 
 
+def test_a_fractional_base_head_size_is_refused_and_the_init_factor_is_stated() -> None:
+    """A µP proxy whose base width its heads do not divide (128 / 6) trained with a base
+    head size of 21.33: the transfer cannot write that as an integer, so it refuses in one
+    line rather than hand over logits 0.8% off. And the statement gives the init's factor
+    (std x 1/sqrt(m)) apart from the learning rate's (x 1/m)."""
+    from tune_gpt.config import TrainConfig
+    from tune_gpt.errors import UserError
+    from tune_gpt.transfer import to_target
+
+    odd = TrainConfig(n_embd=192, n_head=6, parametrization="mup", mup_base_width=128)
+    with pytest.raises(UserError, match="mup_base_width 128 is not a multiple of its n_head 6"):
+        to_target(odd.to_dict(), {"n_embd": 768, "n_head": 24})
+    kept = to_target({**odd.to_dict(), "mup_base_head_size": 21}, {"n_embd": 768,
+                                                                     "n_head": 24})[0]
+    assert kept.mup_base_head_size == 21
+    _, _, said = to_target(TrainConfig(n_embd=128, n_head=4).to_dict(), {"n_embd": 512,
+                                                                          "n_head": 16})
+    assert "init (std x0.5) and learning rate (x0.25)" in said[0]
+
+
 def test_a_transfer_writes_no_fixed_benchmark_figures(tmp_path: Path) -> None:
     """Every transferred file used to carry the same 64->512 benchmark figures (lr moved
     1.9x / 6.2x, val_loss 2.48 / 2.20), whatever the transfer. A transfer says what carries

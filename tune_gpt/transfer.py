@@ -106,6 +106,11 @@ def to_target(proxy: dict[str, Any], wanted: dict[str, Any], where: str = "targe
     # attention logits by sqrt(base head size) / head size (model.CausalSelfAttention)
     heads = int(proxy.get("n_head", TrainConfig.n_head))
     base_head = int(proxy.get("mup_base_head_size") or 0) if mup else 0
+    if not base_head and base % heads:  # it trained with a fractional base head size
+        raise UserError(f"{where}the proxy's mup_base_width {base} is not a multiple of its "
+                        f"n_head {heads}, so its base head size ({base / heads:.4g}) cannot be "
+                        f"kept exactly; set mup_base_head_size on the proxy, or use a base "
+                        f"width that its heads divide")
     base_head = base_head or base // heads
     target = {**proxy, "parametrization": "mup", "mup_base_width": base,
               "mup_base_head_size": base_head, **wanted}
@@ -130,8 +135,8 @@ def statement(proxy: dict[str, Any], cfg: TrainConfig, changed: dict[str, tuple[
             f"The proxy searched under SP at width {base}, where µP with base width {base} is "
             f"the same model: its learning rate is kept, ")
            + f"and µP (parametrization: mup, mup_base_width: {base}) rescales the hidden "
-             f"matrices' init and learning rate (x{1 / width:.3g}) and the readout for "
-             f"width {cfg.n_embd} ({width:.3g}x the proxy's)."]
+             f"matrices' init (std x{width ** -0.5:.3g}) and learning rate (x{1 / width:.3g}) "
+             f"and the readout for width {cfg.n_embd} ({width:.3g}x the proxy's)."]
     out.append("Transfers across width (µP's theory; not measured for this transfer): "
                "learning_rate, min_lr, warmup, Adam betas, grad_clip, the init, output and "
                "attention multipliers.")

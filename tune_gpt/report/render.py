@@ -75,6 +75,10 @@ def _final(fin: dict[str, Any] | None, metric: str, T: Tr) -> list[str]:
              ff=f"{fin['flops']:.3g}",
              share=fmt.pct(ex["flops"] / fin["flops_total"]) if fin.get("flops_total")
              else fmt.DASH)]
+    c = fin.get("confirm") or {}
+    if c.get("runs"):
+        out[-1] += " " + T("final.cost.confirm", n=c["runs"], t=fmt.tokens(c["tokens"]),
+                           f=f"{c['flops']:.3g}")
     p = fin.get("prior")
     if p:
         args = dict(trial=p["trial_id"], measured=fmt.loss(p["measured"]),

@@ -35,7 +35,7 @@ class TokenBudget(Stopper):
             with open(progress, newline="") as f:
                 for row in csv.DictReader(f):
                     try:
-                        tokens = float(row.get(self.attr) or 0)
+                        tokens = self._spent(row)
                     except ValueError:
                         continue
                     key = row.get("trial_id") or progress.parent.name
@@ -45,10 +45,15 @@ class TokenBudget(Stopper):
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         if self.spent is None:
             self.spent = self._load()
-        tokens = result.get(self.attr)
-        if isinstance(tokens, (int, float)):
-            self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), float(tokens))
+        if isinstance(result.get(self.attr), (int, float)):
+            self.spent[trial_id] = max(self.spent.get(trial_id, 0.0), self._spent(result))
         return self.stop_all()
+
+    def _spent(self, row: dict[str, Any]) -> float:
+        """A trial's compute so far: its tokens and its rung reads' cool-down branches
+        (read_tokens; `flops` has them already), as the final phase counts them."""
+        extra = float(row.get("read_tokens") or 0) if self.attr == "tokens" else 0.0
+        return float(row.get(self.attr) or 0) + (extra if extra == extra else 0.0)
 
     def used(self) -> float:
         return sum((self.spent or {}).values())

@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from tune_gpt import horizon, retime
 from tune_gpt import trial as contract
@@ -75,23 +75,30 @@ def _at(row: Mapping[str, Any], name: str, prior: Any) -> bool:
 
 
 def _left(space: Any, rows: list[dict[str, Any]], configs: Mapping[str, Any], vocab: int,
-          explore_wall: float) -> dict[str, Any]:
+          explore_wall: float, reruns: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """What the final phase may spend: seconds (a time budget) and/or tokens (a token
-    budget) and/or FLOPs, each the budget minus what exploring spent."""
+    budget) and/or FLOPs, each the budget minus what exploring and the confirm runs spent
+    (`reruns`, each with the trial it re-runs in confirm_of; their time is in explore_wall)."""
     b = space.budget
     def spent(r: Mapping[str, Any]) -> float:  # rung reads' cool-down branches included
         extra = r.get("read_tokens")  # absent (an older search) or NaN in a table: none
         return float(r.get("tokens") or 0) + (float(extra) if isinstance(extra, (int, float))
                                               and math.isfinite(extra) else 0.0)
 
-    tokens = sum(spent(r) for r in rows)
-    flops = sum(flops_of(configs[str(r["trial_id"])], spent(r), vocab)
-                for r in rows if configs.get(str(r["trial_id"])))
+    def cost(of: Sequence[Mapping[str, Any]], key: str) -> tuple[float, float]:
+        return (sum(spent(r) for r in of),
+                sum(flops_of(configs[str(r[key])], spent(r), vocab)
+                    for r in of if configs.get(str(r[key]))))
+
+    tokens, flops = cost(rows, "trial_id")
+    confirm = [r for r in reruns if r.get("confirm_of")]
+    c_tokens, c_flops = cost(confirm, "confirm_of")
     return {"seconds": b.time_budget_s - explore_wall - END_S if b.time_budget_s else None,
-            "tokens": b.total_tokens - tokens if b.total_tokens else None,
-            "flops": b.total_flops - flops if b.total_flops else None,
+            "tokens": b.total_tokens - tokens - c_tokens if b.total_tokens else None,
+            "flops": b.total_flops - flops - c_flops if b.total_flops else None,
             "explore": {"wall_s": explore_wall, "tokens": tokens, "flops": flops,
-                        "trials": len(rows)}}
+                        "trials": len(rows)},
+            "confirm": {"tokens": c_tokens, "flops": c_flops, "runs": len(confirm)}}
 
 
 def final_resources(space: Any, slots: int) -> tuple[dict[str, float], float]:
@@ -131,12 +138,13 @@ def has_prior(space: Any) -> bool:
 
 def make_plan(space: Any, trials: Any, curves: Any, configs: Mapping[str, Mapping[str, Any]],
               vocab: int, explore_wall: float, slots: int,
-              states: Path | None = None) -> dict[str, Any] | None:
+              states: Path | None = None, reruns: Sequence[Mapping[str, Any]] = ()
+              ) -> dict[str, Any] | None:
     """The final run's plan as written to final_plan.json (None: nothing to train). With
     `states` (the trials' checkpoint folder) and `final.continue_trial`, a trial whose
     state is kept there is continued, not started again."""
     rows = trials.to_dict("records")
-    left = _left(space, rows, configs, vocab, explore_wall)
+    left = _left(space, rows, configs, vocab, explore_wall, reruns)
     knobs = {t: contract.knobs_of(c) for t, c in configs.items() if c}
     resources, speedup = final_resources(space, slots)
 
@@ -180,7 +188,8 @@ def make_plan(space: Any, trials: Any, curves: Any, configs: Mapping[str, Mappin
 
 def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: str,
               trials: Any, curves: Any, configs: Mapping[str, Mapping[str, Any]],
-              explore_wall: float, quiet: bool, guard: Any) -> dict[str, Any] | None:
+              explore_wall: float, quiet: bool, guard: Any,
+              reruns: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any] | None:
     """Plan (or read the plan of an interrupted final phase), train, and summarise: the
     summary meta.json keeps as `final`. None when no trial can be brought to the horizon.
     `guard`: the search's Ctrl-C handling (run.ctrl_c_stops_gracefully), around the run."""
@@ -201,7 +210,7 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
     else:
         states = folder / "checkpoints"
         saved = make_plan(space, trials, curves, configs, vocab, explore_wall,
-                          trial_slots(space), states)
+                          trial_slots(space), states, reruns)
         if saved is None:
             say("final phase: no trial could be brought to the horizon; nothing trained")
             return None
@@ -271,6 +280,7 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         shutil.copyfile(best_file, model)
         kept = read_checkpoint(model)  # what it holds: maybe the continued trial's own best
     explore = saved["left"]["explore"]
+    before = explore["flops"] + (saved["left"].get("confirm") or {}).get("flops", 0.0)
     retimed_at = Path(retime.retimed_file(str(folder / CHECKPOINTS / "final.pt")))
     retimed = json.loads(retimed_at.read_text()) if retimed_at.is_file() else {}
     tokens = float(row.get("tokens") or 0)
@@ -293,11 +303,11 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         "retimed": retimed if retimed.get("max_iters") != plan["config"]["max_iters"] else None,
         "candidates": plan["candidates"], "config": plan["config"],
         "checkpoint": str(model.resolve()) if model.is_file() else None,
-        "explore": explore,
-        "flops_total": explore["flops"] + final_flops,
+        "explore": explore, "confirm": saved["left"].get("confirm"),
+        "flops_total": before + final_flops,  # exploring, confirm runs and the final run
         "wall_s_total": explore["wall_s"] + wall,
         "prior_trial": saved.get("prior_trial"), "prior_config": saved.get("prior_config"),
-        "prior": _prior(saved, trials, curves, plan, final_flops + explore["flops"], vocab),
+        "prior": _prior(saved, trials, curves, plan, final_flops + before, vocab),
         "curve": [{k: e.get(k) for k in ("tokens", "val_loss", "train_loss")} for e in evals],
     }
     shutil.rmtree(folder / CHECKPOINTS, ignore_errors=True)

@@ -226,6 +226,7 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
     if plan.state is not None:
         reconcile_study(folder, trials, told_column(plan.space.metric))
     confirm_started = time.time()
+    reruns: list[dict] = []  # the confirm runs, charged to the final phase's budget
     if plan.space.confirm.top_k and len(trials):
         from tune_gpt.search.confirm import run_confirm
 
@@ -248,7 +249,7 @@ def _finish(plan: _Plan, state: SearchState, grid: Any, wall: float) -> tuple[An
         try:
             meta.final = run_final(plan.space, folder, plan.prepared, plan.uri,
                                    state.parent_run_id, trials, curves, configs, spent,
-                                   plan.opts.quiet, ctrl_c_stops_gracefully)
+                                   plan.opts.quiet, ctrl_c_stops_gracefully, reruns)
         except SearchInterrupted:
             tracking.mark_interrupted(plan.uri, state.parent_run_id)
             raise
