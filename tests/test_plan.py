@@ -122,6 +122,9 @@ def test_a_plan_past_its_evidence_is_refused_even_where_the_model_would_overfit(
                                                "data_doctor": {"n_train": 300_000}}))
     with pytest.raises(UserError, match="plan at most --tokens 20,000,000"):
         make_plan("s", 10 ** 12, storage_path=str(tmp_path / "runs"))
+    # and too short to train one step: said, not a traceback (0 tokens ** -alpha)
+    with pytest.raises(UserError, match="less than one iteration .*768 tokens"):
+        make_plan("s", 500, storage_path=str(tmp_path / "runs"))
 
 
 def test_the_plan_keeps_the_searched_schedule_shape_and_says_what_it_trains(

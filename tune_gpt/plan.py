@@ -150,6 +150,12 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
         else pd.Series([], dtype=float)
     if len(measured) and tokens > measured.max() * horizon.MAX_EXTRAPOLATION:
         _beyond(meta.name, tokens, int(measured.max()))  # the lr rule too: not that far
+    one = min((int(c["batch_size"]) * int(c["block_size"]) *
+               int(c.get("gradient_accumulation_steps", 1)) for c in configs.values()
+               if "batch_size" in c and "block_size" in c), default=1)
+    if tokens < one:
+        raise UserError(f"--tokens {tokens:,} is less than one iteration of the searched "
+                        f"configs ({one:,} tokens); plan a run of at least --tokens {one:,}")
     plan = horizon.plan_final(rows, curves, configs, tokens_for=lambda row, rate: tokens,
                               usable=contract.USABLE, score=score,
                               train_tokens=doctor.get("n_train")) if len(curves) else None
