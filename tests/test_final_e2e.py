@@ -85,6 +85,12 @@ def test_final_phase_hands_back_a_model_and_resumes_after_ctrl_c(
     assert fin["tokens"] == plan["plan"]["tokens"]
     cfg = plan["plan"]["config"]
     assert cfg["max_iters"] * cfg["batch_size"] * cfg["block_size"] == fin["tokens"]
+    # Ray restarted the run's progress.csv, but the reports made before the Ctrl-C are
+    # kept (the run's own evaluation log): its curve has every evaluation, before and after
+    curve = [e["tokens"] for e in fin["curve"]]
+    tpi = cfg["batch_size"] * cfg["block_size"]
+    assert curve == sorted(set(curve)) and {i * tpi for i in before + after} <= set(curve)
+    assert all(b - a <= (before[1] - before[0]) * tpi for a, b in zip(curve, curve[1:]))
     # it continued the chosen trial's own state: its first evaluation is past that trial's
     # last one, and only what it trained itself counts as the final run's compute
     start = plan["plan"]["start_tokens"]

@@ -110,6 +110,15 @@ def test_sigkill_driver_then_resume(tmp_path: Path, shakespeare_path: Path) -> N
         assert steps[-1] >= iters_at_crash[t]
         if t in finished:
             assert steps[-1] == iters_at_crash[t], (t, steps)
+    # ... and the curves table has every evaluation, those before the crash included (Ray
+    # restarts a restored trial's progress.csv; the trial's own evaluation log keeps them)
+    curves = pd.read_csv(folder / "results" / "curves.csv")
+    for t in started:
+        logged = sorted({m.step for m in client.get_metric_history(by_trial[t].info.run_id,
+                                                                    "val_loss")})
+        got = curves[curves["trial_id"].astype(str) == t]["iter"].tolist()
+        assert got == sorted(set(got)) and set(logged) <= set(got), (t, logged, got)
+        assert all(b - a <= got[0] for a, b in zip(got, got[1:])), (t, got)  # no gap
     resumed = trials.set_index("trial_id").loc[sorted(interrupted)]
     assert (resumed["iters"] >= pd.Series(iters_at_crash)[sorted(interrupted)]).all()
     assert not (folder / "checkpoints").exists()  # removed once the search finished

@@ -51,7 +51,7 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
     from tune_gpt.data import prepare
     from tune_gpt.estimate import estimate, peak_memory_bytes
     from tune_gpt.rung_read import RungReads
-    from tune_gpt.checkpoint import read_checkpoint
+    from tune_gpt.checkpoint import keep_evals, log_eval, read_checkpoint
     from tune_gpt.train import train
 
     started = time.time()
@@ -88,6 +88,8 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
     ckpt_path = trial_checkpoint_path(settings.checkpoint_dir,
                                       "final" if TrialPlan.of(config).final_of else None)
     resume = read_checkpoint(ckpt_path) if ckpt_path and os.path.isfile(ckpt_path) else None
+    if ckpt_path:  # the reports this state has behind it (Ray may have dropped them)
+        keep_evals(ckpt_path, int(resume.get("iter") or 0) if resume else 0)
 
     last: dict[str, Any] = {}
     retime, cfg = final_retimer(TrialPlan.of(config), cfg, ckpt_path,
@@ -107,6 +109,8 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
                 not record["diverged"] else "loss became NaN/inf"
             row.update(outcome=outcomes.DIVERGED, error=why)
             _clean(row, penalty)
+            if ckpt_path:
+                log_eval(ckpt_path, row)
             ray.tune.report(row)
             return True
         final = record["iter"] >= (retime.cfg if retime else cfg).max_iters
@@ -114,6 +118,8 @@ def gpt_trainable(config: dict[str, Any], data_ship: dict[str, Any] | None = Non
         row["wall_s"] = time.time() - started
         _clean(row, penalty)
         last.update(row)
+        if ckpt_path:
+            log_eval(ckpt_path, row)
         ray.tune.report(row)
         return False
 

@@ -142,6 +142,47 @@ def best_model_path(path: str | Path) -> Path:
     return p.with_name(p.stem + ".best" + p.suffix)
 
 
+def evals_log(ckpt_path: str | Path) -> Path:
+    """A search trial's evaluation log, beside its checkpoint: every report, one JSON line
+    each. Ray restarts a trial with no checkpoint of its own (this one keeps its own) from an
+    empty progress.csv, so the reports before a resume survive only here."""
+    return Path(ckpt_path).with_suffix(".evals.jsonl")
+
+
+def keep_evals(ckpt_path: str | Path, up_to_iter: int) -> None:
+    """A trial (re)starting: its log keeps the reports its checkpoint holds (iter <=
+    up_to_iter), none when it starts afresh (up_to_iter 0)."""
+    import json
+
+    log = evals_log(ckpt_path)
+    rows = [r for r in read_evals(ckpt_path) if int(r.get("iter") or 0) <= up_to_iter] \
+        if up_to_iter > 0 else []
+    tmp = log.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, log)
+
+
+def log_eval(ckpt_path: str | Path, row: dict[str, Any]) -> None:
+    import json
+
+    with open(evals_log(ckpt_path), "a") as f:
+        f.write(json.dumps(row, default=str) + "\n")
+
+
+def read_evals(ckpt_path: str | Path) -> list[dict[str, Any]]:
+    """The logged reports (a torn last line, from a crash mid-write, is left out)."""
+    import json
+
+    out = []
+    log = evals_log(ckpt_path)
+    for line in (log.read_text().splitlines() if log.is_file() else []):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
 def _write(state: dict[str, Any], path: str | Path) -> Path:
     """torch.save to a temporary file renamed into place: a reader (a resume after a crash,
     a sample while training runs) never sees half a file."""

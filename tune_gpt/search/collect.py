@@ -5,6 +5,7 @@ can be made again later without Ray (`tune-gpt report NAME`)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def collect(grid: Any, space: SearchSpace, state: Any, folder: Path, wall_s: flo
 
     rows, curves = [], []
     for result in grid:
-        row, evals = result_row(result)
+        row, evals = result_row(result, folder / "checkpoints")
         trial_id = row["trial_id"]
         for name in space.group_params():
             matches = [label(v) for v in space.params[name].values
@@ -55,11 +56,21 @@ def trial_id_of(result: Any) -> str:
     return str((result.metrics or {}).get("trial_id") or Path(result.path).name)
 
 
-def result_row(result: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One of Ray's results -> its trials-table row and its evaluations (from progress.csv;
-    the outcome decided by trial.outcome_of)."""
+def result_row(result: Any, checkpoints: Path | None = None, name: str | None = None
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One of Ray's results -> its trials-table row and its evaluations (from progress.csv,
+    and, with `checkpoints`, the trial's own evaluation log there, <name or trial id>.pt's,
+    for the reports a resume dropped; the outcome decided by trial.outcome_of)."""
+    from tune_gpt.checkpoint import read_evals
+
     df = result.metrics_dataframe
     reported = [] if df is None else df.to_dict("records")
+    if checkpoints is not None:
+        iters = [r["iter"] for r in reported if r.get("iter") == r.get("iter") and
+                 r.get("iter") is not None]
+        first = min(iters) if iters else math.inf
+        reported = [r for r in read_evals(checkpoints / f"{name or trial_id_of(result)}.pt")
+                    if r.get("iter") is not None and r["iter"] < first] + reported
     last = reported[-1] if reported else {}
     evals = [r for r in reported if r.get("outcome") in contract.EVALUATED]
     row = contract.trial_row(trial_id_of(result),

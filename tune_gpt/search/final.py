@@ -266,7 +266,7 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
     results = list(grid)
     if not results:
         return None
-    row, evals = result_row(results[0])
+    row, evals = result_row(results[0], folder / CHECKPOINTS, "final")
     # the run's own clock (Ray's, over every resume of it), not this process's
     wall = _num((results[0].metrics or {}).get("time_total_s")) or time.time() - started
     tid = str(row["trial_id"])
