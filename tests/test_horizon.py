@@ -354,6 +354,17 @@ def test_the_final_plan_of_a_time_budget_is_what_is_left_at_the_measured_speed(
                      states=tmp_path)["plan"]
     assert kept["start_tokens"] == 2_000_000 // 768 * 768
     assert abs(kept["tokens"] - kept["start_tokens"] - new) <= 768
+    # it evaluates (and saves) at least FINAL_EVALS times over what it trains, however
+    # coarse the trials' interval: cut by its time limit, it still hands back its own model
+    from tune_gpt.search.final import FINAL_EVALS
+
+    for p, start in ((plan, 0), (kept, kept["start_tokens"] // 768)):
+        trains = p["config"]["max_iters"] - start
+        assert 1 <= p["config"]["eval_interval"] <= trains // FINAL_EVALS
+    coarse = {t: {**c, "eval_interval": 10 ** 6} for t, c in configs.items()}
+    saved = make_plan(space, trials, curves, coarse, 65, explore_wall=200, slots=2)
+    assert saved["plan"]["config"]["eval_interval"] == \
+        saved["plan"]["config"]["max_iters"] // FINAL_EVALS
 
 
 def test_a_trial_stopped_by_the_budget_or_by_exploring_s_end_says_so() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 from test_report_data import report_of, section
@@ -140,3 +141,24 @@ def test_the_report_opens_with_the_final_model_and_says_what_it_measured() -> No
                                                      "flops": 9.1e13}}, "val_loss",
                                  translator("en")))
     assert "The confirm runs (6 re-runs: 12.0M tokens, 9.1e+13 FLOPs" in confirmed
+    # a final run cut before its first evaluation: said, and no "final model" claimed of it
+    cut = "\n".join(_final({**fin, "trained_nothing": True, "tokens": 2_000_640,
+                            "flops": 0.0, "best_tokens": 2_000_640}, "val_loss",
+                           translator("en")))
+    assert "**The final run trained nothing kept**" in cut and "Final model" not in cut
+    assert "(0 tokens, 0 FLOPs)" in cut
+
+
+def test_the_search_summary_says_when_the_final_run_trained_nothing() -> None:
+    from types import SimpleNamespace
+
+    from tune_gpt.search.live import print_summary
+
+    lines: list[str] = []
+    fin = {"trained_nothing": True, "best_val_loss": 2.4725, "tokens": 500_736.0,
+           "of": "bf93f5be", "wall_s": 108.0, "explore": {"wall_s": 108.0}}
+    print_summary(lines.append, "w2", None, {"completed": 2}, 108.0, Path("runs/w2"), None,
+                  SimpleNamespace(metric="val_loss", params={}), final=fin)
+    text = "\n".join(lines)
+    assert "final model:" not in text and "after 0 tokens" not in text
+    assert "ended before its first evaluation" in text and "500,736 tokens" in text

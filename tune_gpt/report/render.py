@@ -64,7 +64,8 @@ def _final(fin: dict[str, Any] | None, metric: str, T: Tr) -> list[str]:
     pred = fin.get("predicted")
     at = fin.get("best_tokens") or fin["tokens"]
     out = [f"## {T('final.head')}",
-           T("final.lead", loss=fmt.loss(fin["best_val_loss"]), metric=metric,
+           T("final.lead.nothing" if fin.get("trained_nothing") else "final.lead",
+             loss=fmt.loss(fin["best_val_loss"]), metric=metric,
              tokens=fmt.tokens(at), of=fin["of"],
              pred=fmt.loss(pred) if pred is not None else T("final.pred.none"))]
     if fin.get("checkpoint"):

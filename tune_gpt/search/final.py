@@ -28,6 +28,7 @@ from tune_gpt import trial as contract
 PLAN_FILE = "final_plan.json"
 MODEL_DIR = "model"              # FOLDER/model/ckpt.pt: the model the search hands back
 CHECKPOINTS = "final-checkpoints"
+FINAL_EVALS = 10  # the final run evaluates at least this often (a trial: 8 times)
 END_S = 10.0                     # kept back for the tables, samples and report afterwards
 OVERRUN = 0.1                    # the final run may overrun its planned time by this share
 
@@ -177,6 +178,11 @@ def make_plan(space: Any, trials: Any, curves: Any, configs: Mapping[str, Mappin
     if left["flops"] is not None:
         cap.append(left["flops"] / max(flops_of(plan.config, 1, vocab), 1.0))
     tpi = max(1, plan.tokens // max(int(plan.config["max_iters"]), 1))
+    # evaluated (and saved) at least FINAL_EVALS times over what it trains: a run cut by
+    # its time limit before its first evaluation would hand back nothing of its own
+    new_iters = int(plan.config["max_iters"]) - plan.start_tokens // tpi
+    plan.config["eval_interval"] = max(1, min(int(plan.config.get("eval_interval") or new_iters),
+                                              new_iters // FINAL_EVALS))
     timing = {"until": time.time() + left["seconds"] if left["seconds"] else 0.0,
               "max_iters": int((plan.start_tokens + max(0.0, min(cap))) // tpi) if cap else 0}
     return {"plan": plan.to_dict(), "lines": plan.lines(), "left": left, "slots": slots,
@@ -283,8 +289,9 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
     before = explore["flops"] + (saved["left"].get("confirm") or {}).get("flops", 0.0)
     retimed_at = Path(retime.retimed_file(str(folder / CHECKPOINTS / "final.pt")))
     retimed = json.loads(retimed_at.read_text()) if retimed_at.is_file() else {}
-    tokens = float(row.get("tokens") or 0)
     start = float(plan.get("start_tokens") or 0)
+    # a run that ended before its first evaluation reported nothing: it trained nothing kept
+    tokens = max(float(row.get("tokens") or 0), start)
     final_flops = flops_of(plan["config"], max(0.0, tokens - start), vocab)
     tpi = int(plan["config"]["batch_size"]) * int(plan["config"]["block_size"]) * \
         int(plan["config"].get("gradient_accumulation_steps", 1))
@@ -296,6 +303,7 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         "best_tokens": float(kept["iter"]) * tpi if "iter" in kept else None,
         "final_val_loss": _num(row.get("final_val_loss")),
         "tokens": tokens, "start_tokens": start, "wall_s": wall, "flops": final_flops,
+        "trained_nothing": not evals,
         "predicted": plan["predicted"], "planned_tokens": plan["tokens"],
         "learning_rate": retimed.get("learning_rate", plan["lr"]), "lr_from": plan["lr_from"],
         "planned_lr": plan["lr"], "lines": saved["lines"] + _retimed_lines(retimed, plan, tpi),

@@ -234,7 +234,12 @@ def print_summary(say: Callable[..., None], name: str, best: dict[str, Any] | No
         say(f"confirmed winner {confirm['winner']} {verdict}"
             + (f" (gap {confirm['gap']:.4f}, noise {confirm['noise']:.4f} per run)"
                if real is not None else ""))
-    if final and final.get("best_val_loss") is not None:
+    if final and final.get("trained_nothing"):
+        say(f"final run: it ended before its first evaluation (its time ran out), so it "
+            f"trained nothing kept; the model handed back is trial {final['of']}'s best from "
+            f"exploring, {final['best_val_loss']:.4f} {space.metric} after "
+            f"{final['tokens']:,.0f} tokens; a larger budget gives the final run time to train")
+    elif final and final.get("best_val_loss") is not None:
         pred = final.get("predicted")
         say(f"final model: {final['best_val_loss']:.4f} {space.metric} after "
             f"{final['tokens']:,.0f} tokens of trial {final['of']}'s config"
