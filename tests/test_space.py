@@ -225,6 +225,11 @@ SMOKE = Path(__file__).resolve().parents[1] / "search_spaces" / "smoke.yaml"
     (["final.explore_share=0.5"], "needs a budget with an end"),
     (["final.explore_share=0.5", "budget.time_budget_s=90"], "the smallest that works is 120"),
     (["final.explore_share=0.75", "budget.time_budget_s=200"], "the smallest that works is 240"),
+    # the CPU profile's auto share (13%) of 240 s: 31 s of exploring, no trial would report
+    (["final.explore_share=auto", "budget.max_concurrent_trials=2", "budget.time_budget_s=240"],
+     "exploring gets 13.0% of it (31 s), under the 60 s a trial needs to start and report its "
+     "first evaluation; the smallest that works is 461"),
+    (["final.explore_share=0.1", "budget.time_budget_s=500"], "the smallest that works is 600"),
     (["final.explore_share=0.5", "budget.total_tokens=100k"],
      "the smallest that works is 120,000"),
     (["final.explore_share=0", "budget.time_budget_s=600"], "final.explore_share"),
@@ -265,7 +270,7 @@ def test_explore_share_auto_is_the_horizon_rule_for_the_space_slots() -> None:
     assert two.final is not None
     assert two.final.explore_share == pytest.approx(auto_explore_share(2)[0])
     assert "explore_share auto = 13.0%" in describe(two)
-    fresh = load_space(SMOKE, sets=["final.explore_share=auto", "budget.time_budget_s=600",
+    fresh = load_space(SMOKE, sets=["final.explore_share=auto", "budget.time_budget_s=1000",
                                     "budget.max_concurrent_trials=2",
                                     "final.continue_trial=false"])
     assert fresh.final.explore_share < two.final.explore_share  # nothing kept: less to spend

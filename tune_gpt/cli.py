@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from tune_gpt.errors import SearchInterrupted, UserError
 
@@ -288,15 +288,20 @@ def _cmd_search(args: argparse.Namespace, extra: list[str]) -> int:
                          sets=args.sets + ([f"fixed.tokenizer={args.tokenizer}"]
                                            if args.tokenizer else []),
                          profile=args.profile, lang=args.lang, report=not args.no_report)
-    run_search(opts)
-    return 0
+    return _outcome(run_search(opts))
 
 
 def _cmd_resume(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.search import resume_search
 
-    resume_search(args.name, storage_path=args.storage_path, address=args.address)
-    return 0
+    return _outcome(resume_search(args.name, storage_path=args.storage_path,
+                                  address=args.address))
+
+
+def _outcome(result: Any) -> int:
+    """0 when the search has a result to hand over, 1 when no trial produced one (every
+    outcome is recorded all the same; the summary above says which)."""
+    return 0 if result.best is not None else 1
 
 
 def _cmd_report(args: argparse.Namespace, extra: list[str]) -> int:

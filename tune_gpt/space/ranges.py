@@ -171,6 +171,10 @@ def check_budget_fits(space: SearchSpace) -> None:
 # The least a final run needs: its start (Ray, data, model; horizon.STARTUP_S), the tables
 # and report after it, and half a minute of training.
 MIN_FINAL_S = 60.0
+# The least exploring needs: a trial's start and its first evaluation. A 240 s budget with the
+# CPU profile's 13% share gave exploring 31 s: no trial had reported, nothing was measured,
+# and the other 87% went unused. (A bigger model's first evaluation may need longer.)
+MIN_EXPLORE_S = 60.0
 
 
 def parse_final(f: dict[str, Any], source: str, space: SearchSpace) -> FinalSettings:
@@ -200,11 +204,18 @@ def parse_final(f: dict[str, Any], source: str, space: SearchSpace) -> FinalSett
                         f"exploring and the final run; set budget.time_budget_s (e.g. 900), "
                         f"budget.total_tokens or budget.total_flops")
     share = final.explore_share
+    least = math.ceil(max(MIN_FINAL_S / (1 - share), MIN_EXPLORE_S / share))
     if b.time_budget_s and b.time_budget_s * (1 - share) < MIN_FINAL_S:
         raise UserError(f"{source}: budget.time_budget_s {b.time_budget_s:g} is too small for "
                         f"both phases: the final run gets {1 - share:.0%} of it, under the "
                         f"{MIN_FINAL_S:g} s it needs to start and train; the smallest that "
-                        f"works is {math.ceil(MIN_FINAL_S / (1 - share))}")
+                        f"works is {least}")
+    if b.time_budget_s and b.time_budget_s * share < MIN_EXPLORE_S:
+        raise UserError(f"{source}: budget.time_budget_s {b.time_budget_s:g} is too small for "
+                        f"both phases: exploring gets {share:.1%} of it "
+                        f"({b.time_budget_s * share:.0f} s), under the {MIN_EXPLORE_S:g} s a "
+                        f"trial needs to start and report its first evaluation; the smallest "
+                        f"that works is {least} (or set final.explore_share higher)")
     if b.total_tokens and b.tokens_per_trial and b.total_tokens * share < b.tokens_per_trial:
         raise UserError(f"{source}: budget.total_tokens {b.total_tokens:,} is too small for "
                         f"both phases: exploring gets {share:.0%} of it, less than one trial "
