@@ -368,9 +368,13 @@ def test_validate_checks_the_data_as_search_does(case: str, tmp_path: Path, work
     make, needle = DATA[case]
     # block_size fixed: search checks the blocks a space names (the default, it leaves to
     # the trials)
-    path = _space(tmp_path, f"data: {make(tmp_path)}\n" + TUNED + "fixed: {block_size: 64}\n")
+    data = make(tmp_path)
+    path = _space(tmp_path, f"data: {data}\n" + TUNED + "fixed: {block_size: 64}\n")
     assert f"{path}: data: " in _refused(["validate", path], needle, work, capsys)
     _refused(["search", path], needle, work, capsys)
+    # and given as --data, the way search takes it, to a space whose own data is fine
+    good = _space(tmp_path, "data: shakespeare_char\n" + TUNED + "fixed: {block_size: 64}\n")
+    _refused(["validate", good, "--data", data], needle, work, capsys)
 
 
 def test_validate_peeks_at_data_without_preparing_it(tmp_path: Path, work: Path,

@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a YAML key (dotted, e.g. budget.num_samples=4)")
     v.add_argument("--profile", default=None, help="force a profile (cpu | gpu) instead of auto")
+    v.add_argument("--data", default=None, help="the data to check it with, as search --data")
     v.set_defaults(func=_cmd_validate)
 
     # --- single runs
@@ -270,6 +271,7 @@ def _cmd_validate(args: argparse.Namespace, extra: list[str]) -> int:
     from tune_gpt.space import auto_priors
 
     space = load_space(args.space, sets=args.sets, profile=args.profile)
+    space.data = args.data or space.data  # as search --data does
     peek_data(space)
     text = describe(space)
     lines = auto_priors.resolve(space, auto_priors.train_tokens_here(space.data),
