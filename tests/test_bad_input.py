@@ -429,3 +429,13 @@ def test_fuzzed_spaces_load_or_fail_with_a_user_error(doc: dict, tmp_path_factor
         load_space(path, profile="cpu")
     except UserError as e:
         assert str(e) and "\n" not in str(e)
+
+
+def test_resuming_a_run_that_left_nothing_says_so_before_fetching_data(
+        tmp_path: Path, work: Path, monkeypatch, capsys) -> None:
+    """`train --resume` in a folder with no last.pt names that file, not a download of the
+    default data set it never needed (no internet here: that download fails)."""
+    monkeypatch.setenv("TUNE_GPT_CACHE_DIR", str(tmp_path / "empty-cache"))
+    line = _refused(["train", "--resume", f"--out_dir={work / 'out'}"], "last.pt", work,
+                    capsys)
+    assert "checkpoint not found" in line and "download" not in line

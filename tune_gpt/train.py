@@ -167,9 +167,9 @@ def set_up(cfg: TrainConfig, *, resume: bool | str | Path | dict = False,
     validate(cfg)
     device = resolve_device(cfg.device)
     validate_for_device(cfg, device)
+    state = resume_state(resume, cfg)  # a missing state is said before any data is fetched
     data = data or prepare(cfg.dataset, tokenizer=cfg.tokenizer)
     check_block_size(cfg, data.n_val)
-    state = resume_state(resume, cfg)
     if state is not None:
         check_resumable(state, cfg, data)
 
