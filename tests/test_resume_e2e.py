@@ -156,6 +156,8 @@ def test_ctrl_c_keeps_the_search_resumable(tmp_path: Path, shakespeare_path: Pat
         assert first.wait(timeout=120) == 130, log.read_text()
     finally:
         kill_group(first)
+    # the trial under way is counted (Ray's own count, trials not TERMINATED, said 0)
+    assert int(re.search(r"interrupted with (\d+) trial", log.read_text())[1]) >= 1
     name = re.search(r"tune-gpt resume ([^\s`]+)", log.read_text())[1]
     assert name.startswith(long_name + "-") and len(name) == 116
     folder = tmp_path / "runs" / name

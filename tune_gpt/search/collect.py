@@ -80,6 +80,14 @@ def result_row(result: Any, checkpoints: Path | None = None, name: str | None = 
     return row, evals
 
 
+def unfinished(grid: Any, stopped: Any = ()) -> int:
+    """The trials an interrupt left part-way: their last report says running (or there is
+    none yet) and the scheduler had not stopped them (`stopped`: ASHA's). Ray's own count,
+    trials not TERMINATED, says 0 after a graceful Ctrl-C, which stops every trial."""
+    return sum((r.metrics or {}).get("outcome") in (None, contract.RUNNING)
+               and trial_id_of(r) not in set(stopped) for r in grid)
+
+
 def best_summary(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, Any] | None:
     """The best trial for the search's metric: id, metric, value, best val_loss, config."""
     b = contract.best_of(rows, metric, mode)

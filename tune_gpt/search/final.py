@@ -268,7 +268,9 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
     with guard() as interrupted:
         grid = tuner.fit()
     if interrupted.is_set():  # Ray saved the run's state: `tune-gpt resume` continues it
-        raise SearchInterrupted(folder.name, len(grid) - grid.num_terminated)
+        from tune_gpt.search.collect import unfinished
+
+        raise SearchInterrupted(folder.name, unfinished(grid))
     results = list(grid)
     if not results:
         return None

@@ -161,7 +161,11 @@ def _run(plan: _Plan) -> SearchResult:
         state.write(folder)
         if interrupted.is_set():  # Ray saved its state: keep the search resumable
             tracking.mark_interrupted(plan.uri, state.parent_run_id)
-            raise SearchInterrupted(state.name, len(grid) - grid.num_terminated)
+            from tune_gpt.search.asha import read_state
+            from tune_gpt.search.collect import unfinished
+
+            asha = read_state(folder / "asha.json") or {}
+            raise SearchInterrupted(state.name, unfinished(grid, asha.get("stopped", ())))
         trials, curves, meta = _finish(plan, state, grid, wall)
 
     report_path = None
