@@ -32,3 +32,12 @@ def test_a_search_with_no_usable_trial_exits_1_and_records_them(
     trials = pd.read_csv(runs / "boom" / "results" / "trials.csv")
     assert list(trials["outcome"]) == ["diverged", "diverged"]
     assert json.loads((runs / "boom" / "state.json").read_text())["finished"] is True
+    # resuming a finished search trains nothing and rewrites nothing: refused in one line
+    before = {p: p.stat().st_mtime_ns for p in (runs / "boom").rglob("*") if p.is_file()}
+    again = subprocess.run([sys.executable, "-m", "tune_gpt.cli", "resume", "boom",
+                            "--storage-path", str(runs)], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=120)
+    assert again.returncode == 2 and "is already finished: nothing to resume" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in (runs / "boom").rglob("*") if p.is_file()} \
+        == before

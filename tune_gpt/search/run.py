@@ -73,6 +73,10 @@ def resume_search(name: str, storage_path: str | None = None, address: str | Non
     """Continue the interrupted search `name` with the options it was started with."""
     storage = storage_of(storage_path)
     state = existing_state(storage, name)
+    if state.finished:  # resuming it would train nothing and rewrite its tables and report
+        raise UserError(f"search '{name}' is already finished: nothing to resume; its results "
+                        f"are in {storage / name / 'results'} (`tune-gpt report {name}` writes "
+                        f"its report again)")
     opts = replace(SearchOptions.from_dict(state.options), resume=True, quiet=quiet,
                    storage_path=str(storage), address=address or state.options.get("address"))
     space = load_space(storage / name / "space.yaml", profile=state.profile)
