@@ -168,6 +168,45 @@ def test_the_plan_judges_noise_as_the_report_does(tmp_path: Path) -> None:
     assert f"seed noise {FLOOR:.4f} from this search's confirm runs, 3 dof" in p.noise
 
 
+def test_the_search_s_final_run_is_the_plan_s_longest_evidence(tmp_path: Path) -> None:
+    """A search with a final phase trained one config far past its trials (~15M tokens
+    against ~1M on a CPU): `plan` takes that run as a measured config too, so it plans from
+    the longest curve the search has, and may go 10x past it, not only past the trials."""
+    res = _results(tmp_path)
+    cfg = {**TrainConfig(n_embd=192, batch_size=12, block_size=64, learning_rate=5e-4,
+                         min_lr=5e-5, max_iters=10_416, lr_decay_iters=10_416,
+                         warmup_iters=100, lr_schedule="wsd").to_dict(),
+           "dataset": "shakespeare_char"}
+    pts = [(k * 1_000_000, _law(1.30, 30.0, 0.3, k * 1_000_000) - 0.02) for k in range(3, 9)]
+    final = {"trial_id": "f1", "of": "a", "config": cfg, "best_val_loss": pts[-1][1],
+             "final_val_loss": pts[-1][1], "tokens": 8e6, "wall_s": 900.0,
+             "curve": [{"tokens": t, "val_loss": v, "train_loss": v} for t, v in pts],
+             "retimed": {"max_iters": 10_500, "learning_rate": 4.8e-4}}
+    (res / "meta.json").write_text(json.dumps({"name": "s", "metric": "val_loss",
+                                               "final": final}))
+    p = make_plan("s", 40_000_000, storage_path=str(tmp_path / "runs"))  # 20x the trials
+    assert p.trial_id == "f1" and "the search's final run" in p.evidence[0]
+    # its lr moved from what the run trained with (retimed: 4.8e-4 over 10,500 iterations)
+    assert p.learning_rate == pytest.approx(4.8e-4 * (p.tokens / (10_500 * 768)) ** -0.32)
+    assert p.predicted == pytest.approx(pts[-1][1] * (8e6 / p.tokens) ** 0.10, rel=1e-3)
+    with pytest.raises(UserError, match="plan at most --tokens 80,000,000"):
+        make_plan("s", 90_000_000, storage_path=str(tmp_path / "runs"))
+    # the report's "For your full run" starts from that run too: 8x its 8M tokens, 64M
+    from tune_gpt.report.folder import load_results
+    from tune_gpt.report.i18n import translator
+    from tune_gpt.report.render import _full_run
+    from tune_gpt.report.results import prepare
+
+    text = "\n".join(_full_run(prepare(*load_results(res)), translator("en")))
+    assert "tune-gpt plan s --tokens 64000000" in text and "its final run" in text
+    assert "refuses lengths past 80.0M tokens" in text
+    # a final run cut before its first evaluation adds nothing
+    (res / "meta.json").write_text(json.dumps({"name": "s", "metric": "val_loss", "final": {
+        **final, "curve": [], "trained_nothing": True}}))
+    with pytest.raises(UserError, match="plan at most --tokens 20,000,000"):
+        make_plan("s", 40_000_000, storage_path=str(tmp_path / "runs"))
+
+
 def test_the_command_writes_ready_configs_and_json(tmp_path: Path) -> None:
     _results(tmp_path)
     out = tmp_path / "plans"

@@ -139,11 +139,11 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
     from tune_gpt.report.noise import loss_noise
     from tune_gpt.schedule import cooldown_start
 
-    rows = trials.to_dict("records")
+    score = contract.score_column(meta.metric)
+    rows, curves, final_id = _with_final_run(trials.to_dict("records"), curves, meta, score)
     configs = {str(r["trial_id"]): {k: _plain(r[k]) for k in KNOBS
                                     if k in r and not pd.isna(r[k])} for r in rows}
     configs = {t: c for t, c in configs.items() if "learning_rate" in c and "max_iters" in c}
-    score = contract.score_column(meta.metric)
     doctor = meta.data_doctor or {}
     usable = {str(r["trial_id"]) for r in rows if r.get("outcome") in contract.USABLE}
     measured = curves[curves["trial_id"].astype(str).isin(usable)]["tokens"] if len(curves) \
@@ -204,6 +204,10 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
         f"to {chosen.predicted_at:,} as L_end * (D_end / D)^{horizon.DATA_EXPONENT:g} (measured on "
         f"tinyshakespeare; tune_gpt/horizon.py)",
         f"warmup_iters {int(cfg['warmup_iters'])}: the trial's, capped at a tenth of the run"]
+    if plan.trial_id == final_id:
+        evidence.insert(0, f"trial {final_id} is the search's final run ({meta.final['of']}'s "
+                           f"config trained to {chosen.measured_tokens:,} tokens): the longest "
+                           f"curve the search measured")
     p = RunPlan(search=meta.name, requested=tokens, tokens=int(plan.tokens),
                 trial_id=plan.trial_id, config=cfg, learning_rate=plan.lr, lr_from=plan.lr_from,
                 predicted=float(chosen.predicted),
@@ -273,6 +277,38 @@ def to_size(p: RunPlan, n_embd: int | None, n_layer: int | None,
             f"(at the searched {layers} x {emb} the horizon predicts {p.predicted:.3f})")
     return replace(p, config=config, predicted=None, interval=None, transfer=lead + notes,
                    prediction_note=note)
+
+
+def _with_final_run(rows: list[dict[str, Any]], curves: Any, meta: Any, score: str
+                    ) -> tuple[list[dict[str, Any]], Any, str | None]:
+    """The search's final run (meta.final) as one more measured config, with its curve: the
+    longest evidence a search has (a trial trains ~1M tokens on a CPU, its final run ~15M).
+    Its config is the one it trained: the length and lr its time fitted (retimed)."""
+    import pandas as pd
+
+    from tune_gpt import trial as contract
+    from tune_gpt.schedule import stretched_decay
+
+    f = meta.final or {}
+    pts = [p for p in f.get("curve") or [] if _finite(p.get("tokens"))
+           and _finite(p.get("val_loss"))]
+    if f.get("trained_nothing") or len(pts) < horizon.MIN_POINTS or not f.get("config"):
+        return rows, curves, None
+    cfg, tid = dict(f["config"]), str(f.get("trial_id") or "final")
+    if f.get("retimed") and f["retimed"].get("max_iters"):
+        end = int(f["retimed"]["max_iters"])
+        cfg.update(lr_decay_iters=stretched_decay(int(cfg.get("lr_decay_iters") or end),
+                                                  int(cfg["max_iters"]), end), max_iters=end,
+                   learning_rate=float(f["retimed"].get("learning_rate",
+                                                        cfg["learning_rate"])))
+    tpi = int(cfg["batch_size"]) * int(cfg["block_size"]) * \
+        int(cfg.get("gradient_accumulation_steps", 1))
+    row = {**cfg, "trial_id": tid, "outcome": contract.COMPLETED, "tokens": pts[-1]["tokens"],
+           "tokens_per_iter": tpi, "wall_s": f.get("wall_s"),
+           score: f.get(score, f.get("best_val_loss"))}
+    extra = pd.DataFrame([{"trial_id": tid, "tokens": p["tokens"], "val_loss": p["val_loss"],
+                           "train_loss": p.get("train_loss")} for p in pts])
+    return rows + [row], pd.concat([curves, extra], ignore_index=True), tid
 
 
 def _beyond(search: str, tokens: int, longest: int) -> None:

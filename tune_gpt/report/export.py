@@ -67,6 +67,17 @@ def best_config_yaml(res: Results, trial_id: str | None, knobs: dict[str, Any]) 
     return "\n".join(lines) + "\n"
 
 
+def _measured(res: Results, trial_id: str | None) -> str:
+    """What the config measured: a trial's best, or the search's final run's (a plan)."""
+    if trial_id in res.trials.index:
+        return f"(best {res.metric} {res.trials.at[trial_id, res.score]:.4f})."
+    fin = res.meta.final or {}
+    if str(fin.get("trial_id")) == str(trial_id) and fin.get("best_val_loss") is not None:
+        return (f"(the search's final run, {fin['of']}'s config trained longer: best "
+                f"{res.metric} {fin['best_val_loss']:.4f}).")
+    return "(not measured by this search)."
+
+
 def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) -> str:
     """nanoGPT's config/*.py style: `key = literal` lines, only keys its train.py knows."""
     if not knobs:
@@ -76,7 +87,7 @@ def nanogpt_config(res: Results, trial_id: str | None, knobs: dict[str, Any]) ->
     name, data_note = nanogpt_dataset(dataset, str(k.get("tokenizer", "auto")))
     device = "cuda" if k["device"] in ("auto", "cuda") else k["device"]
     out = [f"# nanoGPT config exported by tune-gpt: best trial {trial_id} of search '{res.name}'",
-           f"# (best {res.metric} {res.trials.at[trial_id, res.score]:.4f}).",
+           f"# {_measured(res, trial_id)}",
            "# Use it from a nanoGPT checkout:  python train.py config/<this file>.py", ""]
     wsd = bool(k["decay_lr"]) and k.get("lr_schedule") == "wsd"
     if wsd:  # said first, where it cannot be missed: this file does not reproduce the trial

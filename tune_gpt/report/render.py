@@ -274,16 +274,22 @@ def _next(res: Results, f: Findings, T: Tr) -> list[str]:
     return out + _full_run(res, T) + _transfer(res, n.trial_id, T)
 
 
-FULL_RUN_FACTOR = 8  # "your full run": this many times the search's longest trial
+FULL_RUN_FACTOR = 8  # "your full run": this many times the longest run the search measured
 
 
 def _full_run(res: Results, T: Tr) -> list[str]:
-    """For your full run: `tune-gpt plan` at FULL_RUN_FACTOR times the longest trial."""
+    """For your full run: `tune-gpt plan` at FULL_RUN_FACTOR times the longest run measured
+    (a trial, or the final run, which `plan` takes as evidence too)."""
     from tune_gpt.errors import UserError
     from tune_gpt.horizon import MAX_EXTRAPOLATION
     from tune_gpt.plan import plan_from
 
     longest = float(res.trials["tokens"].max()) if len(res.trials) else 0.0
+    fin = res.meta.final or {}
+    ran = float(fin.get("tokens") or 0.0) if fin.get("curve") and \
+        not fin.get("trained_nothing") else 0.0
+    what = T("full.what.final") if ran > longest else T("full.what.trial")
+    longest = max(longest, ran)
     if not longest or not len(res.curves):
         return []
     tokens = int(longest * FULL_RUN_FACTOR)
@@ -295,7 +301,8 @@ def _full_run(res: Results, T: Tr) -> list[str]:
               trial=p.trial_id, lr=f"{p.learning_rate:.3g}", lr_from=f"{p.lr_from:.3g}",
               iters=fmt.count(p.config["max_iters"]), pred=fmt.loss(p.predicted),
               lo=fmt.loss(p.interval[0]), hi=fmt.loss(p.interval[1]),
-              reach=fmt.tokens(longest * MAX_EXTRAPOLATION))]
+              reach=fmt.tokens(longest * MAX_EXTRAPOLATION), longest=fmt.tokens(longest),
+              what=what)]
 
 
 def _transfer(res: Results, trial_id: str | None, T: Tr) -> list[str]:
