@@ -162,3 +162,15 @@ def test_the_search_summary_says_when_the_final_run_trained_nothing() -> None:
     text = "\n".join(lines)
     assert "final model:" not in text and "after 0 tokens" not in text
     assert "ended before its first evaluation" in text and "500,736 tokens" in text
+
+
+def test_with_no_speed_measured_the_report_does_not_say_every_trial_compiled() -> None:
+    from tune_gpt.report.findings import Remedy
+    from tune_gpt.report.i18n import translator
+    from tune_gpt.report.render_resources import _slow_step
+
+    T = translator("en")
+    none_off = Remedy("compile", applicable=False)
+    assert "already used compile=True" in _slow_step(none_off, T)
+    said = _slow_step(none_off, T, measured=False)
+    assert "already used" not in said and "no trial trained far enough" in said

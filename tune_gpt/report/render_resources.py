@@ -132,7 +132,7 @@ def slow_section(f: Findings, T: Tr, figures: list[str]) -> list[str]:
     lines = [T("slow.remedies")]
     for i, r in enumerate(s.remedies, 1):
         tag = T("slow.tag.measured" if _measured(r) else "slow.tag.unmeasured")
-        lines.append(f"{i}. {tag} · " + _slow_step(r, T, factor))
+        lines.append(f"{i}. {tag} · " + _slow_step(r, T, factor, measured=bool(s.rows)))
     out.append("\n".join(lines))
     if "pareto.png" in figures:
         out.append(f"![val_loss vs speed](pareto.png)\n\n*{T('fig.pareto.caption')}*")
@@ -183,10 +183,10 @@ def _speed_verdict(p: Pair, T: Tr) -> str:
     return T("noise.speed.within" if within else "noise.speed.real", pct=fmt.pct(THROUGHPUT_NOISE))
 
 
-def _slow_step(r: Remedy, T: Tr, factor: float = 1.0) -> str:
-    if r.key == "compile":
+def _slow_step(r: Remedy, T: Tr, factor: float = 1.0, measured: bool = True) -> str:
+    if r.key == "compile":  # `measured`: some trial's speed was measured at all
         which = T("slow.compile.which", n=len(r.trials), ids=ids(r.trials)) if r.trials \
-            else T("slow.compile.all_on")
+            else T("slow.compile.all_on") if measured else T("slow.compile.none")
         measured = T("slow.compile.measured", verdict=_speed_verdict(r.pair, T), **_pair(r.pair)) \
             if r.pair else \
             T("slow.compile.guide", lo=COMPILE_SPEEDUP[0], hi=COMPILE_SPEEDUP[1])
