@@ -162,6 +162,8 @@ def test_ctrl_c_keeps_the_search_resumable(tmp_path: Path, shakespeare_path: Pat
     assert name.startswith(long_name + "-") and len(name) == 116
     folder = tmp_path / "runs" / name
     assert json.loads((folder / "state.json").read_text())["finished"] is False
+    explored_before = json.loads((folder / "state.json").read_text())["explored_s"]
+    assert explored_before > 0
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
     exp = client.get_experiment_by_name(f"tune-gpt-{long_name}")
     assert all(r.info.status != "RUNNING" for r in client.search_runs([exp.experiment_id]))
@@ -174,3 +176,8 @@ def test_ctrl_c_keeps_the_search_resumable(tmp_path: Path, shakespeare_path: Pat
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(children) == 3 and all(r.info.status == "FINISHED" for r in runs)
     assert (tmp_path / "reports" / name / "report.md").is_file()
+    # the time it took counts both sessions, not only the resumed one
+    meta = json.loads((folder / "results" / "meta.json").read_text())
+    assert meta["wall_s"] == pytest.approx(
+        json.loads((folder / "state.json").read_text())["explored_s"])
+    assert meta["wall_s"] > explored_before

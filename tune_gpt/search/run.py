@@ -170,7 +170,8 @@ def _run(plan: _Plan) -> SearchResult:
 
             asha = read_state(folder / "asha.json") or {}
             raise SearchInterrupted(state.name, unfinished(grid, asha.get("stopped", ())))
-        trials, curves, meta = _finish(plan, state, grid, wall)
+        # the exploring time over every resume, not this session's share of it
+        trials, curves, meta = _finish(plan, state, grid, state.explored_s)
 
     report_path = None
     if opts.report:
@@ -181,10 +182,10 @@ def _run(plan: _Plan) -> SearchResult:
         tracking.log_folder(plan.uri, state.parent_run_id, report_path.parent, "report")
     from tune_gpt.search.live import print_summary
 
-    print_summary(say, state.name, meta.best, meta.counts, wall, folder, report_path, space,
-                  meta.confirm, meta.final)
+    print_summary(say, state.name, meta.best, meta.counts, state.explored_s, folder,
+                  report_path, space, meta.confirm, meta.final)
     return SearchResult(state.name, folder, meta.best, meta.counts, report_path, plan.uri,
-                        state.parent_run_id, wall)
+                        state.parent_run_id, state.explored_s)
 
 
 def _start(plan: _Plan) -> SearchState:
