@@ -193,7 +193,6 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
               f"{chosen.measured_tokens:,}) x the loss (tune_gpt/horizon.py); t with "
               f"{dof_sum:.1f} dof")
     cfg = plan.config
-    iters = int(cfg["max_iters"])
     schedule = str(cfg.get("lr_schedule", "cosine")) if cfg.get("decay_lr", True) else "constant"
     cooldown = int(cfg["lr_decay_iters"]) - cooldown_start(SimpleNamespace(
         cooldown_frac=float(cfg.get("cooldown_frac", TrainConfig.cooldown_frac)),
