@@ -34,6 +34,13 @@ def knob(default: Any, doc: str) -> Any:
 # µP's tunable multipliers: model keys, they transfer across width, 1 = none
 MUP_MULTS = ("mup_input_mult", "mup_output_mult", "mup_init_mult", "mup_attn_mult")
 
+def tokens_per_iter(knobs: Mapping[str, Any]) -> int:
+    """Tokens one optimizer step consumes, for a config or a plain mapping of its knobs (a
+    trials-table row, a plan's config): batch_size x block_size x accumulation."""
+    return int(knobs.get("batch_size", 1)) * int(knobs.get("block_size", 1)) * \
+        int(knobs.get("gradient_accumulation_steps", 1))
+
+
 @dataclass
 class TrainConfig:
     """Every knob of one GPT training run. Defaults: nanoGPT's CPU recipe for shakespeare_char."""
@@ -130,7 +137,7 @@ class TrainConfig:
 
     def tokens_per_iter(self) -> int:
         """Tokens consumed by one optimizer step."""
-        return self.batch_size * self.block_size * self.gradient_accumulation_steps
+        return tokens_per_iter(vars(self))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -35,6 +35,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from tune_gpt.config import tokens_per_iter
 from tune_gpt.schedule import stretched_decay
 
 LR_TOKENS_EXPONENT = 0.32   # Bjorck et al. 2024: lr* ~ D^-0.32
@@ -379,8 +380,7 @@ def plan_final(rows: Sequence[Mapping[str, Any]], curves: Any,
         best = min(ok, key=lambda c: c.predicted)
     predicted = best.predicted if not best.note else None
     knobs = dict(configs[best.trial_id])
-    tpi = int(knobs.get("batch_size", 1)) * int(knobs.get("block_size", 1)) * \
-        int(knobs.get("gradient_accumulation_steps", 1))
+    tpi = tokens_per_iter(knobs)
     planned = int(knobs.get("max_iters", 0)) * tpi
     lr_from = float(knobs["learning_rate"])
     lr = lr_for_tokens(lr_from, planned, best.tokens)

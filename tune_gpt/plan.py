@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tune_gpt import horizon
+from tune_gpt.config import tokens_per_iter
 from tune_gpt.errors import UserError
 
 SHAPE = ("n_layer", "n_embd", "n_head")  # a model's size: what `plan --n_embd/--n_layer` moves
@@ -150,8 +151,7 @@ def plan_from(trials: Any, curves: Any, meta: Any, tokens: int, *, n_embd: int |
         else pd.Series([], dtype=float)
     if len(measured) and tokens > measured.max() * horizon.MAX_EXTRAPOLATION:
         _beyond(meta.name, tokens, int(measured.max()))  # the lr rule too: not that far
-    one = min((int(c["batch_size"]) * int(c["block_size"]) *
-               int(c.get("gradient_accumulation_steps", 1)) for c in configs.values()
+    one = min((tokens_per_iter(c) for c in configs.values()
                if "batch_size" in c and "block_size" in c), default=1)
     if tokens < one:
         raise UserError(f"--tokens {tokens:,} is less than one iteration of the searched "
@@ -300,8 +300,7 @@ def _with_final_run(rows: list[dict[str, Any]], curves: Any, meta: Any, score: s
                                                   int(cfg["max_iters"]), end), max_iters=end,
                    learning_rate=float(f["retimed"].get("learning_rate",
                                                         cfg["learning_rate"])))
-    tpi = int(cfg["batch_size"]) * int(cfg["block_size"]) * \
-        int(cfg.get("gradient_accumulation_steps", 1))
+    tpi = tokens_per_iter(cfg)
     row = {**cfg, "trial_id": tid, "outcome": contract.COMPLETED, "tokens": pts[-1]["tokens"],
            "tokens_per_iter": tpi, "wall_s": f.get("wall_s"),
            score: f.get(score, f.get("best_val_loss"))}

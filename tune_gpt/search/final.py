@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from tune_gpt import horizon, retime
 from tune_gpt import trial as contract
+from tune_gpt.config import tokens_per_iter
 
 PLAN_FILE = "final_plan.json"
 MODEL_DIR = "model"              # FOLDER/model/ckpt.pt: the model the search hands back
@@ -295,8 +296,7 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
     # a run that ended before its first evaluation reported nothing: it trained nothing kept
     tokens = max(float(row.get("tokens") or 0), start)
     final_flops = flops_of(plan["config"], max(0.0, tokens - start), vocab)
-    tpi = int(plan["config"]["batch_size"]) * int(plan["config"]["block_size"]) * \
-        int(plan["config"].get("gradient_accumulation_steps", 1))
+    tpi = tokens_per_iter(plan["config"])
     summary = {
         "trial_id": tid, "of": plan["trial_id"], "outcome": row.get("outcome"),
         # the saved model's own loss and length (the final run's best evaluation, or the
