@@ -126,5 +126,14 @@ def test_the_replay_has_a_rules_method(shakespeare_path: Path) -> None:
     set_data(str(shakespeare_path))
     assert _DATA["train_tokens"] == pytest.approx(1_115_394 * 0.9, rel=0.01)
     searcher, scheduler = METHODS["default_rules"](0)
-    assert searcher is not None and scheduler is not None
+    # its priors are the rules' for the tokens the table's trials trained (2M: full table),
+    # not the space's hand-picked ones
+    from tune_gpt.space.auto_priors import GUIDE_LR, GUIDE_TOKENS
+
+    priors = searcher._sampler._priors
+    assert priors["learning_rate"][0] == pytest.approx(
+        GUIDE_LR * (2_000_000 / GUIDE_TOKENS) ** -0.32)
+    assert priors["n_layer"][0] == 6 and priors["n_embd"][0] == 192  # the guide's 6 x 384,
+    assert priors["batch_size"][0] == 12                              # in the CPU ranges
+    assert scheduler._time_attr == "tokens" and scheduler._reduction_factor == 3
     assert reasons(_space()) and all("computed when" in x for x in reasons(_space()))

@@ -52,6 +52,20 @@ def test_save_writes_out_dir_ckpt_and_resume_true_reads_it(tiny_config) -> None:
     assert [r.iter for r in more.records] == [15]
 
 
+
+def test_resume_on_another_vocabulary_is_refused(tiny_config, tmp_path: Path) -> None:
+    """Token ids mean other characters in another data set: resuming there would train the
+    model on scrambled text. Even with the same number of characters, it is one clear error."""
+    train(tiny_config(max_iters=5, eval_interval=5), threads=1, save=True)
+    shake = prepare(tiny_config().dataset)
+    # the same vocabulary size, other characters: each of shakespeare's 65 shifted by one
+    other = tmp_path / "other.txt"
+    other.write_text("".join(chr(ord(c) + 200) for c in shake.itos()) * 400)
+    assert prepare(str(other)).vocab_size == shake.vocab_size
+    with pytest.raises(UserError, match="vocabulary differs from .*resume on the dataset"):
+        train(tiny_config(max_iters=10, eval_interval=5, dataset=str(other)), threads=1,
+              resume=True)
+
 # ----------------------------------------------------------------------------- best and last
 
 def hump_text(folder: Path) -> Path:

@@ -4,6 +4,7 @@ of the final config, and the rule that ends exploring."""
 from __future__ import annotations
 
 import math
+import time
 
 import pandas as pd
 import pytest
@@ -341,6 +342,10 @@ def test_the_final_plan_of_a_time_budget_is_what_is_left_at_the_measured_speed(
     configs = {"a": _knobs(1e-3), "b": _knobs(1e-3)}
     saved = make_plan(space, trials, curves, configs, 65, explore_wall=200, slots=2)
     assert saved is not None and saved["left"]["seconds"] == 600 - 200 - END_S
+    # the run refits its own length to the clock (retime.Retimer): until when, and no
+    # token cap without a token or FLOP budget
+    assert saved["retime"]["until"] == pytest.approx(time.time() + 600 - 200 - END_S, abs=5)
+    assert saved["retime"]["max_iters"] == 0
     assert saved["resources"] == {"cpu": 2.0, "gpu": 0.0}
     new = (600 - 200 - END_S - horizon.STARTUP_S) * 5000 * 2 * horizon.FINAL_EFFICIENCY
     plan = saved["plan"]
@@ -365,6 +370,12 @@ def test_the_final_plan_of_a_time_budget_is_what_is_left_at_the_measured_speed(
     saved = make_plan(space, trials, curves, coarse, 65, explore_wall=200, slots=2)
     assert saved["plan"]["config"]["eval_interval"] == \
         saved["plan"]["config"]["max_iters"] // FINAL_EVALS
+    # a token budget as well: the clock may cut the run, the tokens left cap it
+    both = load_space(smoke, sets=["final.explore_share=0.5", "budget.time_budget_s=600",
+                                   "budget.total_tokens=10000000"])
+    capped = make_plan(both, trials, curves, configs, 65, explore_wall=200, slots=2)
+    assert capped["left"]["tokens"] == 10_000_000 - 2 * 2_000_000
+    assert capped["retime"]["max_iters"] == (10_000_000 - 4_000_000) // 768
 
 
 def test_a_trial_stopped_by_the_budget_or_by_exploring_s_end_says_so() -> None:
@@ -432,3 +443,25 @@ def test_the_search_final_plan_sets_wsd_and_says_why() -> None:
     assert any("wsd_vs_cosine" in line for line in plan.lines())
     mine = horizon.plan_final(rows, curves, configs, tokens_for=lambda r, rate: 8e6)
     assert "lr_schedule" not in mine.config and mine.schedule == ""  # the user's own run
+
+
+def test_the_prior_at_the_final_models_compute_is_measured_and_brought_forward() -> None:
+    """The report's "against the first trial at equal compute": the prior's own best, the
+    tokens the search's whole compute would have bought it, and its curve brought there by
+    the horizon rule; past 10x its evidence nothing is predicted, and the reason is kept."""
+    from tune_gpt.search.final import _prior, flops_of
+
+    rows = [_row("a", 5000, 1.6), _row("b", 5000, 1.7)]
+    trials = pd.DataFrame(rows)
+    curves = _search(rows, {"a": (1.3, 30.0, 0.3), "b": (1.4, 30.0, 0.3)})
+    cfg = {**_knobs(1e-3), "n_layer": 4, "n_head": 4, "n_embd": 128}
+    saved = {"prior_trial": "a", "prior_config": cfg}
+    per_token = flops_of(cfg, 1, 65)
+    last = float(curves[curves["trial_id"] == "a"]["val_loss"].iloc[-1])
+    got = _prior(saved, trials, curves, {}, 6e6 * per_token, 65)
+    assert got["trial_id"] == "a" and got["measured"] == 1.6 and got["measured_tokens"] == 2e6
+    assert got["tokens_at_budget"] == pytest.approx(6e6)
+    assert got["predicted"] == pytest.approx(last * (2e6 / 6e6) ** horizon.DATA_EXPONENT)
+    far = _prior(saved, trials, curves, {}, 30e6 * per_token, 65)
+    assert far["predicted"] is None and "more than 10x" in far["why"]
+    assert _prior({"prior_trial": None}, trials, curves, {}, 1.0, 65) is None  # no prior

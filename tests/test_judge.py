@@ -36,13 +36,21 @@ def test_a_gap_is_real_beyond_t_times_the_standard_error_of_the_difference():
     se = 0.02 * math.sqrt(1 / 3 + 1 / 2)
     assert n.threshold(3, 2) == pytest.approx(2.776 * se, rel=1e-3)
     assert n.real(2.8 * se, 3, 2) and not n.real(2.7 * se, 3, 2)
+    assert n.real(-2.8 * se, 3, 2) and not n.real(-2.7 * se, 3, 2)  # either direction
     assert n.pair == pytest.approx(2.776 * math.sqrt(2) * 0.02, rel=1e-3)
     assert not n.real(math.nan)
 
 
 def test_the_noise_comes_from_confirm_else_the_reference_never_below_the_wobble():
     ref = judge.REFERENCE_SEED_NOISE
-    assert judge.seed_noise(0.03, 3, 6).source == "confirm"
+    confirm = judge.seed_noise(0.03, 3, 6)
+    assert (confirm.source, confirm.per_run, confirm.dof, confirm.measured, confirm.n) == \
+        ("confirm", 0.03, 3, 0.03, 6)
+    # confirm runs are never trusted below the curves' own wobble, nor below the floor
+    wobbly_confirm = judge.seed_noise(0.03, 3, 6, wobble=0.05)
+    assert (wobbly_confirm.per_run, wobbly_confirm.measured, wobbly_confirm.eval) == \
+        (0.05, 0.03, 0.05)
+    assert judge.seed_noise(judge.FLOOR / 2, 3, 6).per_run == judge.FLOOR
     none = judge.seed_noise(wobble=0.004)
     assert (none.source, none.per_run, none.dof) == ("reference", ref.sd, ref.dof)
     assert none.eval == judge.FLOOR  # within one run: the wobble, at least the floor

@@ -3,6 +3,8 @@ groups, and a µP run that trains, checkpoints, resumes only as µP and samples.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -143,7 +145,9 @@ def test_a_mup_run_trains_resumes_only_as_mup_and_samples(tiny_config, shakespea
 
     cfg = tiny_config(parametrization="mup", mup_base_width=16, max_iters=10)
     result = train(cfg, save=True, data=shakespeare)
-    assert not result.diverged and result.final.val_loss < 4.2
+    # it learned: below uniform guessing, ln 65 = 4.174, by more than an untrained model's
+    # wobble (at lr 1e-12 this config ends at 4.172)
+    assert not result.diverged and result.final.val_loss < math.log(65) - 0.15
     with pytest.raises(UserError, match="parametrization=mup.*parametrization=sp"):
         train(tiny_config(max_iters=12), resume=True, data=shakespeare)
     # The sample is drawn from a µP model: it matches the one rebuilt by hand.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from tune_gpt.config import TrainConfig
 from tune_gpt.errors import UserError
@@ -75,9 +76,18 @@ def test_the_interval_widens_with_how_far_the_plan_goes_by_the_measured_spread(
     assert horizon.EXPONENT_SD == pytest.approx(sd) and len(taken) >= 4
     assert min(taken) < 0.05 < 0.08 < max(taken)  # licenses' overfitting run is counted
     for k, p in (("near", near), ("far", far)):
-        law = p.predicted * math.log(p.tokens / 2_001_408) * sd
-        assert law == pytest.approx(horizon.law_sd(p.predicted, 2_001_408, p.tokens))
+        law = p.predicted * math.log(p.tokens / 2_000_000) * sd  # from its last evaluation
+        assert law == pytest.approx(horizon.law_sd(p.predicted, 2_000_000, p.tokens))
         assert 1.96 * law < half[k] < 4.5 * math.hypot(law, 0.0129)
+        # exactly: Student's t at Welch-Satterthwaite's dof (the seed noise's 5, the
+        # exponent's len(runs) - 1) times the root of the two variances
+        ws = (0.0129 ** 2 + law ** 2) ** 2 / (0.0129 ** 4 / 5 + law ** 4 / (len(taken) - 1))
+        assert half[k] == pytest.approx(stats.t.ppf(0.975, ws) * math.hypot(law, 0.0129),
+                                        rel=1e-6)
+    # within the evidence the rule adds no doubt: the seed noise alone, t at its 5 dof
+    from tune_gpt.plan import half_interval
+    assert half_interval(1.5, 2e6, 2e6, 0.0129, 5)[0] == pytest.approx(2.5706 * 0.0129,
+                                                                       rel=1e-4)
     # python_stdlib's plan (a report corpus) missed by 0.19 at 8x: inside an 8x interval now
     assert half["far"] > 0.19
     assert f"(they took {min(taken):.3f}-{max(taken):.3f})" in far.noise
