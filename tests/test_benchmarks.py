@@ -90,7 +90,39 @@ def test_search_overhead_quick(tmp_path: Path, shakespeare_path: Path) -> None:
 @pytest.mark.e2e
 def test_scaling_quick(tmp_path: Path) -> None:
     result = _run("scaling", tmp_path)
-    assert result["rows"][0]["trials"] == 20 and result["rows"][0]["report_s"] > 0
+    row = result["rows"][0]
+    assert row["trials"] == 20 and row["report_s"] > 0
+    # per logged evaluation of the 20 synthetic trials; both figures are rounded (0.01 s, 0.1 ms)
+    evals = len(_synthetic_curves(20))
+    assert row["mlflow_ms_per_eval"] == pytest.approx(
+        1000 * row["mlflow_logging_s"] / evals, abs=0.05 + 1000 * 0.005 / evals)
+
+
+def _synthetic_curves(n: int):
+    from benchmarks.scaling import synthetic
+
+    return synthetic(n)[1]
+
+
+def test_scaling_times_real_mlflow_logging(tmp_path: Path) -> None:
+    """What the scaling benchmark times is the product's own logging into a real store:
+    one parent run, a nested run per trial with every evaluation and its outcome."""
+    from mlflow.tracking import MlflowClient
+
+    from benchmarks.scaling import synthetic, time_mlflow
+    from tune_gpt import tracking
+
+    trials, curves, _ = synthetic(5)
+    seconds, evals = time_mlflow(5, tmp_path)
+    assert seconds > 0 and evals == len(curves)
+    client = MlflowClient(tracking_uri=tracking.default_tracking_uri(tmp_path))
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(runs) == 6 and len(children) == 5
+    for r in children:
+        tid = r.data.tags.get("mlflow.runName")
+        history = client.get_metric_history(r.info.run_id, "val_loss")
+        assert len(history) == (curves.trial_id == tid).sum(), tid
 
 
 @pytest.mark.e2e
