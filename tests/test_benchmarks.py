@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -341,12 +342,18 @@ def test_corpora_are_built_the_same_twice_and_say_what_they_hold(tmp_path: Path)
     manifest = json.loads((a / "corpora.json").read_text())
     names = [c["name"] for c in manifest["corpora"]]
     assert {"python_stdlib", "licenses"} <= set(names)      # on every Debian/Python machine
+    unicode = {k.name for k in corpora.CORPORA if k.unicode}
+    assert unicode == {"manpages_ru"}
     for c in manifest["corpora"]:
-        text = (a / c["path"]).read_text(encoding="ascii")
+        text = (a / c["path"]).read_text(encoding="utf-8")
         assert c["sha256"] == hashlib.sha256(text.encode()).hexdigest()
-        assert c["bytes"] == c["characters"] == len(text) <= c["cap_bytes"] == corpora.QUICK_CAP
-        assert c["vocab"] == len(set(text)) and set(text) <= {"\n", *map(chr, range(32, 127))}
+        assert c["bytes"] == len(text.encode()) and c["vocab"] == len(set(text))
+        assert c["characters"] == len(text) <= c["cap_bytes"] == corpora.QUICK_CAP
         assert c["file_count"] == len(c["files"]) >= 1
+        if c["name"] in unicode:  # letters kept, control characters not
+            assert not any(unicodedata.category(ch).startswith("C") for ch in set(text) - {"\n"})
+        else:
+            assert set(text) <= {"\n", *map(chr, range(32, 127))}
     stdlib = next(c for c in manifest["corpora"] if c["name"] == "python_stdlib")["files"]
     assert stdlib == sorted(stdlib)
     assert not any({"test", "tests", "site-packages"} & set(f.split("/")) for f in stdlib)
@@ -358,6 +365,9 @@ def test_corpus_characters_are_printable_ascii() -> None:
 
     raw = "café\tx\r\nnaïve ✓\x00\x0c end".encode() + b"\xff"
     assert clean(raw) == "cafe    x\nnaive ? end?\n"
+    # a unicode corpus keeps its letters (Cyrillic here), drops only control characters
+    assert clean("сеть\tx\r\nнет ✓\x00 end".encode() + b"\xff", unicode=True) == \
+        "сеть    x\nнет ✓ end\ufffd\n"
 
 
 @pytest.mark.e2e
