@@ -123,6 +123,23 @@ def test_a_plan_past_its_evidence_is_refused_with_how_far_it_can_go(tmp_path: Pa
     assert "\n" not in str(e.value)
 
 
+def test_a_report_folder_is_planned_from_its_searchs_tables_or_says_where_they_are(
+        tmp_path: Path) -> None:
+    """`tune-gpt plan reports/NAME`: the search NAME's tables under the runs folder; a report
+    whose search ran elsewhere (the committed example) says so in one line."""
+    from tune_gpt.report.folder import results_of
+
+    res = _results(tmp_path)
+    report = tmp_path / "reports" / "s"
+    report.mkdir(parents=True)
+    (report / "report.md").write_text("# s\n")
+    assert results_of(str(report), str(tmp_path / "runs")) == res
+    with pytest.raises(UserError, match=r"is a report; its search's tables .*other.*--storage-path"
+                       ) as e:
+        results_of(str(tmp_path / "reports" / "s"), str(tmp_path / "other"))
+    assert "\n" not in str(e.value)
+
+
 def test_a_plan_past_its_evidence_is_refused_even_where_the_model_would_overfit(
         tmp_path: Path) -> None:
     """On a small corpus the loss is predicted at the overfit onset, within the evidence; the

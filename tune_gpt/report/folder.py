@@ -152,9 +152,16 @@ def results_of(search: str, storage_path: str | None) -> Path:
     try:
         return find_results(search, storage_path)
     except UserError:
-        if (here / "report.md").is_file():
-            return find_results(here.name, storage_path)
-        raise
+        if not (here / "report.md").is_file():
+            raise
+    try:
+        return find_results(here.name, storage_path)
+    except UserError:
+        root = Path(storage_path) if storage_path else Path("runs")
+        raise UserError(f"{search} is a report; its search's tables "
+                        f"({root / here.name / 'results'}) are not here, and a plan is made "
+                        f"from them: run `tune-gpt plan` where the search ran, or pass "
+                        f"--storage-path to its runs folder") from None
 
 
 def plan_run(search: str, tokens: int, storage_path: str | None = None, *,
