@@ -228,3 +228,50 @@ def test_a_quiet_view_prints_nothing_holds_no_file_and_stays_quiet_after_a_resto
     simulate(restored, restored.clock, ASHA_PLAN[3:5], slots=2, speed=1000, every=50_000,
              cap=2_000_000, budget_s=60)
     assert restored.quiet and capsys.readouterr().out == ""
+
+
+def _final_run(view: LiveView, clock: FakeClock, start: int, speed: float, every: int,
+               seconds: int, cap: int) -> list[tuple[int, int | None]]:
+    """The search's final run: one trial that continues an explored trial's state at `start`
+    tokens (its reports count from there) for `seconds`, reporting every `every` tokens."""
+    trial = SimpleNamespace(trial_id="final", status="RUNNING", last_result={},
+                            config={"learning_rate": 1e-3, "max_iters": cap // PER_ITER})
+    out = view.stream
+    view.setup()
+    view.on_trial_start(0, [trial], trial)
+    tokens = float(start)
+    for _ in range(seconds):
+        clock.t += 1
+        before, tokens = tokens, tokens + speed
+        if tokens // every > before // every:
+            view.on_trial_result(0, [trial], trial, {"tokens": tokens, "outcome": "running",
+                                                     "tokens_per_iter": PER_ITER,
+                                                     "val_loss": 2.0})
+    return status_lines(out)
+
+
+def test_the_final_run_counts_down_to_its_deadline() -> None:
+    """A final run under a time budget fits its length to the time left (retime.Retimer), so
+    that is its time left. Seen on the Russian man pages: continuing the prior at 250k
+    tokens, the line read ~6m26s, ~8m07s, ~8m42s left over its first two minutes, because
+    the 250k tokens it started with counted as speed and its planned length was outrun."""
+    clock, out = FakeClock(), io.StringIO()
+    view = LiveView(1, ["learning_rate"], "val_loss", 1, 700, every_s=30.0, stream=out,
+                    clock=clock, deadline=clock.t + 700, start_tokens=250_000, wall=clock)
+    lines = _final_run(view, clock, 250_000, 9000, 100_000, 650, cap=3_000_000)
+    assert len(lines) >= 10
+    for elapsed, left in lines:
+        assert left is not None and 700 - elapsed - 1 <= left <= 700 - elapsed
+    # past its planned 3M tokens (it is faster than planned) it still says the deadline
+    assert lines[-1][0] > (3_000_000 - 250_000) / 9000 and lines[-1][1] >= 40
+
+
+def test_a_continued_run_s_starting_tokens_are_not_speed() -> None:
+    """Without a deadline (a token budget: the run's length stands) the time left is the
+    tokens still to train at the run's own speed, the tokens it started with left out."""
+    clock, out = FakeClock(), io.StringIO()
+    view = LiveView(1, ["learning_rate"], "val_loss", 1, None, every_s=0.0, stream=out,
+                    clock=clock, start_tokens=250_000)
+    lines = _final_run(view, clock, 250_000, 5000, 250_000, 50, cap=1_250_000)
+    elapsed, left = lines[-1]
+    assert elapsed == 50 and abs(left - (1_250_000 - 500_000) / 5000) <= 2  # 150 s, not 75

@@ -238,9 +238,10 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
         say(f"  {line}")
 
     timing = saved.get("retime") or {}
-    point = {**plan["config"], **contract.TrialPlan(
-        final_of=plan["trial_id"], final_until=float(timing.get("until") or 0.0),
-        final_max_iters=int(timing.get("max_iters") or 0)).to_config()}
+    point_plan = contract.TrialPlan(final_of=plan["trial_id"],
+                                    final_until=float(timing.get("until") or 0.0),
+                                    final_max_iters=int(timing.get("max_iters") or 0))
+    point = {**plan["config"], **point_plan.to_config()}
     trainable = make_trainable(space, folder, prepared, checkpoints=CHECKPOINTS,
                                resources=saved["resources"])
     seconds = saved["left"]["seconds"]
@@ -263,7 +264,8 @@ def run_final(space: Any, folder: Path, prepared: Any, uri: str, parent_run_id: 
                 callbacks=[JsonLoggerCallback(), CSVLoggerCallback(),
                            MLflowTrialCallback(uri, parent_run_id, limit),
                            LiveView(1, list(space.params), space.metric, 1, seconds,
-                                    quiet=quiet)]))
+                                    quiet=quiet, deadline=point_plan.final_until or None,
+                                    start_tokens=plan["start_tokens"])]))
     from tune_gpt.errors import SearchInterrupted
 
     with guard() as interrupted:

@@ -45,12 +45,20 @@ class LiveView(Callback):
     onto `concurrency` slots. A trial's expected tokens come from the trials seen so far
     (Kaplan-Meier: how many of them trained past each count), so the trials that ASHA
     stops early weigh in as often as they happen, not as often as they have already ended.
-    Between reports the estimate counts down with `clock` (seconds; injectable for tests)."""
+    Between reports the estimate counts down with `clock` (seconds; injectable for tests).
+
+    The search's final run (search/final.py) is one trial that may continue an explored
+    trial's state (`start_tokens`: counted as already there, not as speed) and, under a time
+    budget, fits its own length to a `deadline` (a time.time(); retime.Retimer): its time
+    left is the deadline's, read on `wall`. A token cap or an overfitting cut can end it
+    sooner; the line cannot know that in advance."""
 
     def __init__(self, num_samples: int, tuned: list[str], metric: str,
                  concurrency: int, time_budget_s: float | None, every_s: float = 30.0,
                  stream: Any = None, total_tokens: int | None = None,
-                 clock: Callable[[], float] = time.monotonic, quiet: bool = False):
+                 clock: Callable[[], float] = time.monotonic, quiet: bool = False,
+                 deadline: float | None = None, start_tokens: float = 0.0,
+                 wall: Callable[[], float] = time.time):
         self.num_samples = num_samples
         self.tuned = tuned
         self.metric = metric
@@ -73,6 +81,7 @@ class LiveView(Callback):
         self.total_tokens = total_tokens
         self._tokens: dict[str, float] = {}  # each trial's tokens trained so far
         self._tokens_at_start = 0.0
+        self.deadline, self.start_tokens, self.wall = deadline, float(start_tokens), wall
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -96,7 +105,7 @@ class LiveView(Callback):
     def _run(self, trial: Any) -> Run:
         if trial.trial_id not in self._runs:
             now = self.clock()
-            tokens = self._tokens.get(trial.trial_id, 0.0)
+            tokens = self._tokens.get(trial.trial_id, self.start_tokens)
             self._runs[trial.trial_id] = Run(started=now, tokens0=tokens, at=now,
                                               tokens=tokens)
         return self._runs[trial.trial_id]
@@ -168,6 +177,8 @@ class LiveView(Callback):
     def time_left(self, now: float) -> float:
         """Seconds until the search ends (NaN while nothing is known): the smallest of the
         time budget left, the token budget left and the remaining trials' time."""
+        if self.deadline:  # the run fits its length to it
+            return max(0.0, self.deadline - self.wall())
         this_session = max(now - self._start, 1e-9)
         bounds = [self.trials_left_s(now)]
         if self.time_budget_s:
