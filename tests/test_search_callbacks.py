@@ -275,3 +275,15 @@ def test_a_continued_run_s_starting_tokens_are_not_speed() -> None:
     lines = _final_run(view, clock, 250_000, 5000, 250_000, 50, cap=1_250_000)
     elapsed, left = lines[-1]
     assert elapsed == 50 and abs(left - (1_250_000 - 500_000) / 5000) <= 2  # 150 s, not 75
+
+
+def test_a_resumed_final_run_is_timed_by_its_length_not_the_passed_deadline() -> None:
+    clock, out = FakeClock(), io.StringIO()
+    view = LiveView(1, ["learning_rate"], "val_loss", 1, 700, every_s=0.0, stream=out,
+                    clock=clock, deadline=clock.t + 700, start_tokens=250_000, wall=clock)
+    _final_run(view, clock, 250_000, 5000, 250_000, 100, cap=2_000_000)
+    restored = pickle.loads(pickle.dumps(view))  # `tune-gpt resume`, an hour later
+    clock2, out2 = FakeClock(t=clock.t + 3600), io.StringIO()
+    restored.clock, restored.wall, restored.stream = clock2, clock2, out2
+    elapsed, left = _final_run(restored, clock2, 750_000, 5000, 250_000, 50, cap=2_000_000)[-1]
+    assert left == pytest.approx((2_000_000 - 1_000_000) / 5000, abs=3)  # not "~0s left"

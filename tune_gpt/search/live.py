@@ -51,7 +51,8 @@ class LiveView(Callback):
     trial's state (`start_tokens`: counted as already there, not as speed) and, under a time
     budget, fits its own length to a `deadline` (a time.time(); retime.Retimer): its time
     left is the deadline's, read on `wall`. A token cap or an overfitting cut can end it
-    sooner; the line cannot know that in advance."""
+    sooner; the line cannot know that in advance. Resumed, the run keeps the length it had
+    been given (trainables/gpt.py, final_retimer), and its line goes back to that length."""
 
     def __init__(self, num_samples: int, tuned: list[str], metric: str,
                  concurrency: int, time_budget_s: float | None, every_s: float = 30.0,
@@ -82,6 +83,7 @@ class LiveView(Callback):
         self._tokens: dict[str, float] = {}  # each trial's tokens trained so far
         self._tokens_at_start = 0.0
         self.deadline, self.start_tokens, self.wall = deadline, float(start_tokens), wall
+        self._setups = 0            # driver sessions so far (setup runs once in each)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -93,6 +95,9 @@ class LiveView(Callback):
         # nothing here: keep the time the search had used (Ray's time budget does the
         # same) and forget the running trials, which start again.
         self._before_s = self._elapsed_s
+        if self._setups:  # a resumed final run keeps the length it had: no deadline now
+            self.deadline = None
+        self._setups += 1
         self._start = self.clock()
         self._last_print = -math.inf
         self._runs.clear()
