@@ -21,6 +21,7 @@ def test_english_report_has_the_eight_sections_in_order():
     positions = [md.index(f"## {s}") for s in SECTIONS_EN]
     assert positions == sorted(positions)
     assert "**Best val_loss: 1.451** — trial `t_over`" in md
+    assert "while exploring" not in md  # no final phase: the best trial is the result
     assert "Trials by outcome: completed 4 · stopped_early 7 · oom 1 · predicted_oom 1 · diverged 1" in md
 
 
@@ -174,3 +175,22 @@ def test_with_no_speed_measured_the_report_does_not_say_every_trial_compiled() -
     assert "already used compile=True" in _slow_step(none_off, T)
     said = _slow_step(none_off, T, measured=False)
     assert "already used" not in said and "no trial trained far enough" in said
+
+
+@pytest.mark.parametrize("lang, says", [
+    ("en", "**Best val_loss while exploring: 1.451** — trial `t_over`"),
+    ("zh", "**探索阶段的最佳 val_loss：1.451**")])
+def test_after_a_final_phase_the_summary_names_the_explored_best_as_such(lang: str,
+                                                                         says: str) -> None:
+    """The final model leads the report; the summary's best is then the best explored trial
+    (a user read "Best val_loss: 2.433" under "Final model: 0.935" on the Russian man pages)."""
+    from test_report_data import planted_search
+
+    trials, curves, meta = planted_search()
+    fin = {"best_val_loss": 1.30, "best_tokens": 5e6, "tokens": 5e6, "start_tokens": 0,
+           "of": "t_over", "predicted": None, "wall_s": 300.0, "flops": 1e13,
+           "flops_total": 2e13, "checkpoint": None,
+           "explore": {"wall_s": 100.0, "tokens": 1e6, "flops": 1e13, "trials": 4},
+           "lines": []}
+    md = build_report(trials, curves, {**meta, "final": fin}, lang=lang).markdown
+    assert says in md

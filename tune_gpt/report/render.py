@@ -28,7 +28,7 @@ def render(res: Results, f: Findings, lang: str, figures: list[str],
         parts.append(f"> {T('fig.nofont')}")
     parts += [_intro(res, T), data_line(res, T)]
     parts += _final(res.meta.final, res.meta.metric, T)
-    parts += _summary(f, T, loss_references(res, f, T))
+    parts += _summary(f, T, loss_references(res, f, T), explored=bool(res.meta.final))
     parts += _leaderboard(f, T, figures)
     parts += samples_section(f, T)
     parts += oom_section(f, T)
@@ -98,11 +98,13 @@ def _final(fin: dict[str, Any] | None, metric: str, T: Tr) -> list[str]:
     return out
 
 
-def _summary(f: Findings, T: Tr, references: list[str]) -> list[str]:
+def _summary(f: Findings, T: Tr, references: list[str], explored: bool = False) -> list[str]:
+    """The trials' summary; after a final phase (`explored`) its best is the best explored
+    trial, named so: the model to use is the final one, above."""
     s = f.summary
     out = [f"## {T('s1')}"]
     if s.best_trial:
-        out.append(T("best", metric=s.metric, loss=fmt.loss(s.best_value), trial=s.best_trial,
+        out.append(T("best.explored" if explored else "best", metric=s.metric, loss=fmt.loss(s.best_value), trial=s.best_trial,
                      outcome=s.best_outcome, tokens=fmt.tokens(s.best_tokens),
                      iters=fmt.count(s.best_iters)))
         out += references  # is that loss good?
