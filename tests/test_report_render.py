@@ -163,6 +163,15 @@ def test_the_search_summary_says_when_the_final_run_trained_nothing() -> None:
     text = "\n".join(lines)
     assert "final model:" not in text and "after 0 tokens" not in text
     assert "ended before its first evaluation" in text and "500,736 tokens" in text
+    # with a best explored trial, the summary names it as that, not as the search's result
+    space = SimpleNamespace(metric="val_loss", params={}, group_params=lambda: {})
+    best = {"metric": "val_loss", "value": 2.433, "trial_id": "7916def0", "config": {}}
+    for final, says in ((fin, "best val_loss while exploring: 2.4330"),
+                        (None, "best val_loss: 2.4330")):
+        lines.clear()
+        print_summary(lines.append, "w2", best, {"completed": 2}, 108.0, Path("runs/w2"),
+                      None, space, final=final)
+        assert says in "\n".join(lines)
 
 
 def test_with_no_speed_measured_the_report_does_not_say_every_trial_compiled() -> None:

@@ -229,7 +229,8 @@ def print_summary(say: Callable[..., None], name: str, best: dict[str, Any] | No
     say(f"\nsearch '{name}' done in {wall / 60:.1f} min: " +
         ", ".join(f"{n} {o.replace('_', ' ')}" for o, n in counts.items() if n))
     if best:
-        say(f"best {best['metric']}: {best['value']:.4f} (trial {best['trial_id']})")
+        while_ = " while exploring" if final else ""  # the final model is named below
+        say(f"best {best['metric']}{while_}: {best['value']:.4f} (trial {best['trial_id']})")
         shown = [k for k in space.params if k in best["config"]]
         shown += [k for d in space.group_params().values() for v in d.values for k in v
                   if k not in shown]
