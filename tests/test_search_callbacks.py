@@ -287,3 +287,21 @@ def test_a_resumed_final_run_is_timed_by_its_length_not_the_passed_deadline() ->
     restored.clock, restored.wall, restored.stream = clock2, clock2, out2
     elapsed, left = _final_run(restored, clock2, 750_000, 5000, 250_000, 50, cap=2_000_000)[-1]
     assert left == pytest.approx((2_000_000 - 1_000_000) / 5000, abs=3)  # not "~0s left"
+
+
+def test_a_view_pickled_by_an_older_version_resumes() -> None:
+    """A search interrupted under an older tune-gpt and resumed after an upgrade restores a
+    view without the final run's fields: it resumes with none (no deadline, no start)."""
+    clock, out = FakeClock(), io.StringIO()
+    view = LiveView(3, ["learning_rate"], "val_loss", 2, 600, every_s=0.0, stream=out,
+                    clock=clock)
+    view.setup()
+    state = view.__getstate__()
+    for key in ("deadline", "start_tokens", "wall", "_setups"):
+        state.pop(key)
+    old = LiveView.__new__(LiveView)
+    old.__setstate__(state)
+    old.stream = out
+    simulate(old, clock, [250_000, 250_000], slots=2, speed=5000, every=250_000,
+             cap=1_000_000)
+    assert old.deadline is None and status_lines(out)[-1][1] is not None

@@ -104,7 +104,8 @@ def _summary(f: Findings, T: Tr, references: list[str], explored: bool = False) 
     s = f.summary
     out = [f"## {T('s1')}"]
     if s.best_trial:
-        out.append(T("best.explored" if explored else "best", metric=s.metric, loss=fmt.loss(s.best_value), trial=s.best_trial,
+        out.append(T("best.explored" if explored else "best", metric=s.metric,
+                     loss=fmt.loss(s.best_value), trial=s.best_trial,
                      outcome=s.best_outcome, tokens=fmt.tokens(s.best_tokens),
                      iters=fmt.count(s.best_iters)))
         out += references  # is that loss good?

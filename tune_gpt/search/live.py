@@ -90,6 +90,11 @@ class LiveView(Callback):
         state["stream"] = None
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # a view pickled by an older version (a search resumed after an upgrade)
+        self.__dict__.update({"deadline": None, "start_tokens": 0.0, "wall": time.time,
+                              "_setups": 1, **state})
+
     def setup(self, **info):
         # After a restore (tune-gpt resume) the clock readings of the dead driver mean
         # nothing here: keep the time the search had used (Ray's time budget does the
