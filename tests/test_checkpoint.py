@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,20 @@ def test_resume_errors_are_user_errors(tiny_config, tmp_path: Path) -> None:
           on_eval=lambda record, ckpt: ckpt.save(path) and None)
     with pytest.raises(UserError, match="checkpoint has n_layer=2 but the config says n_layer=3"):
         train(tiny_config(n_layer=3), resume=path)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"not a checkpoint\n", r"\(corrupt, or not a file torch\.save wrote: [^)]+\)"),
+    (b"", r"\(empty or cut short\)"),
+])
+def test_an_unreadable_file_is_named_for_what_it_is(content: bytes, reason: str,
+                                                    tmp_path: Path) -> None:
+    """A text or empty file is not a pickle that torch's safe loader refused: the error must
+    not pass on torch's advice to load it with weights_only=False (unsafe, and useless)."""
+    bad = tmp_path / "ckpt.pt"
+    bad.write_bytes(content)
+    with pytest.raises(UserError) as info:
+        read_checkpoint(bad)
+    message = str(info.value)
+    assert re.search(reason, message), message
+    assert "weights_only" not in message and "\n" not in message

@@ -207,8 +207,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 — a truncated file, a text file, a foreign pickle...
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise UserError(f"{path}: not a readable tune-gpt checkpoint ({reason[:200]}); "
+        raise UserError(f"{path}: not a readable tune-gpt checkpoint ({_why_unreadable(e)}); "
                         f"pass a {BEST_NAME} or {LAST_NAME} that `tune-gpt train` wrote") \
             from None
     missing = [k for k in ("model", "config", "meta", "iter") if not isinstance(ckpt, dict)
@@ -217,6 +216,23 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: not a tune-gpt checkpoint (missing {', '.join(missing)}); "
                         f"pass a {BEST_NAME} or {LAST_NAME} that `tune-gpt train` wrote")
     return ckpt
+
+
+def _why_unreadable(e: Exception) -> str:
+    """torch.load's failure in a few words. A file that is not a pickle torch wrote (text,
+    a truncated or foreign file) fails as "Weights only load failed", with advice to turn
+    weights_only off that fits a trusted foreign pickle, not a corrupt file: keep the
+    unpickler's own reason instead."""
+    text = str(e).strip()
+    if isinstance(e, EOFError):
+        return "empty or cut short"
+    if "Weights only load failed" in text:
+        tail = text.split("WeightsUnpickler error:", 1)[1].strip() if \
+            "WeightsUnpickler error:" in text else ""
+        detail = (tail.splitlines() or [""])[0].strip()
+        return ("corrupt, or not a file torch.save wrote" + (f": {detail[:120]}" if detail
+                                                             else ""))
+    return (text.splitlines() or [type(e).__name__])[0][:200]
 
 
 def resume_state(resume: bool | str | Path | dict, cfg: TrainConfig) -> dict | None:
