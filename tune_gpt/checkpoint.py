@@ -227,11 +227,8 @@ def _why_unreadable(e: Exception) -> str:
     if isinstance(e, EOFError):
         return "empty or cut short"
     if "Weights only load failed" in text:
-        tail = text.split("WeightsUnpickler error:", 1)[1].strip() if \
-            "WeightsUnpickler error:" in text else ""
-        detail = (tail.splitlines() or [""])[0].strip()
-        return ("corrupt, or not a file torch.save wrote" + (f": {detail[:120]}" if detail
-                                                             else ""))
+        detail = text.partition("WeightsUnpickler error:")[2].strip().split("\n", 1)[0]
+        return "corrupt, or not a file torch.save wrote" + (f": {detail[:120]}" if detail else "")
     return (text.splitlines() or [type(e).__name__])[0][:200]
 
 
